@@ -1,0 +1,137 @@
+"""One input helper for every learner: arrays or lists of trajectories -> checked float64 arrays."""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["as_trajectory_list", "check_lagtime", "check_weights", "check_positive"]
+
+
+def _to_arrays(data):
+    """Split the accepted input kinds into a list of array-likes, one per trajectory."""
+    if hasattr(data, "per_walker"):  # cvlearn.Trajectory: walkers are independent trajectories
+        return [w.reshape(w.shape[0], -1) for w in data.per_walker()]
+    if isinstance(data, (list, tuple)):
+        if len(data) == 0:
+            raise ValueError("Got an empty list of trajectories; pass at least one (frames x features) array.")
+        # A list of numbers is one 1-D trajectory, not many scalars.
+        if all(isinstance(x, numbers.Number) for x in data):
+            return [np.asarray(data)]
+        out = []
+        for item in data:
+            out.extend(_to_arrays(item) if hasattr(item, "per_walker") else [item])
+        return out
+    return [data]
+
+
+def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=np.float64):
+    """Return ``data`` as a list of 2-D, finite float arrays (frames x features), never a view.
+
+    Parameters
+    ----------
+    data : array_like, list of array_like, or cvlearn.Trajectory
+        One trajectory (frames x features), a list of them (one per independent run), or an engine
+        trajectory whose walkers are taken as independent runs (positions flattened per frame).
+        A 1-D array is read as one feature.
+    name : str
+        Name of the argument, used in error messages.
+    min_frames : int
+        Every trajectory must have at least this many frames.
+    n_features : int, optional
+        Required number of features (e.g. the number seen at ``fit`` when calling ``transform``).
+
+    Raises
+    ------
+    ValueError
+        On wrong dimensionality, non-finite values, mismatched feature counts or too few frames.
+    TypeError
+        When the values are not numeric.
+    """
+    arrays = []
+    for i, raw in enumerate(_to_arrays(data)):
+        where = f"{name}" if i == 0 and not isinstance(data, (list, tuple)) else f"{name}[{i}]"
+        try:
+            x = np.array(raw, dtype=dtype, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{where} must be a numeric array (frames x features); could not convert it: {exc}"
+            ) from None
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(
+                f"{where} must be 2-D (frames x features); got shape {x.shape}. "
+                "Flatten per-frame data first, e.g. X.reshape(len(X), -1), or featurize it."
+            )
+        if x.shape[1] == 0:
+            raise ValueError(f"{where} has no features (shape {x.shape}).")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            frames = np.unique(np.nonzero(bad)[0])
+            raise ValueError(
+                f"{where} contains NaN or infinite values in {len(frames)} frame(s), first at frame "
+                f"{frames[0]} (features {np.nonzero(bad[frames[0]])[0].tolist()}). Remove or repair "
+                "those frames (e.g. X[np.isfinite(X).all(axis=1)]) before fitting."
+            )
+        if x.shape[0] < min_frames:
+            raise ValueError(f"{where} has {x.shape[0]} frame(s); at least {min_frames} are needed.")
+        arrays.append(x)
+    expected = n_features if n_features is not None else arrays[0].shape[1]
+    for i, x in enumerate(arrays):
+        if x.shape[1] != expected:
+            origin = "the estimator was fitted with" if n_features is not None else f"{name}[0] has"
+            raise ValueError(
+                f"{name}[{i}] has {x.shape[1]} features but {origin} {expected}. All trajectories "
+                "must be featurized the same way."
+            )
+    return arrays
+
+
+def check_lagtime(lagtime, arrays, owner):
+    """Check that ``lagtime`` is an int >= 1 and that at least one trajectory is longer than it."""
+    if isinstance(lagtime, bool) or not isinstance(lagtime, numbers.Integral) or lagtime < 1:
+        raise ValueError(
+            f"The 'lagtime' parameter of {owner} must be an int >= 1 (in frames); got {lagtime!r}."
+        )
+    longest = max(len(x) for x in arrays)
+    if lagtime >= longest:
+        raise ValueError(
+            f"The 'lagtime' parameter of {owner} must be an int in [1, n_frames). Got {lagtime} for "
+            f"trajectories of at most {longest} frames. Use a shorter lag or longer trajectories."
+        )
+    return int(lagtime)
+
+
+def check_weights(weights, arrays, name="weights"):
+    """Return per-trajectory float64 weight arrays matching ``arrays`` (None -> uniform)."""
+    if weights is None:
+        return [np.ones(len(x)) for x in arrays]
+    if len(arrays) == 1 and not isinstance(weights, (list, tuple)):
+        weights = [weights]
+    if len(weights) != len(arrays):
+        raise ValueError(f"Got {len(weights)} weight arrays for {len(arrays)} trajectories; give one per trajectory.")
+    out = []
+    for i, (w, x) in enumerate(zip(weights, arrays)):
+        w = np.array(w, dtype=np.float64, copy=True).reshape(-1)
+        if w.shape[0] != x.shape[0]:
+            raise ValueError(f"{name}[{i}] has {w.shape[0]} entries for a trajectory of {x.shape[0]} frames.")
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(
+                f"{name}[{i}] must be finite and non-negative. For log-weights (e.g. bias/kT) pass "
+                "np.exp(logw - logw.max())."
+            )
+        out.append(w)
+    if sum(w.sum() for w in out) <= 0:
+        raise ValueError(f"All {name} are zero; at least one frame needs a positive weight.")
+    return out
+
+
+def check_positive(value, name, owner, *, integer=False, allow_zero=False):
+    """Validate a positive (or non-negative) scalar parameter and return it as float or int."""
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        req = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"The '{name}' parameter of {owner} must be {req} {'int' if integer else 'number'}; got {value!r}.")
+    return int(value) if integer else float(value)

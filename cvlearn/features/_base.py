@@ -1,0 +1,61 @@
+"""Featurizers: torch modules from positions to features, also applied to stored frames."""
+
+import numpy as np
+import torch
+
+__all__ = ["Featurizer", "Concatenate"]
+
+
+class Featurizer(torch.nn.Module):
+    """Base class: ``forward(positions (..., particles, dims)) -> (..., n_features)`` in torch.
+
+    The same object featurizes stored frames (:meth:`transform`, for training) and live positions
+    inside a bias (``forward``, differentiable), so the two can never drift apart. Combine
+    featurizers with ``|``.
+    """
+
+    def feature_names(self):
+        """Names of the output features, in order."""
+        return [f"f{i}" for i in range(self.n_features)]
+
+    def transform(self, data, batch_size=100_000):
+        """Features of stored frames as float64 numpy.
+
+        ``data`` is a :class:`cvlearn.Trajectory` (returns a list with one (frames x features)
+        array per walker, ready for a learner's ``fit``) or an array of positions
+        (frames, particles, dims) in nm (returns one array).
+        """
+        if hasattr(data, "per_walker"):
+            return [self.transform(p, batch_size) for p in data.per_walker()]
+        pos = np.asarray(data, dtype=np.float64)
+        if pos.ndim != 3:
+            raise ValueError(f"Positions must be (frames, particles, dims); got shape {pos.shape}.")
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(pos), batch_size):
+                out.append(self(torch.from_numpy(pos[i:i + batch_size])).double().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n_features))
+
+    def __or__(self, other):
+        return Concatenate([self, other])
+
+
+class Concatenate(Featurizer):
+    """Several featurizers side by side: features of the first, then of the second, ..."""
+
+    def __init__(self, parts):
+        super().__init__()
+        flat = []
+        for p in parts:
+            flat.extend(p.parts if isinstance(p, Concatenate) else [p])
+        self.parts = torch.nn.ModuleList(flat)
+
+    @property
+    def n_features(self):
+        return sum(p.n_features for p in self.parts)
+
+    def feature_names(self):
+        return [n for p in self.parts for n in p.feature_names()]
+
+    def forward(self, positions):
+        return torch.cat([p(positions) for p in self.parts], dim=-1)

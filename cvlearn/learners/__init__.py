@@ -1,0 +1,7 @@
+"""CV learners with the scikit-learn estimator contract, and the torch modules they produce."""
+
+from ._module import CollectiveVariable, LinearCV
+from ._pca import PCA
+from ._tica import TICA
+
+__all__ = ["CollectiveVariable", "LinearCV", "PCA", "TICA"]

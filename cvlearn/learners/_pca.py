@@ -1,0 +1,79 @@
+"""Principal component analysis: the variance-based baseline CV."""
+
+import numpy as np
+
+from .._validation import check_positive
+from ._linear import LinearLearner
+from ._moments import Moments
+
+__all__ = ["PCA"]
+
+
+class PCA(LinearLearner):
+    """Principal component analysis over one or many trajectories, with optional frame weights.
+
+    The CV is the projection on the directions of largest variance. That is the right CV only when
+    the slow process is also the largest motion, which is often not so (see :class:`TICA`).
+
+    Parameters
+    ----------
+    n_components : int or None
+        Number of components kept (None: all).
+    whiten : bool
+        Scale components to unit variance.
+
+    Attributes
+    ----------
+    mean_ : ndarray (n_features,)
+    components_ : ndarray (n_components, n_features)
+        Principal axes (unit vectors, largest entry positive), by decreasing variance.
+    explained_variance_ : ndarray (n_components,)
+        Variances along them (unbiased, as scikit-learn), in feature units squared.
+    explained_variance_ratio_ : ndarray (n_components,)
+    eigenvectors_ : ndarray (n_features, n_components)
+        The projection used by ``transform`` (components_.T, divided by the std when whitening).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> X = np.random.default_rng(0).normal(size=(1000, 3)) * [3.0, 1.0, 0.1]
+    >>> pca = cl.PCA(n_components=1).fit(X)
+    >>> np.abs(pca.components_.round(1)).tolist()
+    [[1.0, 0.0, 0.0]]
+    """
+
+    _prefix = "pc"
+
+    def __init__(self, n_components=None, whiten=False):
+        self.n_components = n_components
+        self.whiten = whiten
+
+    def fit(self, X, y=None, weights=None):
+        """Fit on frames ``X`` (array, list of arrays, or Trajectory); ``weights`` per frame (optional)."""
+        arrays, weights = self._prepare(X, weights, min_frames=1)
+        nf = arrays[0].shape[1]
+        k = nf if self.n_components is None else check_positive(self.n_components, "n_components", "PCA", integer=True)
+        if k > nf:
+            raise ValueError(f"n_components={k} exceeds the {nf} features.")
+        mom = Moments(nf)
+        for x, w in zip(arrays, weights):
+            mom.add(x, w)
+        if mom.w**2 <= mom.w2 * (1 + 1e-12):
+            raise ValueError("PCA needs at least two frames with positive weight.")
+        mean, cov = mom.mean(), mom.covariance(unbiased=True)
+        self._check_variance(mean, np.diag(cov))
+        evals, evecs = np.linalg.eigh(cov)
+        order = np.argsort(evals)[::-1]
+        evals, evecs = np.maximum(evals[order], 0.0), evecs[:, order]
+        evecs *= np.sign(evecs[np.argmax(np.abs(evecs), axis=0), np.arange(nf)])
+        self.n_features_in_ = nf
+        self.mean_ = mean
+        self.components_ = evecs[:, :k].T.copy()
+        self.explained_variance_ = evals[:k].copy()
+        self.explained_variance_ratio_ = evals[:k] / evals.sum()
+        proj = self.components_.T.copy()
+        if self.whiten:
+            proj /= np.sqrt(np.maximum(self.explained_variance_, 1e-300))
+        self.eigenvectors_ = proj
+        return self
