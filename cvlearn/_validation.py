@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_trajectory_list", "check_lagtime", "check_weights", "check_positive"]
+__all__ = ["as_trajectory_list", "is_single_table", "check_lagtime", "check_weights", "check_positive"]
 
 
 def _to_arrays(data):
@@ -14,9 +14,11 @@ def _to_arrays(data):
     if isinstance(data, (list, tuple)):
         if len(data) == 0:
             raise ValueError("Got an empty list of trajectories; pass at least one (frames x features) array.")
-        # A list of numbers is one 1-D trajectory, not many scalars.
-        if all(isinstance(x, numbers.Number) for x in data):
-            return [np.asarray(data)]
+        # Plain nested lists of numbers are one table (scikit-learn's reading), not many trajectories:
+        # several trajectories are passed as a list of arrays.
+        if all(isinstance(x, numbers.Number) for x in data) or all(
+                isinstance(x, (list, tuple)) and all(isinstance(v, numbers.Number) for v in x) for x in data):
+            return [data]
         out = []
         for item in data:
             out.extend(_to_arrays(item) if hasattr(item, "per_walker") else [item])
@@ -24,21 +26,29 @@ def _to_arrays(data):
     return [data]
 
 
-def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=np.float64):
+def is_single_table(data):
+    """True if ``data`` is one (frames x features) table rather than several trajectories."""
+    parts = _to_arrays(data)
+    return len(parts) == 1 and parts[0] is data
+
+
+def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=np.float64, owner="the estimator"):
     """Return ``data`` as a list of 2-D, finite float arrays (frames x features), never a view.
 
     Parameters
     ----------
     data : array_like, list of array_like, or cvlearn.Trajectory
-        One trajectory (frames x features), a list of them (one per independent run), or an engine
+        One trajectory (frames x features), a list of arrays (one per independent run), or an engine
         trajectory whose walkers are taken as independent runs (positions flattened per frame).
-        A 1-D array is read as one feature.
+        Nested Python lists of numbers are read as one table, as scikit-learn does.
     name : str
         Name of the argument, used in error messages.
     min_frames : int
         Every trajectory must have at least this many frames.
     n_features : int, optional
         Required number of features (e.g. the number seen at ``fit`` when calling ``transform``).
+    owner : str
+        Name of the estimator, used in error messages.
 
     Raises
     ------
@@ -47,24 +57,34 @@ def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=n
     TypeError
         When the values are not numeric.
     """
+    raws = _to_arrays(data)
+    label = lambda i: name if len(raws) == 1 else f"{name}[{i}]"  # noqa: E731
     arrays = []
-    for i, raw in enumerate(_to_arrays(data)):
-        where = f"{name}" if i == 0 and not isinstance(data, (list, tuple)) else f"{name}[{i}]"
+    for i, raw in enumerate(raws):
+        where = label(i)
+        if hasattr(raw, "toarray") or hasattr(raw, "todense"):
+            raise TypeError(f"{where} is a sparse matrix; sparse input is not supported. Convert it with "
+                            f"{name}.toarray() (features of molecular frames are dense anyway).")
+        if np.asarray(raw).dtype.kind == "c":
+            raise ValueError(f"{where} holds complex numbers: Complex data not supported.")
         try:
-            x = np.array(raw, dtype=dtype, copy=True)
+            x = np.array(raw, dtype=dtype)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{where} must be a numeric array (frames x features); could not convert it: {exc}"
             ) from None
         if x.ndim == 1:
-            x = x[:, None]
+            raise ValueError(
+                f"{where} is 1-D (shape {x.shape}) but must be 2-D (frames x features). Reshape your data: "
+                f"{name}.reshape(-1, 1) for a single feature."
+            )
         if x.ndim != 2:
             raise ValueError(
                 f"{where} must be 2-D (frames x features); got shape {x.shape}. "
                 "Flatten per-frame data first, e.g. X.reshape(len(X), -1), or featurize it."
             )
         if x.shape[1] == 0:
-            raise ValueError(f"{where} has no features (shape {x.shape}).")
+            raise ValueError(f"{where} has 0 feature(s) (shape={x.shape}) while a minimum of 1 is required.")
         bad = ~np.isfinite(x)
         if bad.any():
             frames = np.unique(np.nonzero(bad)[0])
@@ -74,16 +94,16 @@ def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=n
                 "those frames (e.g. X[np.isfinite(X).all(axis=1)]) before fitting."
             )
         if x.shape[0] < min_frames:
-            raise ValueError(f"{where} has {x.shape[0]} frame(s); at least {min_frames} are needed.")
+            raise ValueError(f"{where} has {x.shape[0]} frame(s) (n_samples={x.shape[0]}); at least "
+                             f"{min_frames} are needed.")
         arrays.append(x)
-    expected = n_features if n_features is not None else arrays[0].shape[1]
     for i, x in enumerate(arrays):
-        if x.shape[1] != expected:
-            origin = "the estimator was fitted with" if n_features is not None else f"{name}[0] has"
-            raise ValueError(
-                f"{name}[{i}] has {x.shape[1]} features but {origin} {expected}. All trajectories "
-                "must be featurized the same way."
-            )
+        if n_features is not None and x.shape[1] != n_features:
+            raise ValueError(f"{label(i)} has {x.shape[1]} features, but {owner} is expecting {n_features} "
+                             "features as input (the number it was fitted with).")
+        if x.shape[1] != arrays[0].shape[1]:
+            raise ValueError(f"{name}[{i}] has {x.shape[1]} features but {name}[0] has {arrays[0].shape[1]}. "
+                             "All trajectories must be featurized the same way.")
     return arrays
 
 

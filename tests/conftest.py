@@ -25,7 +25,7 @@ def boltzmann_samples(system, n, seed=0, bins=401):
 
 @pytest.fixture(scope="session")
 def hidden_run():
-    """8 walkers x 4000 frames of the 10-D hidden double well (about 60 barrier crossings)."""
-    system = cl.systems.HiddenDoubleWell(dim=10)
+    """8 walkers x 4000 frames of the 10-D hidden double well, 4 kT barrier (about 50 crossings)."""
+    system = cl.systems.HiddenDoubleWell(dim=10, barrier=10.0)
     eng = cl.Langevin(system, timestep=0.02, friction=1.0, n_walkers=8, seed=1)
     return system, eng.run(20000, stride=5)

@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .._validation import as_trajectory_list, check_weights
+from .._validation import as_trajectory_list, check_weights, is_single_table
 from ..exceptions import NotFittedError
 from ._module import CollectiveVariable, LinearCV
 
@@ -16,7 +16,7 @@ class LinearLearner(TransformerMixin, BaseEstimator):
     _prefix = "cv"
 
     def _prepare(self, X, weights, min_frames=1, n_features=None):
-        arrays = as_trajectory_list(X, min_frames=min_frames, n_features=n_features)
+        arrays = as_trajectory_list(X, min_frames=min_frames, n_features=n_features, owner=type(self).__name__)
         return arrays, check_weights(weights, arrays)
 
     @staticmethod
@@ -46,10 +46,9 @@ class LinearLearner(TransformerMixin, BaseEstimator):
         ndarray (frames x n_components), or a list of them for a list/trajectory input.
         """
         self._check_fitted()
-        arrays = as_trajectory_list(X, n_features=self.n_features_in_)
+        arrays = as_trajectory_list(X, n_features=self.n_features_in_, owner=type(self).__name__)
         out = [(x - self.mean_) @ self.eigenvectors_ for x in arrays]
-        single = not isinstance(X, (list, tuple)) and not hasattr(X, "per_walker")
-        return out[0] if single else out
+        return out[0] if is_single_table(X) else out
 
     def fit_transform(self, X, y=None, **fit_params):
         return self.fit(X, y, **fit_params).transform(X)

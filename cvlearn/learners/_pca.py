@@ -51,7 +51,7 @@ class PCA(LinearLearner):
 
     def fit(self, X, y=None, weights=None):
         """Fit on frames ``X`` (array, list of arrays, or Trajectory); ``weights`` per frame (optional)."""
-        arrays, weights = self._prepare(X, weights, min_frames=1)
+        arrays, weights = self._prepare(X, weights, min_frames=2)
         nf = arrays[0].shape[1]
         k = nf if self.n_components is None else check_positive(self.n_components, "n_components", "PCA", integer=True)
         if k > nf:

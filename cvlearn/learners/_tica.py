@@ -102,7 +102,7 @@ class TICA(LinearLearner):
         self.scaling = scaling
 
     def _new_moments(self, X, weights, n_features=None):
-        arrays, weights = self._prepare(X, weights, n_features=n_features)
+        arrays, weights = self._prepare(X, weights, min_frames=2, n_features=n_features)
         lag = check_lagtime(self.lagtime, arrays, "TICA")
         mom = Moments(arrays[0].shape[1], lag)
         for x, w in zip(arrays, weights):
