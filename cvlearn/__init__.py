@@ -3,11 +3,13 @@
 Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
-from . import engine, features, fes, learners, systems, units
+from . import bias, engine, features, fes, io, learners, systems, units
+from .bias import Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .exceptions import (
     ConvergenceWarning,
     CVLearnError,
+    GridError,
     NotFittedError,
     SamplingWarning,
     SimulationError,
@@ -18,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    "engine", "features", "fes", "learners", "systems", "units",
-    "Langevin", "Trajectory", "PCA", "TICA",
-    "CVLearnError", "NotFittedError", "SimulationError", "ConvergenceWarning", "SamplingWarning",
+    "bias", "engine", "features", "fes", "io", "learners", "systems", "units",
+    "Grid", "Langevin", "Trajectory", "PCA", "TICA", "WellTemperedMetad",
+    "CVLearnError", "GridError", "NotFittedError", "SimulationError", "ConvergenceWarning", "SamplingWarning",
 ]

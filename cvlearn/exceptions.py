@@ -9,6 +9,7 @@ __all__ = [
     "CVLearnError",
     "NotFittedError",
     "SimulationError",
+    "GridError",
     "ConvergenceWarning",
     "SamplingWarning",
 ]
@@ -48,3 +49,17 @@ class ConvergenceWarning(UserWarning):
 
 class SamplingWarning(UserWarning):
     """The data look insufficient for a reliable estimate (few transitions, few frames...)."""
+
+
+class GridError(CVLearnError, ValueError):
+    """A CV left the range of a bias grid (with ``outside="error"``).
+
+    Attributes
+    ----------
+    walkers : list of int
+        The walkers whose CV is outside the grid.
+    """
+
+    def __init__(self, message, *, walkers=()):
+        super().__init__(message)
+        self.walkers = list(walkers)

@@ -2,13 +2,16 @@
 
 import logging
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .._validation import check_positive
-from ..exceptions import SimulationError
+from ..exceptions import GridError, SimulationError
+from ..io import PlumedWriter
 from ..units import BOLTZMANN, as_float
 from ._trajectory import Trajectory
 
@@ -53,10 +56,11 @@ class Langevin:
         Number of independent walkers integrated together.
     seed : int or None
         Seed of the engine's own random generator (velocities and noise); same seed, same run.
-    bias : object, optional
+    bias : object or list of objects, optional
         Anything with ``energy(positions) -> (walkers,)`` kJ/mol, differentiable in the positions;
-        its force is added. If it has ``update(step, positions)``, that is called after every
-        step (e.g. to deposit metadynamics hills).
+        its force is added. Optional hooks: ``bind(temperature, timestep)`` once at start,
+        ``update(step, positions)`` after every step (e.g. to deposit metadynamics hills), and
+        ``colvar() -> {name: (walkers,)}`` for the COLVAR columns.
     positions : array_like, optional
         Start configuration, (particles, dims) or (walkers, particles, dims), nm. Default: the
         system's ``start_positions()``.
@@ -86,7 +90,7 @@ class Langevin:
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
         self.device, self.dtype = torch.device(device), dtype
-        self.bias = bias
+        self.biases = [] if bias is None else list(bias) if isinstance(bias, (list, tuple)) else [bias]
         self.seed = seed
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None
@@ -95,6 +99,9 @@ class Langevin:
             self.system.to(self.device)
         self._masses = system.masses.to(self.device, dtype)[None, :, None]
         self.kT = BOLTZMANN * self.temperature
+        for b in self.biases:
+            if hasattr(b, "bind"):
+                b.bind(self.temperature, self.timestep)
         self.positions = self._initial_positions(positions)
         self.velocities = torch.randn(self.positions.shape, generator=self._gen, device=self.device,
                                       dtype=dtype) * torch.sqrt(self.kT / self._masses)
@@ -126,15 +133,15 @@ class Langevin:
 
     def _energy_forces(self, x):
         e, f = self.system.energy_and_forces(x)
-        if self.bias is None:
+        if not self.biases:
             return e, torch.zeros_like(e), f
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            eb = self.bias.energy(xg)
+            eb = sum(b.energy(xg) for b in self.biases)
             (g,) = torch.autograd.grad(eb.sum(), xg)
         return e, eb.detach(), f - g
 
-    def _check(self, x, e, eb, f, frames):
+    def _check(self, x, e, eb, f, frames, step):
         # One reduction on the hot path: a sum is finite only if every term is.
         if bool(torch.isfinite(e.sum() + eb.sum() + f.sum() + x.sum())):
             return
@@ -143,63 +150,70 @@ class Langevin:
         bad = torch.nonzero(~ok).flatten().tolist()
         traj = self._to_trajectory(frames)
         raise SimulationError(
-            f"The simulation blew up at step {self.step} (t = {self.time:g} ps): non-finite energy, force or "
+            f"The simulation blew up at step {step} (t = {step * self.timestep:g} ps): non-finite energy, force or "
             f"position for walker(s) {bad[:10]}{'...' if len(bad) > 10 else ''}. The {traj.n_frames} frame(s) "
             "recorded so far are in error.trajectory. Usual causes: a timestep too large for the stiffest "
             "force (try halving it), a walker leaving the region where the potential is defined, or a bias "
             "too strong for the timestep.",
-            step=self.step, walkers=bad, trajectory=traj)
+            step=step, walkers=bad, trajectory=traj)
 
-    def run(self, n_steps, stride=100, progress=False, callback=None):
+    def run(self, n_steps, stride=100, progress=False, callback=None, colvar=None, hills=None, checkpoint=None,
+            restart=False):
         """Integrate ``n_steps`` steps and return the frames recorded every ``stride`` steps.
 
         The engine keeps its state, so consecutive ``run`` calls continue one simulation. A frame is
         recorded whenever the global step count is a multiple of ``stride`` (the starting
         configuration is not recorded). ``callback(frame: Frame)`` is called at each recorded frame.
 
+        Parameters
+        ----------
+        colvar : str, optional
+            Write PLUMED COLVAR rows (time, CVs, biases) at each frame: to this path for one walker,
+            to ``<path>.<walker>`` for several (PLUMED's multiple-walkers naming). Flushed per row.
+        hills : str, optional
+            HILLS file of the metadynamics bias (PLUMED format, flushed per deposition).
+        checkpoint : str, optional
+            Write the engine state (positions, velocities, step, RNG) here, atomically, at the end of
+            the run and when it is interrupted or fails, so it can be resumed with
+            :meth:`load_checkpoint` and ``restart=True``.
+        restart : bool
+            Append to existing COLVAR/HILLS files (the bias is rebuilt from HILLS) instead of backing
+            them up and starting new ones.
+
         Raises
         ------
         SimulationError
-            If energies, forces or positions become non-finite; it carries the step, the
-            walkers and the frames recorded so far.
+            If energies, forces or positions become non-finite, or a CV leaves a bias grid; it carries
+            the step, the walkers and the frames recorded so far.
         """
         n_steps = check_positive(n_steps, "n_steps", "Langevin.run", integer=True)
         stride = check_positive(stride, "stride", "Langevin.run", integer=True)
-        dt = self.timestep
-        c1 = math.exp(-self.friction * dt)
-        noise_scale = torch.sqrt((1.0 - c1**2) * self.kT / self._masses)
-        inv_m = 1.0 / self._masses
-        x, v = self.positions, self.velocities
+        if hills is not None:
+            holders = [b for b in self.biases if hasattr(b, "open_hills")]
+            if not holders:
+                raise ValueError("hills= was given but no bias deposits hills (pass bias=WellTemperedMetad(...)).")
+            for b in holders:
+                b.open_hills(hills, restart=restart)
         frames = []
-        if self._forces is None:
-            e, eb, f = self._energy_forces(x)
-            self._check(x, e, eb, f, frames)
-            self._forces = f
-        f = self._forces
+        writers = None
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_steps, desc="Langevin", unit="step", mininterval=0.5)
-        update = getattr(self.bias, "update", None)
         try:
+            if self._forces is None:
+                self._forces = self._guarded_forces(self.positions, frames, self.step)
+            updates = [b.update for b in self.biases if hasattr(b, "update")]
             for _ in range(n_steps):
-                with torch.no_grad():
-                    v = v + (0.5 * dt) * f * inv_m
-                    x = x + (0.5 * dt) * v
-                    v = c1 * v + noise_scale * torch.randn(v.shape, generator=self._gen, device=v.device, dtype=v.dtype)
-                    x = x + (0.5 * dt) * v
-                e, eb, f = self._energy_forces(x)
-                self.step += 1
-                self._check(x, e, eb, f, frames)
-                with torch.no_grad():
-                    v = v + (0.5 * dt) * f * inv_m
-                self.positions, self.velocities, self._forces = x, v, f
-                if update is not None:
-                    update(self.step, x)
+                self._step_once(frames, updates)
                 if self.step % stride == 0:
-                    frame = Frame(self.step, self.time, x.detach().clone(), e, eb)
+                    frame = Frame(self.step, self.time, self.positions.detach().clone(), self._energies[0],
+                                  self._energies[1])
                     frames.append(frame)
+                    if colvar is not None:
+                        writers = writers or self._colvar_writers(colvar, restart)
+                        self._write_colvar(writers, frame)
                     if callback is not None:
                         callback(frame)
                 if bar is not None:
@@ -207,7 +221,65 @@ class Langevin:
         finally:
             if bar is not None:
                 bar.close()
+            for w in writers or ():
+                w.close()
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
         return self._to_trajectory(frames)
+
+    def _step_once(self, frames, updates):
+        """One BAOAB step; forces of the new positions are evaluated once and kept for the next step."""
+        dt = self.timestep
+        c1 = math.exp(-self.friction * dt)
+        with torch.no_grad():
+            v = self.velocities + (0.5 * dt) * self._forces / self._masses
+            x = self.positions + (0.5 * dt) * v
+            noise = torch.randn(v.shape, generator=self._gen, device=v.device, dtype=v.dtype)
+            v = c1 * v + torch.sqrt((1.0 - c1**2) * self.kT / self._masses) * noise
+            x = x + (0.5 * dt) * v
+        f = self._guarded_forces(x, frames, self.step + 1)
+        self.step += 1
+        with torch.no_grad():
+            v = v + (0.5 * dt) * f / self._masses
+        self.positions, self.velocities, self._forces = x, v, f
+        for update in updates:
+            update(self.step, x)
+
+    def _guarded_forces(self, x, frames, step):
+        """Energies and forces at ``x`` (the configuration of ``step``), or a SimulationError that
+        keeps the recorded frames; the engine's state stays at the last good step."""
+        try:
+            e, eb, f = self._energy_forces(x)
+        except GridError as exc:
+            raise SimulationError(f"{exc} (step {step}; the {len(frames)} frame(s) recorded so far are in "
+                                  "error.trajectory)", step=step, walkers=exc.walkers,
+                                  trajectory=self._to_trajectory(frames)) from exc
+        self._check(x, e, eb, f, frames, step)
+        self._energies = (e, eb)
+        return f
+
+    def _colvar_writers(self, path, restart):
+        fields = {}
+        for b in self.biases:
+            if hasattr(b, "colvar"):
+                fields.update(b.colvar())
+        self._colvar_fields = list(fields)
+        names = ["time", *self._colvar_fields] if fields else ["time", "energy"]
+        paths = [path] if self.n_walkers == 1 else [f"{path}.{i}" for i in range(self.n_walkers)]
+        return [PlumedWriter(p, names, append=restart) for p in paths]
+
+    def _write_colvar(self, writers, frame):
+        if self._colvar_fields:
+            values = {}
+            for b in self.biases:
+                if hasattr(b, "colvar"):
+                    values.update(b.colvar())
+            cols = [values[k].detach().cpu().double().numpy() for k in self._colvar_fields]
+        else:
+            cols = [frame.potential_energy.cpu().double().numpy()]
+        table = np.column_stack([np.full(self.n_walkers, frame.time), *cols])
+        for i, w in enumerate(writers):
+            w.write(table[i])
 
     def _to_trajectory(self, frames):
         n, shape = len(frames), (self.n_walkers, self.system.n_particles, self.system.n_dims)
@@ -228,6 +300,25 @@ class Langevin:
         return {"positions": self.positions.cpu().double().numpy(),
                 "velocities": self.velocities.cpu().double().numpy(),
                 "step": np.array(self.step), "rng_state": self._gen.get_state().numpy()}
+
+    def save_checkpoint(self, path):
+        """Write :meth:`state_dict` to ``path`` (.npz) atomically."""
+        path = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **self.state_dict())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return path
+
+    def load_checkpoint(self, path):
+        """Continue from a checkpoint written by :meth:`save_checkpoint` (no pickle involved)."""
+        with np.load(os.fspath(path), allow_pickle=False) as d:
+            self.load_state_dict({k: d[k] for k in d.files})
+        return self
 
     def load_state_dict(self, state):
         """Restore a state from :meth:`state_dict` (the same run continues bit for bit)."""

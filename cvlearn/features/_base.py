@@ -18,6 +18,11 @@ class Featurizer(torch.nn.Module):
         """Names of the output features, in order."""
         return [f"f{i}" for i in range(self.n_features)]
 
+    @property
+    def names(self):
+        """Feature names; a featurizer used directly as a CV names its COLVAR columns with them."""
+        return self.feature_names()
+
     def transform(self, data, batch_size=100_000):
         """Features of stored frames as float64 numpy.
 

@@ -1,0 +1,10 @@
+"""Biases: well-tempered metadynamics, static grid biases, walls and restraints."""
+
+from ._grid import Grid
+from ._gridbias import GridBias
+from ._metad import WellTemperedMetad
+from ._static import StaticBias, read_hills
+from ._walls import HarmonicRestraint, LowerWall, UpperWall
+
+__all__ = ["Grid", "GridBias", "WellTemperedMetad", "StaticBias", "read_hills", "HarmonicRestraint",
+           "LowerWall", "UpperWall"]

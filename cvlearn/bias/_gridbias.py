@@ -1,0 +1,109 @@
+"""A bias stored on a grid and applied through a CV: the part metadynamics and static biases share."""
+
+import numpy as np
+import torch
+
+from ..exceptions import GridError
+from ..fes import FreeEnergySurface
+from ._grid import Grid
+from ._hermite import HermiteField
+
+__all__ = ["GridBias"]
+
+
+class GridBias:
+    """A bias V(s) held on a grid (:class:`HermiteField`), acting on positions through ``cv``.
+
+    Parameters
+    ----------
+    cv : torch.nn.Module
+        positions -> (walkers, d) CV values (or (walkers,) for d = 1), differentiable.
+    grid : Grid
+    outside : {"error", "wall"}
+        A CV outside a non-periodic grid range raises :class:`cvlearn.GridError`, or is pushed back
+        by a harmonic wall of ``wall_kappa`` (kJ/mol per CV unit^2) while the grid bias is held at
+        its edge value. Never a silent zero force.
+    label : str
+        Prefix of the COLVAR column ``label.bias``.
+    """
+
+    def __init__(self, cv, grid, outside="error", wall_kappa=1000.0, label="bias"):
+        if not isinstance(grid, Grid):
+            raise TypeError(f"grid must be a cvlearn.Grid; got {type(grid).__name__}.")
+        if outside not in ("error", "wall"):
+            raise ValueError(f"outside must be 'error' or 'wall'; got {outside!r}.")
+        if not (np.isfinite(wall_kappa) and wall_kappa > 0):
+            raise ValueError(f"wall_kappa must be positive; got {wall_kappa}.")
+        self.cv, self.grid, self.label = cv, grid, label
+        self.outside, self.wall_kappa = outside, float(wall_kappa)
+        names = getattr(cv, "names", None)
+        self.names = list(names) if names is not None else [f"cv{i + 1}" for i in range(grid.ndim)]
+        if len(self.names) != grid.ndim:
+            raise ValueError(f"The CV has {len(self.names)} components but the grid has {grid.ndim} dimensions.")
+        self.field = HermiteField(grid)
+        self._last_s = self._last_v = None
+        self.bias_factor = None  # a metadynamics bias sets these; free_energy() needs them
+        self.temperature = None
+
+    def cv_values(self, positions):
+        """CV values (walkers, d) of positions, periodic components wrapped into the grid."""
+        s = self.cv(positions)
+        if s.ndim == 1:
+            s = s[:, None]
+        if s.shape[1] != self.grid.ndim:
+            raise ValueError(f"The CV returns {s.shape[1]} values per walker; the grid has {self.grid.ndim}.")
+        return self.grid.wrap(s)
+
+    def energy(self, positions):
+        """Bias energy (walkers,) in kJ/mol, differentiable in ``positions``."""
+        s = self.cv_values(positions)
+        v = self._bias_at(s)
+        self._last_s, self._last_v = s.detach(), v.detach()
+        return v
+
+    def _bias_at(self, s):
+        g = self.grid
+        lo = torch.as_tensor(g.lo, dtype=s.dtype, device=s.device)
+        hi = torch.as_tensor(g.hi, dtype=s.dtype, device=s.device)
+        open_axes = torch.as_tensor(~g.periodic, device=s.device)
+        clamped = torch.where(open_axes, torch.minimum(torch.maximum(s, lo), hi), s)
+        excess = s - clamped
+        if bool((excess != 0).any()):
+            walkers = torch.nonzero((excess != 0).any(1)).flatten().tolist()
+            if self.outside == "error":
+                w = walkers[0]
+                raise GridError(
+                    f"The CV of walker(s) {walkers[:10]} left the bias grid: walker {w} is at "
+                    f"{dict(zip(self.names, s[w].tolist()))}, the grid spans lo={g.lo.tolist()}, "
+                    f"hi={g.hi.tolist()}. Widen the grid (cl.Grid(lo, hi, bins)) or pass outside='wall' "
+                    "to push walkers back with a harmonic wall.", walkers=walkers)
+        v = self.field.evaluate(clamped)
+        if self.outside == "wall":
+            v = v + 0.5 * self.wall_kappa * (excess**2).sum(1)
+        return v
+
+    def colvar(self):
+        """COLVAR columns of the last evaluated configuration: the CVs and ``label.bias``."""
+        out = {name: self._last_s[:, i] for i, name in enumerate(self.names)}
+        out[f"{self.label}.bias"] = self._last_v
+        return out
+
+    def evaluate(self, points):
+        """Bias V (kJ/mol) at CV values ``points`` (n, d) or (n,) for d = 1 (numpy in, numpy out)."""
+        p = torch.as_tensor(np.asarray(points, dtype=np.float64)).reshape(-1, self.grid.ndim)
+        with torch.no_grad():
+            return self._bias_at(self.grid.wrap(p)).numpy()
+
+    def _height_scale(self):
+        """gamma / (gamma - 1): PLUMED's HILLS height scale, and -F / V of a converged well-tempered bias."""
+        return 1.0 if self.bias_factor is None else self.bias_factor / (self.bias_factor - 1.0)
+
+    def free_energy(self):
+        """Free energy on the grid implied by a metadynamics bias: F = -(gamma / (gamma - 1)) V
+        (well-tempered), F = -V (untempered). Returns a :class:`FreeEnergySurface` (kJ/mol, minimum 0)."""
+        if self.temperature is None:
+            raise ValueError("The bias has no temperature: pass temperature= (K) when creating it.")
+        F = -self._height_scale() * self.field.values()
+        meta = {"method": "metad_bias", "bias_factor": self.bias_factor}
+        meta.update(getattr(self, "_metadata", lambda: {})())
+        return FreeEnergySurface(self.grid.axes, F, self.temperature, names=self.names, metadata=meta)

@@ -1,0 +1,140 @@
+"""Static (frozen) biases on a grid: rerun or reweight with a bias from a run, a HILLS file or an array."""
+
+import numpy as np
+import torch
+
+from ..io import read_plumed_table
+from ._grid import Grid
+from ._gridbias import GridBias
+from ._metad import WellTemperedMetad
+
+__all__ = ["StaticBias", "read_hills"]
+
+
+class StaticBias(GridBias):
+    """A bias V(s) that does not change during the run (same grid machinery as metadynamics).
+
+    Build it with :meth:`from_metad`, :meth:`from_grid` or :func:`read_hills`.
+    """
+
+    @classmethod
+    def from_metad(cls, metad, cv=None, **kwargs):
+        """Freeze the current bias of a metadynamics run (exact copy of its grid data)."""
+        kwargs.setdefault("outside", metad.outside)
+        kwargs.setdefault("wall_kappa", metad.wall_kappa)
+        out = cls(cv if cv is not None else metad.cv, metad.grid, label=kwargs.pop("label", "static"), **kwargs)
+        out.field.data.copy_(metad.field.data)
+        out.names = list(metad.names)
+        out.bias_factor, out.temperature = metad.bias_factor, metad.temperature
+        return out
+
+    @classmethod
+    def from_grid(cls, cv, grid, values, **kwargs):
+        """A bias from values (kJ/mol, shape ``grid.shape``) on ``grid``.
+
+        Derivatives at the grid points come from second-order finite differences (periodic-aware),
+        so the interpolant is C1 and exact for quadratics.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != grid.shape:
+            raise ValueError(f"values have shape {values.shape}; the grid has {grid.shape}.")
+        if not np.isfinite(values).all():
+            raise ValueError("Bias values must be finite everywhere on the grid (fill unsampled bins first).")
+        out = cls(cv, grid, label=kwargs.pop("label", "static"), **kwargs)
+        for k, bits in enumerate(out.field._kinds):
+            d = values
+            for i, b in enumerate(bits):
+                if b:
+                    d = _derivative(d, i, grid)
+            out.field.data[k] = torch.as_tensor(d)
+        return out
+
+
+def _derivative(values, axis, grid):
+    h = grid.spacing[axis]
+    if grid.periodic[axis]:
+        return (np.roll(values, -1, axis) - np.roll(values, 1, axis)) / (2 * h)
+    return np.gradient(values, h, axis=axis, edge_order=2)
+
+
+def read_hills(path, cv=None, grid=None, temperature=None, bias_factor=None, names=None):
+    """The bias of a PLUMED (or cvlearn) HILLS file, as a :class:`StaticBias`.
+
+    ``evaluate(points)`` gives the bias PLUMED's METAD computes on restart from the same file:
+    V(s) = sum over hills of height * (gamma - 1) / gamma * exp(-|s - c|^2 / (2 sigma^2)) for
+    well-tempered runs (PLUMED writes heights scaled by gamma / (gamma - 1)), and ``free_energy()``
+    what ``plumed sum_hills`` prints, -gamma / (gamma - 1) V, up to a constant.
+
+    Parameters
+    ----------
+    path : str
+    cv : torch.nn.Module, optional
+        To apply the bias in a new run; not needed for analysis.
+    grid : Grid, optional
+        Default: the hills' range +- 6 sigma at sigma / 5 spacing; periodic CVs from the file's
+        ``#! SET min_<cv>`` / ``max_<cv>`` lines.
+    temperature : float, optional
+        K, recorded in the returned free energy.
+    bias_factor : float, optional
+        Default: the file's ``biasf`` column (1 = untempered).
+    names : list of str, optional
+        CV column names (default: the columns between time and the first sigma_).
+    """
+    fields, consts, rows, _ = read_plumed_table(path)
+    if "height" not in fields or "time" not in fields:
+        raise ValueError(f"{path} is not a HILLS file: its FIELDS are {fields}.")
+    if names is None:
+        names = [f for f in fields[1:] if not f.startswith("sigma_") and f not in ("height", "biasf", "clock")]
+    data = np.array(rows, dtype=np.float64).reshape(-1, len(fields))
+    if not len(data):
+        raise ValueError(f"{path} holds no hills.")
+    col = {f: i for i, f in enumerate(fields)}
+    missing = [f"sigma_{n}" for n in names if f"sigma_{n}" not in col]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}; multivariate hills are not supported yet.")
+    if bias_factor is None:
+        biasf = data[0, col["biasf"]] if "biasf" in col else 1.0
+        bias_factor = None if biasf <= 1.0 else float(biasf)
+    if grid is None:
+        centers = data[:, [col[n] for n in names]]
+        sig = data[:, [col[f"sigma_{n}"] for n in names]].max(0)
+        lo, hi, per = [], [], []
+        for i, n in enumerate(names):
+            if f"min_{n}" in consts:
+                lo.append(_parse_number(consts[f"min_{n}"]))
+                hi.append(_parse_number(consts[f"max_{n}"]))
+                per.append(True)
+            else:
+                lo.append(centers[:, i].min() - 6 * sig[i])
+                hi.append(centers[:, i].max() + 6 * sig[i])
+                per.append(False)
+        bins = [max(2, int(np.ceil((h - l) / (s / 5)))) for l, h, s in zip(lo, hi, sig)]
+        grid = Grid(lo, hi, bins, periodic=per)
+    sigma = data[0, [col[f"sigma_{n}"] for n in names]]
+    holder = cv if cv is not None else _Named(names)
+    metad = WellTemperedMetad(holder, sigma=sigma, height=1.0, bias_factor=bias_factor, pace=1, grid=grid,
+                              temperature=temperature)
+    metad.names = list(names)
+    metad.load_hills(path)
+    return StaticBias.from_metad(metad, cv=cv, label="metad")
+
+
+class _Named(torch.nn.Module):
+    """Placeholder CV carrying only names, for analysing a HILLS file without its CV."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.names = list(names)
+
+    def forward(self, positions):
+        raise TypeError("This bias was read from a HILLS file without its CV; pass cv= to read_hills to "
+                        "apply it to positions.")
+
+
+def _parse_number(text):
+    t = text.strip().lower()
+    sign = -1.0 if t.startswith("-") else 1.0
+    t = t.lstrip("+-")
+    if t == "pi":
+        return sign * np.pi
+    return sign * float(t)

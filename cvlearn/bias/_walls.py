@@ -1,0 +1,81 @@
+"""Harmonic restraints and walls on CVs (PLUMED's RESTRAINT, UPPER_WALLS, LOWER_WALLS with EXP=2)."""
+
+import numpy as np
+import torch
+
+__all__ = ["HarmonicRestraint", "UpperWall", "LowerWall"]
+
+
+class _CVBias:
+    """Shared part of the simple CV biases: evaluate the CV, apply a function of s."""
+
+    label = "restraint"
+
+    def __init__(self, cv, at, kappa, label=None):
+        self.cv = cv
+        self.at = np.atleast_1d(np.asarray(at, dtype=np.float64))
+        self.kappa = np.broadcast_to(np.asarray(kappa, dtype=np.float64), self.at.shape).copy()
+        if not np.all(self.kappa > 0):
+            raise ValueError(f"kappa must be positive (kJ/mol per CV unit^2); got {kappa}.")
+        if label is not None:
+            self.label = label
+        self._last = None
+
+    def energy(self, positions):
+        s = self.cv(positions)
+        if s.ndim == 1:
+            s = s[:, None]
+        if s.shape[1] != len(self.at):
+            raise ValueError(f"The CV returns {s.shape[1]} values; 'at' has {len(self.at)}.")
+        at = torch.as_tensor(self.at, dtype=s.dtype, device=s.device)
+        kappa = torch.as_tensor(self.kappa, dtype=s.dtype, device=s.device)
+        e = 0.5 * (kappa * self._excess(s - at) ** 2).sum(1)
+        self._last = e.detach()
+        return e
+
+    def colvar(self):
+        return {f"{self.label}.bias": self._last}
+
+    def evaluate(self, points):
+        """Bias (kJ/mol) at CV values ``points`` (n, d)."""
+        s = np.asarray(points, dtype=np.float64).reshape(-1, len(self.at))
+        d = torch.as_tensor(s - self.at)
+        return 0.5 * (self.kappa * self._excess(d).numpy() ** 2).sum(1)
+
+
+class HarmonicRestraint(_CVBias):
+    """V = sum_i kappa_i / 2 (s_i - at_i)^2 (kJ/mol; kappa in kJ/mol per CV unit^2).
+
+    Examples
+    --------
+    >>> import torch
+    >>> r = HarmonicRestraint(lambda x: x[:, 0, :1], at=1.0, kappa=100.0)
+    >>> r.energy(torch.tensor([[[1.5]]])).tolist()
+    [12.5]
+    """
+
+    label = "restraint"
+
+    @staticmethod
+    def _excess(d):
+        return d
+
+
+class UpperWall(_CVBias):
+    """V = kappa / 2 (s - at)^2 for s > at, 0 below (PLUMED's UPPER_WALLS with EXP=2)."""
+
+    label = "uwall"
+
+    @staticmethod
+    def _excess(d):
+        return torch.clamp(d, min=0.0)
+
+
+class LowerWall(_CVBias):
+    """V = kappa / 2 (s - at)^2 for s < at, 0 above (PLUMED's LOWER_WALLS with EXP=2)."""
+
+    label = "lwall"
+
+    @staticmethod
+    def _excess(d):
+        return torch.clamp(d, max=0.0)

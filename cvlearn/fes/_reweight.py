@@ -1,0 +1,194 @@
+"""Free energies from sampled frames: reweighting biased runs onto any variable, with block errors.
+
+Which reweighting to use
+------------------------
+``method="ct"`` (Tiwary & Parrinello, JPCB 119, 736 (2015)): each frame gets the weight
+exp(beta [V(s, t) - c(t)]), with V(s, t) the bias acting when the frame was recorded and c(t) the
+time-dependent offset computed from the bias itself. It uses the whole run, including the transient
+while the bias grows, so it is the default for well-tempered metadynamics.
+
+``method="final"``: every frame gets exp(beta V_final(s)), the final bias. This is right only once
+the bias is quasi-static (late in a well-tempered run, OPES, or any static bias), so discard the
+transient with ``skip`` (e.g. the first 30 % of frames). Use it for static biases, or to check c(t).
+
+Unbiased runs (``bias=None``) get uniform weights.
+"""
+
+import numpy as np
+
+from ..units import kT as _kT
+from ._basin import Basin
+from ._surface import FreeEnergySurface
+
+__all__ = ["log_weights", "reweight", "delta_f_timeseries", "from_bias"]
+
+
+def from_bias(bias):
+    """The free energy implied by a metadynamics bias on its grid (see ``bias.free_energy``)."""
+    return bias.free_energy()
+
+
+def _temperature(trajectory, bias, temperature):
+    t = temperature if temperature is not None else getattr(trajectory, "temperature", None)
+    t = t if t is not None else getattr(bias, "temperature", None)
+    if t is None:
+        raise ValueError("The temperature is unknown: pass temperature= (K).")
+    return float(t)
+
+
+def log_weights(trajectory, bias=None, method="ct", temperature=None):
+    """Log-weights (frames, walkers) that undo ``bias`` for the frames of ``trajectory``.
+
+    ``method`` is "ct" (bias at each frame minus c(t); needs a bias with ``c_of_t``, e.g.
+    :class:`cvlearn.WellTemperedMetad`) or "final" (the final bias at each frame's CV).
+    """
+    shape = trajectory.positions.shape[:2]
+    if bias is None:
+        return np.zeros(shape)
+    beta = 1.0 / _kT(_temperature(trajectory, bias, temperature))
+    if method == "ct":
+        if not hasattr(bias, "c_of_t"):
+            raise ValueError(f"method='ct' needs a metadynamics bias with a c(t) history; {type(bias).__name__} has "
+                             "none. Use method='final' for a static bias.")
+        return beta * (trajectory.bias_energy - bias.c_of_t(trajectory.step)[:, None])
+    if method == "final":
+        import torch
+
+        pos = torch.as_tensor(trajectory.positions.reshape(-1, *trajectory.positions.shape[2:]))
+        with torch.no_grad():
+            s = bias.cv_values(pos).numpy()
+        return beta * bias.evaluate(s).reshape(shape)
+    raise ValueError(f"method must be 'ct' or 'final'; got {method!r}.")
+
+
+def _values(trajectory, variables):
+    """Evaluate ``variables`` on every frame -> (frames, walkers, k)."""
+    n, w = trajectory.positions.shape[:2]
+    if callable(variables):
+        pos = trajectory.positions.reshape(n * w, *trajectory.positions.shape[2:])
+        out = variables(pos)
+        if hasattr(out, "detach"):
+            out = out.detach().cpu().numpy()
+        out = np.asarray(out, dtype=np.float64)
+    else:
+        out = np.asarray(variables, dtype=np.float64)
+    out = out.reshape(n, w, -1)
+    if not np.isfinite(out).all():
+        raise ValueError("The reweighting variables contain NaN or infinite values.")
+    return out
+
+
+def _blocks(n_frames, n_blocks, first):
+    """Contiguous time blocks (frame index ranges) over frames[first:]."""
+    if n_blocks < 2:
+        raise ValueError(f"n_blocks must be >= 2 for an error bar; got {n_blocks}.")
+    edges = np.linspace(first, n_frames, n_blocks + 1).astype(int)
+    if np.any(np.diff(edges) < 1):
+        raise ValueError(f"{n_frames - first} frames cannot be split into {n_blocks} blocks.")
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _normalized(logw):
+    return np.exp(logw - logw.max())
+
+
+def reweight(trajectory, variables, bias=None, method="ct", bins=50, ranges=None, skip=0.0, n_blocks=5,
+             temperature=None, names=None):
+    """Free energy surface of any variable(s) from (biased) frames, with block-averaged errors.
+
+    Parameters
+    ----------
+    trajectory : cvlearn.Trajectory
+        Frames of a run (its ``bias_energy`` and ``step`` are used by ``method="ct"``).
+    variables : callable or ndarray
+        ``f(positions (n, particles, dims)) -> (n, k)`` (e.g. ``system.slow_coordinates``, a CV
+        module, a featurizer), or precomputed values (frames, walkers, k); k = 1 to 3.
+    bias : object, optional
+        The bias that acted (e.g. the :class:`cvlearn.WellTemperedMetad` of the run).
+    method : {"ct", "final"}
+        See the module documentation.
+    bins : int or sequence of int
+    ranges : [(lo, hi), ...], optional
+        Histogram range per variable (default: the sampled range).
+    skip : float
+        Fraction of the frames (from the start) discarded as transient.
+    n_blocks : int
+        Contiguous time blocks for the error: the error of F is kT times the standard error of the
+        block probabilities relative to their mean; F of each block is kept in ``samples``.
+    temperature : float, optional
+        K (default: the trajectory's).
+    names : list of str, optional
+
+    Returns
+    -------
+    FreeEnergySurface
+        F in kJ/mol on the bin centers (inf in empty bins), ``error`` and ``samples`` set.
+    """
+    vals = _values(trajectory, variables)
+    logw = log_weights(trajectory, bias, method, temperature)
+    T = _temperature(trajectory, bias, temperature)
+    n = vals.shape[0]
+    first = int(np.floor(skip * n))
+    k = vals.shape[2]
+    flat = vals[first:].reshape(-1, k)
+    if ranges is None:
+        lo, hi = flat.min(0), flat.max(0)
+        pad = 1e-9 * np.maximum(hi - lo, 1.0)
+        ranges = list(zip(lo - pad, hi + pad))
+    edges = [np.linspace(lo, hi, b + 1) for (lo, hi), b in zip(ranges, np.broadcast_to(bins, (k,)))]
+    vol = np.prod([e[1] - e[0] for e in edges])
+
+    def prob(a, b):
+        v = vals[a:b].reshape(-1, k)
+        w = _normalized(logw[a:b]).ravel()
+        h, _ = np.histogramdd(v, bins=edges, weights=w)
+        return h / w.sum() / vol
+
+    kT = _kT(T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = prob(first, n)
+        F = -kT * np.log(p)
+        blocks = np.array([prob(a, b) for a, b in _blocks(n, n_blocks, first)])
+        error = kT * blocks.std(0, ddof=1) / np.sqrt(n_blocks) / p
+        samples = -kT * np.log(blocks)
+    centers = [0.5 * (e[1:] + e[:-1]) for e in edges]
+    names = names or getattr(variables, "names", None) or [f"s{i}" for i in range(k)]
+    return FreeEnergySurface(centers, F, T, error=np.where(np.isfinite(F), error, np.nan), samples=samples,
+                             names=names, metadata={"method": f"reweight_{method}" if bias is not None else "histogram",
+                                                    "skip": skip, "n_blocks": n_blocks,
+                                                    "n_frames": int((n - first) * vals.shape[1])})
+
+
+def delta_f_timeseries(trajectory, variables, basin_a, basin_b, bias=None, method="ct", n_points=20,
+                       n_blocks=5, temperature=None):
+    """F(b) - F(a) (kJ/mol) from the frames up to each of ``n_points`` times, to judge convergence.
+
+    Basin populations are summed directly from the weighted frames (no histogram). The error at
+    each time is the standard error over ``n_blocks`` contiguous blocks of the frames used.
+
+    Returns
+    -------
+    dict with "time" (ps), "delta_f" and "error" (kJ/mol) arrays.
+    """
+    vals = _values(trajectory, variables)
+    logw = log_weights(trajectory, bias, method, temperature)
+    kT = _kT(_temperature(trajectory, bias, temperature))
+    a, b = (x if isinstance(x, Basin) else Basin(**x) for x in (basin_a, basin_b))
+    k = vals.shape[2]
+    in_a = a.contains(vals.reshape(-1, k)).reshape(vals.shape[:2])
+    in_b = b.contains(vals.reshape(-1, k)).reshape(vals.shape[:2])
+    n = vals.shape[0]
+
+    def df(lo, hi):
+        w = _normalized(logw[lo:hi])
+        pa, pb = (w * in_a[lo:hi]).sum(), (w * in_b[lo:hi]).sum()
+        return -kT * np.log(pb / pa) if pa > 0 and pb > 0 else np.nan
+
+    ends = np.unique(np.linspace(max(n_blocks, n // n_points), n, n_points).astype(int))
+    out, err = [], []
+    for end in ends:
+        out.append(df(0, end))
+        d = np.array([df(lo, hi) for lo, hi in _blocks(end, n_blocks, 0)])
+        d = d[np.isfinite(d)]
+        err.append(d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan)
+    return {"time": trajectory.time[ends - 1], "delta_f": np.array(out), "error": np.array(err)}

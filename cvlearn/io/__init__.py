@@ -1,0 +1,5 @@
+"""Readers and writers of the text formats users exchange with PLUMED."""
+
+from ._plumed import PlumedWriter, backup, read_colvar, read_plumed_table
+
+__all__ = ["PlumedWriter", "backup", "read_colvar", "read_plumed_table"]
