@@ -170,7 +170,9 @@ class WellTemperedMetad(GridBias):
             self._writer.write(self._file_rows(rows))
 
     def _c_of_t(self):
-        """c(t) of Tiwary & Parrinello (JPCB 119, 736 (2015)) on the grid, kJ/mol."""
+        """c(t) of Tiwary & Parrinello (JPCB 119, 736 (2015)) on the grid, kJ/mol (NaN without a temperature)."""
+        if self.temperature is None:
+            return float("nan")
         beta = 1.0 / self.kT
         v = self.field.data[0].flatten()
         if self.bias_factor is None:

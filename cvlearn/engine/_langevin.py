@@ -296,10 +296,15 @@ class Langevin:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def state_dict(self):
-        """Everything needed to continue this run exactly: positions, velocities, step, RNG state."""
-        return {"positions": self.positions.cpu().double().numpy(),
-                "velocities": self.velocities.cpu().double().numpy(),
-                "step": np.array(self.step), "rng_state": self._gen.get_state().numpy()}
+        """Everything needed to continue this run exactly: positions, velocities, forces, step, RNG state."""
+        state = {"positions": self.positions.cpu().double().numpy(),
+                 "velocities": self.velocities.cpu().double().numpy(),
+                 "step": np.array(self.step), "rng_state": self._gen.get_state().numpy()}
+        if self._forces is not None:
+            # BAOAB's first half-kick uses the forces of the last step, computed before that step's
+            # hills were deposited; recomputing them after a restart would change the trajectory.
+            state["forces"] = self._forces.cpu().double().numpy()
+        return state
 
     def save_checkpoint(self, path):
         """Write :meth:`state_dict` to ``path`` (.npz) atomically."""
@@ -330,4 +335,5 @@ class Langevin:
         self.velocities = torch.as_tensor(state["velocities"]).to(self.device, self.dtype)
         self.step = int(state["step"])
         self._gen.set_state(torch.as_tensor(np.asarray(state["rng_state"], dtype=np.uint8)))
-        self._forces = None
+        forces = state.get("forces")
+        self._forces = None if forces is None else torch.as_tensor(forces).to(self.device, self.dtype)
