@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/cvlearn demo --out demo_out
+demo quickstart: $(STAMP)
+	$(VENV)/bin/cvlearn quickstart --out quickstart_out
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" --durations=20
@@ -28,4 +28,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check cvlearn tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) quickstart_out demo_out .pytest_cache

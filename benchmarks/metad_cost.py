@@ -23,7 +23,8 @@ Part 1 - cost per step against the number of deposited hills (10 ... 10^5).
     the same bias). Then ``--time-steps`` steps with no further deposition (pace = 10^9) are timed
     ``--repeats`` times (median reported) from basin A. cvlearn is also timed with 64 walkers
     sharing the bias (walker-steps/s: where a batched torch engine can win), and without any bias
-    (the cost of the engine alone, Python/torch overhead included).
+    (the cost of the engine alone, Python/torch overhead included); OpenMM likewise without its
+    metadynamics force.
 
 Part 2 - accuracy after the same number of steps.
     From basin A (-0.558, 1.442), ``--steps`` steps (default 200,000 = 1 ns) with pace 100, for
@@ -39,8 +40,8 @@ Part 2 - accuracy after the same number of steps.
 
 Run from the repository root::
 
-    python benchmarks/metad_cost.py            # full run (~25 min on 2 cores), appends to RESULTS.md
-    python benchmarks/metad_cost.py --quick    # smoke run (~1 min), prints only
+    python benchmarks/metad_cost.py          # full run (~30 min on 2 cores), appends to RESULTS.md
+    python benchmarks/metad_cost.py --quick  # smoke run (~1 min), prints only
 
 Needs OpenMM (``pip install openmm``; tested with 8.6.1).
 """
@@ -75,23 +76,26 @@ DT, FRICTION = 0.005, 5.0
 WALL_KAPPA = 1000.0  # cvlearn's default wall_kappa, kJ/mol/nm^2
 KT = 0.00831446261815324 * T
 START = (-0.558224, 1.441726)  # basin A
-MB_CONSTANTS = dict(A=(-200, -100, -170, 15), a=(-1, -1, -6.5, 0.7), b=(0, 0, 11, 0.6), c=(-10, -10, -6.5, 0.7),
-                    x0=(1, 0, -0.5, -1), y0=(0, 0.5, 1.5, 1))
+# Muller-Brown constants, one tuple per term: A, a, b, c, x0, y0.
+MB_TERMS = [(-200, -1, 0, -10, 1, 0), (-100, -1, 0, -10, 0, 0.5), (-170, -6.5, 11, -6.5, -0.5, 1.5),
+            (15, 0.7, 0.6, 0.7, -1, 1)]
 
 
 # -- cvlearn ---------------------------------------------------------------------------------------
 def cvlearn_metad(pace):
     grid = cl.Grid(list(LO), list(HI), list(BINS))
-    return cl.WellTemperedMetad(cl.features.Positions(1, 2), sigma=SIGMA, height=HEIGHT, bias_factor=GAMMA,
-                                pace=pace, grid=grid, temperature=T, outside="wall", wall_kappa=WALL_KAPPA)
+    return cl.WellTemperedMetad(cl.features.Positions(1, 2), sigma=SIGMA, height=HEIGHT,
+                                bias_factor=GAMMA, pace=pace, grid=grid, temperature=T,
+                                outside="wall", wall_kappa=WALL_KAPPA)
 
 
 def cvlearn_engine(mb, bias, n_walkers=1, seed=0):
-    return cl.Langevin(mb, timestep=DT, friction=FRICTION, n_walkers=n_walkers, seed=seed, bias=bias)
+    return cl.Langevin(mb, timestep=DT, friction=FRICTION, n_walkers=n_walkers, seed=seed,
+                       bias=bias)
 
 
 def time_cvlearn(eng, n_steps, repeats):
-    """Median wall time per step (s) of ``eng.run(n_steps)`` over ``repeats`` runs, after a warm-up."""
+    """Median seconds per step of ``eng.run(n_steps)`` over ``repeats`` runs, after a warm-up."""
     eng.run(min(200, n_steps), stride=n_steps)
     times = []
     for _ in range(repeats):
@@ -103,16 +107,19 @@ def time_cvlearn(eng, n_steps, repeats):
 
 # -- OpenMM ----------------------------------------------------------------------------------------
 def mb_expression():
-    """The Muller-Brown energy (kJ/mol) as an OpenMM expression, plus the z restraint and the walls."""
-    k = MB_CONSTANTS
+    """Muller-Brown energy (kJ/mol) as an OpenMM expression, plus the z restraint and the walls."""
     terms = [f"({A})*exp(({a})*(x-({x0}))^2+({b})*(x-({x0}))*(y-({y0}))+({c})*(y-({y0}))^2)"
-             for A, a, b, c, x0, y0 in zip(k["A"], k["a"], k["b"], k["c"], k["x0"], k["y0"])]
-    walls = (f"max(0,x-({HI[0]}))^2+max(0,({LO[0]})-x)^2+max(0,y-({HI[1]}))^2+max(0,({LO[1]})-y)^2")
+             for A, a, b, c, x0, y0 in MB_TERMS]
+    walls = (f"max(0,x-({HI[0]}))^2+max(0,({LO[0]})-x)^2"
+             f"+max(0,y-({HI[1]}))^2+max(0,({LO[1]})-y)^2")
     return f"0.3*({'+'.join(terms)}) + 500*z^2 + {0.5 * WALL_KAPPA}*({walls})"
 
 
 def openmm_setup(platform, pace, seed=0):
-    """(Simulation, Metadynamics) for one MB particle at basin A; ``seed`` >= 0 (OpenMM's 0 means random)."""
+    """(Simulation, Metadynamics) for one MB particle at basin A.
+
+    ``seed`` >= 0; OpenMM gets seed + 1, since 0 means "pick a random seed" there.
+    """
     system = mm.System()
     system.addParticle(1.0)
     pot = mm.CustomExternalForce(mb_expression())
@@ -122,10 +129,12 @@ def openmm_setup(platform, pace, seed=0):
     for i, name in enumerate("xy"):
         f = mm.CustomExternalForce(name)
         f.addParticle(0, [])
-        # gridWidth points from minValue to maxValue inclusive: the same points as cl.Grid(LO, HI, BINS).
+        # gridWidth points from minValue to maxValue inclusive: the points of cl.Grid(LO, HI, BINS).
         variables.append(BiasVariable(f, LO[i], HI[i], SIGMA, gridWidth=BINS[i] + 1))
-    meta = Metadynamics(system, variables, T * unit.kelvin, GAMMA, HEIGHT * unit.kilojoules_per_mole, pace)
-    integrator = mm.LangevinMiddleIntegrator(T * unit.kelvin, FRICTION / unit.picosecond, DT * unit.picoseconds)
+    meta = Metadynamics(system, variables, T * unit.kelvin, GAMMA,
+                        HEIGHT * unit.kilojoules_per_mole, pace)
+    integrator = mm.LangevinMiddleIntegrator(T * unit.kelvin, FRICTION / unit.picosecond,
+                                             DT * unit.picoseconds)
     integrator.setRandomNumberSeed(seed + 1)
     top = app.Topology()
     top.addAtom("P", None, top.addResidue("MB", top.addChain()))
@@ -136,18 +145,19 @@ def openmm_setup(platform, pace, seed=0):
 
 
 def openmm_prefill(meta, sim, centers, heights, n_timed=100):
-    """Add hills to OpenMM's bias: the first ``n_timed`` by ``_addGaussian`` (timed), the rest in numpy.
+    """Add hills to OpenMM's bias: the first ``n_timed`` by ``_addGaussian`` (timed), the rest by
+    numpy with the same formula.
 
     Returns (seconds per ``_addGaussian`` call, total seconds).
     """
     t0 = time.perf_counter()
     n_timed = min(n_timed, len(centers))
-    for c, h in zip(centers[:n_timed], heights[:n_timed]):
+    for c, h in zip(centers[:n_timed], heights[:n_timed], strict=True):
         meta._addGaussian(list(c), float(h) * unit.kilojoules_per_mole, sim.context)
     per_call = (time.perf_counter() - t0) / max(n_timed, 1)
     rest_c, rest_h = centers[n_timed:], heights[n_timed:]
     if len(rest_c):
-        # The same Gaussian as Metadynamics._addGaussian (non-periodic), summed over hills in chunks.
+        # The Gaussian of Metadynamics._addGaussian (non-periodic), summed over all hills at once.
         g = []
         for i, v in enumerate(meta.variables):
             u = (rest_c[:, i] - v.minValue) / (v.maxValue - v.minValue)
@@ -171,16 +181,38 @@ def time_openmm(sim, meta, n_steps, repeats):
     return statistics.median(times)
 
 
+def time_openmm_plain(platform, n_steps, repeats):
+    """Seconds per step of the same particle and potential without any metadynamics force."""
+    system = mm.System()
+    system.addParticle(1.0)
+    pot = mm.CustomExternalForce(mb_expression())
+    pot.addParticle(0, [])
+    system.addForce(pot)
+    integrator = mm.LangevinMiddleIntegrator(T * unit.kelvin, FRICTION / unit.picosecond,
+                                             DT * unit.picoseconds)
+    context = mm.Context(system, integrator, mm.Platform.getPlatformByName(platform))
+    context.setPositions([mm.Vec3(START[0], START[1], 0.0)] * unit.nanometer)
+    integrator.step(min(200, n_steps))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        integrator.step(n_steps)
+        times.append((time.perf_counter() - t0) / n_steps)
+    return statistics.median(times)
+
+
 def openmm_fes(meta):
     """OpenMM's free energy on its grid, as a cvlearn FreeEnergySurface (axes x, y)."""
     axes = [np.linspace(v.minValue, v.maxValue, v.gridWidth) for v in meta.variables]
-    F = np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoules_per_mole)).T  # (ny, nx) -> (nx, ny)
+    F = meta.getFreeEnergy().value_in_unit(unit.kilojoules_per_mole)
+    F = np.asarray(F).T  # OpenMM's (ny, nx) -> (nx, ny)
     return cl.fes.FreeEnergySurface(axes, F, T, names=["x", "y"])
 
 
 # -- accuracy --------------------------------------------------------------------------------------
 def fes_errors(fes, mb, exact_df):
-    """(RMSE in kT over the region within 8 kT of the exact minimum, Delta F(A->B) kJ/mol, its error in kT)."""
+    """(RMSE in kT over the points within 8 kT of the exact minimum after removing the mean
+    difference there, Delta F(A->B) in kJ/mol, its error in kT)."""
     exact = mb.exact_free_energy(fes.points).reshape(fes.F.shape)
     exact = exact - exact.min()
     region = exact <= 8.0 * KT
@@ -215,13 +247,13 @@ def part1(args, mb):
             dv = float(np.abs(metad.field.values() - v_omm).max())
             # Bias energy the OpenMM force applies at the start point vs cvlearn's bias there.
             group = meta._force.getForceGroup()
-            e_omm = sim.context.getState(energy=True, groups={group}).getPotentialEnergy().value_in_unit(
-                unit.kilojoules_per_mole)
+            e_omm = sim.context.getState(energy=True, groups={group}).getPotentialEnergy()
+            e_omm = e_omm.value_in_unit(unit.kilojoules_per_mole)
             e_cl = float(metad.evaluate([START])[0])
             to = time_openmm(sim, meta, args.time_steps_openmm, args.repeats)
             row += [f"{to * 1e6:.1f}", f"{t1 / to:.0f}"]
-            check_rows.append([f"{n:,}", platform, f"{per_call * 1e3:.1f}", f"{t_fill:.1f}", f"{dv:.1e}",
-                               f"{abs(e_omm - e_cl):.1e}"])
+            check_rows.append([f"{n:,}", platform, f"{per_call * 1e3:.1f}", f"{t_fill:.1f}",
+                               f"{dv:.1e}", f"{abs(e_omm - e_cl):.1e}"])
         rows.append(row)
         print(" | ".join(row), flush=True)
     t_plain = time_cvlearn(cvlearn_engine(mb, None, 1, seed=0), args.time_steps, args.repeats)
@@ -233,14 +265,18 @@ def part1(args, mb):
     check = markdown_table(["hills", "OpenMM platform", "ms per _addGaussian", "OpenMM pre-fill s",
                             "max abs(V_cvlearn - V_OpenMM) on grid, kJ/mol",
                             "abs bias energy difference at A, kJ/mol"], check_rows)
-    note = f"cvlearn without any bias (engine alone), 1 walker: {t_plain * 1e6:.0f} µs/step."
+    plain = [f"OpenMM {q}: {time_openmm_plain(q, args.time_steps_openmm, args.repeats) * 1e6:.1f}"
+             for q in args.platforms]
+    note = (f"Without any bias, 1 walker, µs/step: cvlearn {t_plain * 1e6:.0f}; "
+            + "; ".join(plain) + ".")
     return table, check, note
 
 
 def part2(args, mb):
     exact_df = mb.exact_delta_f("A", "B")
     grid = cvlearn_metad(1).grid
-    grid_fes = cl.fes.FreeEnergySurface(grid.axes, mb.exact_free_energy(grid.points).reshape(grid.shape), T)
+    exact_on_grid = mb.exact_free_energy(grid.points).reshape(grid.shape)
+    grid_fes = cl.fes.FreeEnergySurface(grid.axes, exact_on_grid, T)
     floor = fes_errors(grid_fes, mb, exact_df)
     rows, summary = [], {}
     runners = [("cvlearn", None)] + [("OpenMM", p) for p in args.platforms]
@@ -263,21 +299,21 @@ def part2(args, mb):
             rmse, df, df_err = fes_errors(fes, mb, exact_df)
             label = code if platform is None else f"{code} {platform}"
             summary.setdefault(label, []).append((args.steps / wall, rmse, df, df_err))
-            row = [label, seed, f"{args.steps:,}", n_hills, f"{wall:.1f}", f"{args.steps / wall:,.0f}",
-                   f"{rmse:.3f}", f"{df:.2f}", f"{df_err:+.2f}"]
+            row = [label, seed, f"{args.steps:,}", n_hills, f"{wall:.1f}",
+                   f"{args.steps / wall:,.0f}", f"{rmse:.3f}", f"{df:.2f}", f"{df_err:+.2f}"]
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
-    header = ["code", "seed", "steps", "hills", "wall s", "steps/s", "FES RMSE (kT)", "ΔF A→B (kJ/mol)",
-              "ΔF error (kT)"]
+    header = ["code", "seed", "steps", "hills", "wall s", "steps/s", "FES RMSE (kT)",
+              "ΔF A→B (kJ/mol)", "ΔF error (kT)"]
     table = markdown_table(header, rows)
     srows = []
     for label, vals in summary.items():
         v = np.array(vals)
-        sd = (lambda col: f" ± {v[:, col].std(ddof=1):.2f}" if len(v) > 1 else "")
-        srows.append([label, len(v), f"{v[:, 0].mean():,.0f}", f"{v[:, 1].mean():.3f}{sd(1)}",
-                      f"{v[:, 2].mean():.2f}{sd(2)}", f"{np.abs(v[:, 3]).mean():.2f}"])
-    srows.append(["exact F on the 121 x 109 bias grid", "", "", f"{floor[0]:.3f}", f"{floor[1]:.2f}",
-                  f"{abs(floor[2]):.2f}"])
+        sd = [f" ± {s:.2f}" for s in v.std(0, ddof=1)] if len(v) > 1 else [""] * 4
+        srows.append([label, len(v), f"{v[:, 0].mean():,.0f}", f"{v[:, 1].mean():.3f}{sd[1]}",
+                      f"{v[:, 2].mean():.2f}{sd[2]}", f"{np.abs(v[:, 3]).mean():.2f}"])
+    srows.append(["exact F on the 121 x 109 bias grid", "", "", f"{floor[0]:.3f}",
+                  f"{floor[1]:.2f}", f"{abs(floor[2]):.2f}"])
     stable = markdown_table(["code", "seeds", "mean steps/s", "FES RMSE (kT), mean ± sd",
                              "ΔF A→B (kJ/mol), mean ± sd", "mean abs ΔF error (kT)"], srows)
     note = (f"Exact ΔF A→B = {exact_df:.2f} kJ/mol ({exact_df / KT:.2f} kT), kT = {KT:.4f} kJ/mol; "
@@ -287,12 +323,12 @@ def part2(args, mb):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="short smoke run; does not append to RESULTS.md")
+    p.add_argument("--quick", action="store_true", help="short smoke run; prints only")
     p.add_argument("--hills", type=int, nargs="+", default=[10, 100, 1000, 10_000, 100_000])
-    p.add_argument("--time-steps", type=int, default=2000, help="cvlearn steps per timing repeat (part 1)")
-    p.add_argument("--time-steps-openmm", type=int, default=20_000, help="OpenMM steps per timing repeat")
+    p.add_argument("--time-steps", type=int, default=2000, help="cvlearn steps per timing (part 1)")
+    p.add_argument("--time-steps-openmm", type=int, default=20_000, help="OpenMM steps per timing")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--walkers", type=int, nargs="+", default=[64], help="batched cvlearn walker counts")
+    p.add_argument("--walkers", type=int, nargs="+", default=[64], help="batched cvlearn walkers")
     p.add_argument("--platforms", nargs="+", default=["Reference", "CPU"])
     p.add_argument("--steps", type=int, default=200_000, help="metadynamics steps per run (part 2)")
     p.add_argument("--pace", type=int, default=100)
@@ -314,25 +350,29 @@ def main(argv=None):
     if not args.skip_part1:
         print("Part 1: cost per step against deposited hills", flush=True)
         table, check, note = part1(args, mb)
-        sections += [f"### Cost per step against deposited hills ({args.time_steps:,} cvlearn / "
-                     f"{args.time_steps_openmm:,} OpenMM steps per timing, median of {args.repeats}, "
-                     "no deposition while timed)", "", table, "", note, "",
+        sections += ["### Cost per step against deposited hills "
+                     f"({args.time_steps:,} cvlearn / {args.time_steps_openmm:,} OpenMM steps per "
+                     f"timing, median of {args.repeats}, no deposition while timed)",
+                     "", table, "", note, "",
                      "Pre-fill and agreement of the two biases:", "", check, ""]
     if not args.skip_part2:
         print("Part 2: accuracy after the same number of steps", flush=True)
         table, stable, note = part2(args, mb)
-        sections += ["### FES accuracy after the same number of steps (1 walker, from basin A)", "", note, "",
-                     stable, "", "Per run:", "", table, ""]
+        sections += ["### FES accuracy after the same number of steps (1 walker, from basin A)",
+                     "", note, "", stable, "", "Per run:", "", table, ""]
     body = "\n".join(sections)
     print("\n" + body)
     if not args.no_append:
         load1 = os.getloadavg()
-        extra = [f"- Date (UTC): {start:%Y-%m-%d %H:%M} to {datetime.datetime.now(datetime.timezone.utc):%H:%M}",
-                 f"- OpenMM {mm.__version__}, platforms: {', '.join(args.platforms)} (CPU platform threads: "
-                 f"{mm.Platform.getPlatformByName('CPU').getPropertyDefaultValue('Threads') if 'CPU' in available else '-'})",
+        end = datetime.datetime.now(datetime.timezone.utc)
+        threads = (mm.Platform.getPlatformByName("CPU").getPropertyDefaultValue("Threads")
+                   if "CPU" in available else "-")
+        extra = [f"- Date (UTC): {start:%Y-%m-%d %H:%M} to {end:%H:%M}",
+                 f"- OpenMM {mm.__version__}, platforms: {', '.join(args.platforms)} "
+                 f"(CPU platform threads: {threads})",
                  f"- 1-minute load average at start / end: {load0[0]:.1f} / {load1[0]:.1f}"]
-        append_section("Metadynamics cost and accuracy: cvlearn vs OpenMM Metadynamics (2-D Muller-Brown)",
-                       body, extra)
+        append_section("Metadynamics cost and accuracy: cvlearn vs OpenMM Metadynamics "
+                       "(2-D Muller-Brown)", body, extra)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,16 @@ from .learners import PCA, TICA
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # cvlearn.plot needs matplotlib: imported on first use so that `import cvlearn` stays light.
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'cvlearn' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "bias", "engine", "features", "fes", "io", "learners", "systems", "units",

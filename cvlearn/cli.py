@@ -41,11 +41,38 @@ def _demo(args):
     return 0
 
 
+def _quickstart(args):
+    """Explore Muller-Brown, learn a CV (TICA or PCA), run well-tempered metadynamics on it with several
+    walkers, and compare the free energy difference between the two deepest basins with the exact one."""
+    from .quickstart import run_quickstart
+
+    report = run_quickstart(out=args.out, seed=args.seed, steps=args.steps, method=args.method,
+                            walkers=args.walkers, resume=args.resume, progress=not args.no_progress)
+    d, e, x = (report[k] for k in ("delta_f_A_to_B_kJ_mol", "delta_f_error_kJ_mol", "delta_f_exact_kJ_mol"))
+    err = f"{e:.2f}" if e is not None else "n/a (run longer)"
+    print(f"F(B) - F(A) = {d:.2f} +- {err} kJ/mol (exact {x:.2f} kJ/mol; |error| = {report['abs_error_kT']:.2f} kT)")
+    print(f"Wall times (s): {report['wall_time_s']}")
+    print(f"Wrote {args.out}/{report['figure']}, COLVAR.*, HILLS, fes_*.npz and report.json")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="cvlearn", description="Learn collective variables, bias them, "
                                      "and estimate free energy surfaces. Units: nm, ps, kJ/mol, K.")
     parser.add_argument("--version", action="version", version=f"cvlearn {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    qs = sub.add_parser("quickstart", help="The whole loop on Muller-Brown in about a minute (the main job).",
+                        description=_quickstart.__doc__)
+    qs.add_argument("--out", default="quickstart_out", help="output directory (default: quickstart_out)")
+    qs.add_argument("--steps", type=int, default=25000,
+                    help="metadynamics steps of 5 fs per walker, a multiple of 5 (default 25000 = 125 ps)")
+    qs.add_argument("--walkers", type=int, default=8, help="walkers sharing the bias (default 8)")
+    qs.add_argument("--method", choices=("tica", "pca"), default="tica", help="CV learner (default tica)")
+    qs.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    qs.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run in --out from its checkpoint, HILLS and COLVAR files")
+    qs.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    qs.set_defaults(func=_quickstart)
     demo = sub.add_parser("demo", help="Simulate the 10-D hidden double well and compare PCA with TICA.",
                           description=_demo.__doc__)
     demo.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")

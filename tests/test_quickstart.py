@@ -1,0 +1,40 @@
+import json
+
+import numpy as np
+import pytest
+
+from cvlearn.cli import main
+from cvlearn.quickstart import run_quickstart
+
+
+def test_quickstart_short_run_writes_everything(tmp_path):
+    report = run_quickstart(str(tmp_path), steps=2500, walkers=4, explore_steps=2000)
+    for name in ("HILLS", "COLVAR.0", "COLVAR.3", "quickstart.png", "fes_xy.npz", "fes_cv.npz", "report.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    assert report["n_hills"] == 4 * 2500 // 100
+    assert report["delta_f_exact_kJ_mol"] == pytest.approx(11.41, abs=0.01)
+    # 12.5 ps of metadynamics: the estimate is rough (its block error may be undefined), but finite.
+    assert np.isfinite(report["delta_f_A_to_B_kJ_mol"])
+    assert report["delta_f_error_kJ_mol"] is None or report["delta_f_error_kJ_mol"] > 0
+    assert report["abs_error_kT"] < 5
+
+
+def test_quickstart_resume_continues_exactly(tmp_path):
+    whole = run_quickstart(str(tmp_path / "whole"), steps=1000, walkers=2, explore_steps=1000, chunks=2)
+    part = tmp_path / "part"
+    run_quickstart(str(part), steps=500, walkers=2, explore_steps=1000, chunks=1)  # "interrupted" half way
+    resumed = run_quickstart(str(part), steps=1000, walkers=2, explore_steps=1000, chunks=2, resume=True)
+    assert resumed["n_hills"] == whole["n_hills"]
+    assert resumed["delta_f_A_to_B_kJ_mol"] == pytest.approx(whole["delta_f_A_to_B_kJ_mol"], abs=1e-8)
+    hills = [line for line in (part / "HILLS").read_text().splitlines() if not line.startswith("#")]
+    assert len(hills) == whole["n_hills"]
+
+
+def test_cli_help_and_bad_method(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["quickstart", "--help"])
+    assert info.value.code == 0
+    assert "--steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["quickstart", "--method", "vae"])
