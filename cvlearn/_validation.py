@@ -153,5 +153,6 @@ def check_positive(value, name, owner, *, integer=False, allow_zero=False):
     ok = ok and (value >= 0 if allow_zero else value > 0)
     if not ok:
         req = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"The '{name}' parameter of {owner} must be {req} {'int' if integer else 'number'}; got {value!r}.")
+        kind_name = "int" if integer else "number"
+        raise ValueError(f"The '{name}' parameter of {owner} must be {req} {kind_name}; got {value!r}.")
     return int(value) if integer else float(value)

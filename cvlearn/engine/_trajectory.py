@@ -38,9 +38,10 @@ class Trajectory:
         self.time = np.asarray(time, dtype=np.float64).reshape(n)
         self.step = np.arange(n) if step is None else np.asarray(step, dtype=np.int64).reshape(n)
         self.walker_ids = np.arange(w) if walker_ids is None else np.asarray(walker_ids, dtype=np.int64).reshape(w)
-        zeros = np.zeros((n, w))
-        self.potential_energy = zeros if potential_energy is None else np.asarray(potential_energy, dtype=np.float64).reshape(n, w)
-        self.bias_energy = zeros.copy() if bias_energy is None else np.asarray(bias_energy, dtype=np.float64).reshape(n, w)
+        def per_frame(a):
+            return np.zeros((n, w)) if a is None else np.asarray(a, dtype=np.float64).reshape(n, w)
+
+        self.potential_energy, self.bias_energy = per_frame(potential_energy), per_frame(bias_energy)
         self.temperature = None if temperature is None else float(temperature)
 
     @property
