@@ -19,6 +19,7 @@ demo quickstart: $(STAMP)
 	$(VENV)/bin/cvlearn quickstart --out quickstart_out
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check cvlearn tests benchmarks
 	$(PY) -m pytest -m "not slow" --durations=20
 
 test-all: $(STAMP)
