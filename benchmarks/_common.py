@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+LOAD_AT_START = os.getloadavg() if hasattr(os, "getloadavg") else None  # other work skews timings
 
 _HEADER = """# Benchmark results
 
 Each section below was appended by one run of a script in `benchmarks/`. It records the exact
 command (run from the repository root), the date, and the machine (CPU model, cores, library
-versions, GPU if any), followed by the measured table. Numbers from different machines, or from a
-busy machine, are not comparable; rerun the baseline on the same machine before comparing.
+versions, GPU if any, load average), followed by the measured table. Numbers from different
+machines, or from a busy machine (high load average), are not comparable; rerun the baseline on
+the same machine before comparing.
 """
 
 
@@ -60,6 +62,8 @@ def machine_lines(gpu=True):
         + (f" with {blas_name()}" if blas_name() else ""),
         f"- OS: {platform.platform()}",
     ]
+    if LOAD_AT_START is not None:
+        lines.append(f"- Load average (1 min) at start / end: {LOAD_AT_START[0]:.2f} / {os.getloadavg()[0]:.2f}")
     if gpu:
         if torch.cuda.is_available():
             names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))

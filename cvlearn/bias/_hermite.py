@@ -91,10 +91,13 @@ class HermiteField:
         a typical run, numpy's per-operation cost is far below torch's.
         """
         s = s.detach()
-        if s.device.type == "cpu":
-            data = self.data.numpy() if s.dtype == torch.float64 else self.data.to(s.dtype).numpy()
-            value, grad = self._interpolate(np, s.numpy(), data, self._np_consts)
-            return torch.from_numpy(value), torch.from_numpy(grad)
+        if s.device.type == "cpu":  # float64 arithmetic on the grid in place, whatever the engine's dtype
+            value, grad = self._interpolate(np, s.double().numpy(), self.data.numpy(), self._np_consts)
+            return torch.from_numpy(value).to(s.dtype), torch.from_numpy(grad).to(s.dtype)
+        if self.data.device != s.device:  # the grid follows the engine onto its device, once
+            self.data = self.data.to(s.device)
+            self._consts = {k: v.to(s.device) if isinstance(v, torch.Tensor) else [a.to(s.device) for a in v]
+                            for k, v in self._consts.items()}
         return self._interpolate(torch, s, self.data.to(s.dtype), self._torch_consts(s.dtype))
 
     def _torch_consts(self, dtype):

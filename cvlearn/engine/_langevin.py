@@ -228,22 +228,34 @@ class Langevin:
         return self._to_trajectory(frames)
 
     def _step_once(self, frames, updates):
-        """One BAOAB step; forces of the new positions are evaluated once and kept for the next step."""
-        dt = self.timestep
-        c1 = math.exp(-self.friction * dt)
+        """One BAOAB step; forces of the new positions are evaluated once and kept for the next step.
+
+        New tensors (not in-place updates) for x and v: recorded frames and a failing step must
+        never see half-updated state.
+        """
+        half_dt, c1, noise_scale, inv_m = self._coefficients
         with torch.no_grad():
-            v = self.velocities + (0.5 * dt) * self._forces / self._masses
-            x = self.positions + (0.5 * dt) * v
+            v = torch.addcmul(self.velocities, self._forces, inv_m, value=half_dt)
+            x = self.positions + half_dt * v
             noise = torch.randn(v.shape, generator=self._gen, device=v.device, dtype=v.dtype)
-            v = c1 * v + torch.sqrt((1.0 - c1**2) * self.kT / self._masses) * noise
-            x = x + (0.5 * dt) * v
+            v = torch.addcmul(c1 * v, noise, noise_scale)
+            x = x.add_(v, alpha=half_dt)
         f = self._guarded_forces(x, frames, self.step + 1)
         self.step += 1
         with torch.no_grad():
-            v = v + (0.5 * dt) * f / self._masses
+            v = v.addcmul_(f, inv_m, value=half_dt)
         self.positions, self.velocities, self._forces = x, v, f
         for update in updates:
             update(self.step, x)
+
+    @property
+    def _coefficients(self):
+        """(dt/2, exp(-friction dt), sqrt((1 - c1^2) kT / m), 1/m), cached per engine."""
+        if getattr(self, "_coef_cache", None) is None:
+            c1 = math.exp(-self.friction * self.timestep)
+            self._coef_cache = (0.5 * self.timestep, c1, torch.sqrt((1.0 - c1**2) * self.kT / self._masses),
+                                1.0 / self._masses)
+        return self._coef_cache
 
     def _guarded_forces(self, x, frames, step):
         """Energies and forces at ``x`` (the configuration of ``step``), or a SimulationError that
@@ -297,13 +309,13 @@ class Langevin:
     # -- checkpoints -------------------------------------------------------------------------------
     def state_dict(self):
         """Everything needed to continue this run exactly: positions, velocities, forces, step, RNG state."""
-        state = {"positions": self.positions.cpu().double().numpy(),
-                 "velocities": self.velocities.cpu().double().numpy(),
+        state = {"positions": self.positions.cpu().double().numpy().copy(),
+                 "velocities": self.velocities.cpu().double().numpy().copy(),
                  "step": np.array(self.step), "rng_state": self._gen.get_state().numpy()}
         if self._forces is not None:
             # BAOAB's first half-kick uses the forces of the last step, computed before that step's
             # hills were deposited; recomputing them after a restart would change the trajectory.
-            state["forces"] = self._forces.cpu().double().numpy()
+            state["forces"] = self._forces.cpu().double().numpy().copy()
         return state
 
     def save_checkpoint(self, path):
