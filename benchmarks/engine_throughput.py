@@ -70,7 +70,7 @@ def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="only 1, 100 and 10000 walkers")
-    parser.add_argument("--target", type=float, default=1.5, help="seconds per timed run (default 1.5)")
+    parser.add_argument("--target", type=float, default=1.5, help="seconds for the 3 timed runs together (default 1.5)")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up steps (default 20)")
     parser.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
@@ -98,8 +98,8 @@ def main():
     print(table)
     if not args.no_append:
         note = (f"Langevin BAOAB, timestep 0.005 ps, friction 5/ps, {args.warmup} warm-up steps, "
-                f"median of 3 timed runs (about {args.target:g} s in all), one recorded frame per run; torch intra-op threads "
-                f"{torch.get_num_threads()}.")
+                f"median of 3 timed runs (about {args.target:g} s in all), one recorded frame per "
+                f"run; torch intra-op threads {torch.get_num_threads()}.")
         append_section("Engine throughput (walker-steps per second)", note + "\n\n" + table)
 
 

@@ -15,6 +15,7 @@ from . import fes as fes_mod
 from .bias import Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .features import Positions
+from .io._atomic import write_text_atomic
 from .learners import PCA, TICA
 from .systems import MullerBrown
 
@@ -139,10 +140,7 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
         "files": sorted(os.listdir(out)) + (["report.json"] if "report.json" not in os.listdir(out) else []),
         "figure": os.path.basename(png),
     }
-    tmp = path("report.json.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(report, fh, indent=2)
-    os.replace(tmp, path("report.json"))
+    write_text_atomic(path("report.json"), json.dumps(report, indent=2))
     return report
 
 

@@ -3,7 +3,6 @@
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 from .._validation import check_positive
 from ..exceptions import GridError, SimulationError
 from ..io import PlumedWriter
+from ..io._atomic import save_npz_atomic
 from ..units import BOLTZMANN, as_float
 from ._trajectory import Trajectory
 
@@ -320,16 +320,7 @@ class Langevin:
 
     def save_checkpoint(self, path):
         """Write :meth:`state_dict` to ``path`` (.npz) atomically."""
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.state_dict())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return path
+        return save_npz_atomic(path, **self.state_dict())
 
     def load_checkpoint(self, path):
         """Continue from a checkpoint written by :meth:`save_checkpoint` (no pickle involved)."""

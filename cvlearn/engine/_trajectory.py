@@ -1,9 +1,10 @@
 """Recorded frames of a (batched) simulation; saved to and loaded from .npz."""
 
 import os
-import tempfile
 
 import numpy as np
+
+from ..io._atomic import save_npz_atomic
 
 __all__ = ["Trajectory"]
 
@@ -82,19 +83,10 @@ class Trajectory:
 
     def save(self, path):
         """Write to ``path`` (.npz) atomically."""
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, positions=self.positions, time=self.time, step=self.step,
-                         walker_ids=self.walker_ids, potential_energy=self.potential_energy,
-                         bias_energy=self.bias_energy,
-                         temperature=np.array(np.nan if self.temperature is None else self.temperature))
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return path
+        return save_npz_atomic(
+            path, positions=self.positions, time=self.time, step=self.step, walker_ids=self.walker_ids,
+            potential_energy=self.potential_energy, bias_energy=self.bias_energy,
+            temperature=np.array(np.nan if self.temperature is None else self.temperature))
 
     @classmethod
     def load(cls, path):

@@ -2,11 +2,11 @@
 
 import json
 import os
-import tempfile
 from typing import NamedTuple
 
 import numpy as np
 
+from ..io._atomic import save_npz_atomic
 from ..units import kT as _kT
 from ._basin import Basin
 
@@ -123,16 +123,7 @@ class FreeEnergySurface:
             arrays["samples"] = self.samples
         arrays["names"] = np.array(self.names)
         arrays["metadata"] = np.array(json.dumps(self.metadata))
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return path
+        return save_npz_atomic(path, **arrays)
 
     @classmethod
     def load(cls, path):
