@@ -14,7 +14,7 @@ from .exceptions import (
     SamplingWarning,
     SimulationError,
 )
-from .learners import PCA, TICA
+from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ def __getattr__(name):
 __all__ = [
     "__version__",
     "bias", "engine", "features", "fes", "io", "learners", "systems", "units",
-    "Grid", "Langevin", "Trajectory", "PCA", "TICA", "WellTemperedMetad",
+    "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
+    "WellTemperedMetad",
     "CVLearnError", "GridError", "NotFittedError", "SimulationError", "ConvergenceWarning", "SamplingWarning",
 ]

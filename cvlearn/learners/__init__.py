@@ -1,7 +1,9 @@
 """CV learners with the scikit-learn estimator contract, and the torch modules they produce."""
 
 from ._module import CollectiveVariable, LinearCV
+from ._neural import AutoEncoder, DeepTICA, NeuralCV, TimeLaggedAutoEncoder
 from ._pca import PCA
 from ._tica import TICA
 
-__all__ = ["CollectiveVariable", "LinearCV", "PCA", "TICA"]
+__all__ = ["AutoEncoder", "CollectiveVariable", "DeepTICA", "LinearCV", "NeuralCV", "PCA", "TICA",
+           "TimeLaggedAutoEncoder"]

@@ -1,0 +1,164 @@
+"""One training core for every neural learner: block split, Adam, early stopping, history.
+
+Why blocks: consecutive MD frames are correlated, so a random frame split leaks the validation
+set into training and early stopping then stops too late. Each trajectory is cut into contiguous
+blocks and whole blocks go to validation; time-lagged pairs are formed inside a block only.
+"""
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..exceptions import ConvergenceWarning, CVLearnError
+
+__all__ = ["Batch", "split_blocks", "train", "TrainingError"]
+
+log = logging.getLogger("cvlearn")
+
+
+class TrainingError(CVLearnError, RuntimeError):
+    """Training failed (e.g. the loss became NaN)."""
+
+
+@dataclass
+class Batch:
+    """Training data as tensors: frames ``x`` (n, features), lagged partners ``y`` (or None), weights ``w``."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    w: torch.Tensor
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    def take(self, idx):
+        return Batch(self.x[idx], None if self.y is None else self.y[idx], self.w[idx])
+
+
+def split_blocks(arrays, weights, lagtime, valid_fraction, n_blocks, seed, dtype, device):
+    """Cut each trajectory into ``n_blocks`` contiguous blocks and send a ``valid_fraction`` of all
+    blocks (at least one, chosen with ``seed``) to validation.
+
+    Returns (train, valid) :class:`Batch` objects; with a ``lagtime`` (frames) each holds the pairs
+    (x_t, x_{t+lag}) of its blocks, weighted by w_t.
+    """
+    lag = lagtime or 0
+    blocks = []
+    for x, w in zip(arrays, weights):
+        edges = np.linspace(0, len(x), n_blocks + 1).astype(int)
+        for a, b in zip(edges[:-1], edges[1:]):
+            if b - a <= lag:
+                raise ValueError(
+                    f"A validation block of {b - a} frames is not longer than the lag ({lag} frames): a "
+                    f"trajectory of {len(x)} frames cut into n_blocks={n_blocks} blocks leaves no time-lagged "
+                    "pairs. Use fewer blocks, a shorter lag, or longer trajectories.")
+            blocks.append((x[a:b], w[a:b]))
+    if len(blocks) < 2:
+        raise ValueError("Need at least two blocks to hold out validation data; increase n_blocks.")
+    rng = np.random.default_rng(seed)
+    n_valid = min(len(blocks) - 1, max(1, int(round(valid_fraction * len(blocks)))))
+    valid_idx = set(rng.choice(len(blocks), size=n_valid, replace=False).tolist())
+
+    def gather(indices):
+        xs, ys, ws = [], [], []
+        for i in indices:
+            x, w = blocks[i]
+            if lag:
+                xs.append(x[:-lag])
+                ys.append(x[lag:])
+                ws.append(w[:-lag])
+            else:
+                xs.append(x)
+                ws.append(w)
+        t = lambda parts: torch.as_tensor(np.concatenate(parts), dtype=dtype, device=device)  # noqa: E731
+        return Batch(t(xs), t(ys) if lag else None, t(ws))
+
+    train_idx = [i for i in range(len(blocks)) if i not in valid_idx]
+    return gather(train_idx), gather(sorted(valid_idx))
+
+
+def train(modules, loss_fn, train_data, valid_data, *, max_epochs, lr, batch_size, patience, lr_schedule, seed,
+          progress, owner, weight_decay=0.0):
+    """Adam on ``loss_fn(batch)`` with early stopping on the validation loss; best weights restored.
+
+    ``modules`` is the list of torch modules whose parameters are trained (e.g. encoder and decoder).
+    Full-batch when ``batch_size`` is None or not smaller than the training set; otherwise shuffled
+    minibatches drawn from the tensors with a generator seeded by ``seed`` (no DataLoader).
+    Returns the history {"train": [...], "valid": [...]} and the best epoch (0-based).
+    """
+    params = [p for m in modules for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if lr_schedule is None:
+        sched = None
+    elif lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max_epochs)
+    elif isinstance(lr_schedule, (int, float)) and 0 < lr_schedule <= 1:
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=float(lr_schedule))
+    else:
+        raise ValueError(f"lr_schedule must be None, 'cosine' or a decay factor in (0, 1]; got {lr_schedule!r}.")
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    n = len(train_data)
+    full = batch_size is None or batch_size >= n
+    history = {"train": [], "valid": []}
+    best, best_epoch, best_state, wait = math.inf, 0, None, 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_epochs, desc=f"{owner} training", unit="epoch", mininterval=0.5)
+    try:
+        for epoch in range(max_epochs):
+            for m in modules:
+                m.train()
+            batches = [train_data] if full else [
+                train_data.take(idx.to(train_data.x.device))
+                for idx in torch.randperm(n, generator=gen).split(batch_size) if len(idx) > 1]
+            total, count = 0.0, 0
+            for batch in batches:
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(batch)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"{owner}: the training loss became {float(loss)} at epoch {epoch}. Lower the learning rate "
+                        f"(lr={lr}), check the features for huge values, or increase epsilon (regularization).")
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(batch)
+                count += len(batch)
+            if sched is not None:
+                sched.step()
+            for m in modules:
+                m.eval()
+            with torch.no_grad():
+                v = float(loss_fn(valid_data))
+            history["train"].append(total / count)
+            history["valid"].append(v)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(train=f"{total / count:.4g}", valid=f"{v:.4g}")
+            improved = math.isfinite(v) and (not math.isfinite(best) or v < best - 1e-9 * abs(best))
+            if improved:
+                best, best_epoch, wait = v, epoch, 0
+                best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+            else:
+                wait += 1
+                if wait >= patience:
+                    break
+        else:
+            import warnings
+
+            warnings.warn(f"{owner} reached max_epochs={max_epochs} with the validation loss still improving; "
+                          "increase max_epochs.", ConvergenceWarning, stacklevel=3)
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is None:
+        raise TrainingError(f"{owner}: the validation loss was never finite; check the data.")
+    for m, s in zip(modules, best_state):
+        m.load_state_dict(s)
+    log.info("%s: best validation loss %.6g at epoch %d of %d", owner, best, best_epoch, len(history["valid"]))
+    return history, best_epoch
