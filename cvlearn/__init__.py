@@ -3,9 +3,10 @@
 Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
-from . import bias, engine, features, fes, io, learners, systems, units
+from . import bias, engine, export, features, fes, io, learners, systems, units
 from .bias import Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
+from .io._models import load, save
 from .exceptions import (
     ConvergenceWarning,
     CVLearnError,
@@ -30,7 +31,7 @@ def __getattr__(name):
 
 __all__ = [
     "__version__",
-    "bias", "engine", "features", "fes", "io", "learners", "systems", "units",
+    "bias", "engine", "export", "features", "fes", "io", "learners", "systems", "units", "save", "load",
     "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
     "WellTemperedMetad",
     "CVLearnError", "GridError", "NotFittedError", "SimulationError", "ConvergenceWarning", "SamplingWarning",

@@ -14,6 +14,10 @@ class Featurizer(torch.nn.Module):
     featurizers with ``|``.
     """
 
+    # Python-side helpers, kept out of the TorchScript graph.
+    __jit_unused_properties__ = ["names", "n_features"]
+
+    @torch.jit.unused
     def feature_names(self):
         """Names of the output features, in order."""
         return [f"f{i}" for i in range(self.n_features)]
@@ -61,6 +65,10 @@ class Concatenate(Featurizer):
 
     def feature_names(self):
         return [n for p in self.parts for n in p.feature_names()]
+
+    @torch.jit.unused
+    def config(self):
+        return {"type": "Concatenate", "parts": [p.config() for p in self.parts]}
 
     def forward(self, positions):
         return torch.cat([p(positions) for p in self.parts], dim=-1)

@@ -43,13 +43,18 @@ class Positions(Featurizer):
     def n_features(self):
         return len(self.index) * self.n_dims
 
+    @torch.jit.unused
+    def config(self):
+        """Constructor arguments as plain JSON data (for :func:`cvlearn.save`)."""
+        return {"type": "Positions", "n_particles": self.n_particles_in, "n_dims": self.n_dims,
+                "particles": self.index.tolist()}
+
+    @torch.jit.unused
     def feature_names(self):
         axes = "xyz" if self.n_dims <= 3 else [f"d{k}" for k in range(self.n_dims)]
         return [f"{a}{int(i)}" for i in self.index for a in axes[: self.n_dims]]
 
     def forward(self, positions):
-        if positions.shape[-2:] != (self.n_particles_in, self.n_dims):
-            raise ValueError(f"Positions featurizer expects (..., {self.n_particles_in}, {self.n_dims}) "
-                             f"positions; got {tuple(positions.shape)}.")
-        sel = positions.index_select(-2, self.index)
-        return sel.reshape(*sel.shape[:-2], -1)
+        if positions.shape[-2] != self.n_particles_in or positions.shape[-1] != self.n_dims:
+            raise ValueError("Positions featurizer: positions must be (..., n_particles, n_dims) as configured.")
+        return torch.flatten(positions.index_select(-2, self.index), start_dim=-2)

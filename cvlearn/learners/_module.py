@@ -12,6 +12,8 @@ class LinearCV(torch.nn.Module):
     ``.to()``, ``state_dict`` and TorchScript carry them.
     """
 
+    __jit_unused_properties__ = ["n_features", "n_components", "config"]
+
     def __init__(self, mean, weights):
         super().__init__()
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64).clone())
@@ -24,6 +26,15 @@ class LinearCV(torch.nn.Module):
     @property
     def n_components(self):
         return self.weights.shape[1]
+
+    @property
+    def config(self):
+        return {"n_features": self.n_features, "n_components": self.n_components}
+
+    @classmethod
+    def from_config(cls, n_features, n_components):
+        """An empty LinearCV of the right shape (to be filled by ``load_state_dict``)."""
+        return cls(torch.zeros(n_features), torch.zeros(n_features, n_components))
 
     def forward(self, features):
         return (features - self.mean.to(features.dtype)) @ self.weights.to(features.dtype)
@@ -41,9 +52,11 @@ class CollectiveVariable(torch.nn.Module):
         One name per CV component (used for COLVAR columns).
     """
 
+    __jit_unused_properties__ = ["n_components"]
+
     def __init__(self, model, featurizer=None, names=None):
         super().__init__()
-        self.featurizer = featurizer
+        self.featurizer = featurizer if featurizer is not None else torch.nn.Identity()
         self.model = model
         k = model.n_components
         self.names = list(names) if names is not None else [f"cv{i}" for i in range(k)]
@@ -55,6 +68,4 @@ class CollectiveVariable(torch.nn.Module):
         return self.model.n_components
 
     def forward(self, x):
-        if self.featurizer is not None:
-            x = self.featurizer(x)
-        return self.model(x)
+        return self.model(self.featurizer(x))

@@ -4,8 +4,8 @@ Sums are accumulated around a fixed shift (the mean of the first data seen) so t
 of features with large means do not lose precision, and trajectory by trajectory so that data
 never need to sit in memory at once and lagged pairs never cross from one trajectory to the next.
 
-Each trajectory is processed in blocks of ``_CHUNK`` frames, so the temporaries (shifted,
-weighted copies) take O(chunk x features) memory whatever the trajectory length, and stay in
+Each trajectory is processed in blocks of about ``_CHUNK_BYTES`` (1 MiB), so the temporaries
+(shifted, weighted copies) take O(block) memory whatever the trajectory length, and stay in
 cache. Second moments are accumulated as symmetric rank-k updates ``Y' Y`` (with Y scaled by the
 square roots of the weights), which BLAS computes in about half the time of a general product.
 """
@@ -14,7 +14,11 @@ import numpy as np
 
 __all__ = ["Moments"]
 
-_CHUNK = 4096  # frames per block: large enough for efficient BLAS, small enough to stay in cache
+_CHUNK_BYTES = 1 << 20  # per block of frames: big enough for efficient BLAS, small enough for cache
+
+
+def _block_frames(n_features):
+    return max(256, _CHUNK_BYTES // (8 * n_features))
 
 
 class Moments:
@@ -48,12 +52,12 @@ class Moments:
         if self.shift is None:
             self.shift = X.mean(axis=0)
         lag = self.lagtime
-        n_frames = len(X)
+        n_frames, chunk = len(X), _block_frames(X.shape[1])
         if lag is None:
             w = np.asarray(weights, dtype=np.float64)
             sw = np.sqrt(w)
-            for a in range(0, n_frames, _CHUNK):
-                b = min(a + _CHUNK, n_frames)
+            for a in range(0, n_frames, chunk):
+                b = min(a + chunk, n_frames)
                 y = X[a:b] - self.shift
                 self.s0 += w[a:b] @ y
                 y *= sw[a:b, None]
@@ -67,8 +71,8 @@ class Moments:
             u[:n] = w
             u[lag:] += w
             su, sw = np.sqrt(u), np.sqrt(w)
-            for a in range(0, n_frames, _CHUNK):
-                b = min(a + _CHUNK, n_frames)
+            for a in range(0, n_frames, chunk):
+                b = min(a + chunk, n_frames)
                 block = X[a:min(b + lag, n_frames)] - self.shift  # frames a..b plus the lagged partners
                 y = block[:b - a] * su[a:b, None]
                 self.c_sym += y.T @ y

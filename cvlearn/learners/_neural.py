@@ -25,6 +25,9 @@ class NeuralCV(torch.nn.Module):
     rebuilt from JSON plus a state dict, without pickle.
     """
 
+    __jit_unused_properties__ = ["n_components", "n_features"]
+    __jit_ignored_attributes__ = ["config"]
+
     def __init__(self, n_features, layers, n_components, activation="tanh", head=False):
         super().__init__()
         self.config = {"n_features": int(n_features), "layers": [int(n) for n in layers],

@@ -1,0 +1,142 @@
+"""Train mlcolvar's DeepTICA on arrays prepared by train_vs_mlcolvar.py; run inside the mlcolvar venv.
+
+Usage (done by train_vs_mlcolvar.py; this script never imports cvlearn)::
+
+    benchmarks/.venv-mlcolvar/bin/python benchmarks/_mlcolvar_worker.py IN.npz OUT.npz
+
+IN.npz holds the time-lagged training and validation pairs (raw features: ``train_x``, ``train_y``,
+``train_w``, ``valid_x``, ...), the standardization (``mean``, ``std``), the held-out test
+trajectories (``test_0``, ``test_1``, ...) and the settings (``layers``, ``lr``, ``max_epochs``,
+``patience``, ``batch_size``, ``epsilon``, ``threads``, ``seed``, ``activation``).
+
+The model is ``mlcolvar.cvs.DeepTICA(layers=[n_features, *hidden, n_components])`` with the
+default loss (ReduceEigenvaluesLoss, mode "sum2": minus the sum of squared TICA eigenvalues),
+input normalization set to the given mean/std, the given activation, C0 regularization
+``epsilon`` and Adam with the given learning rate, trained by a Lightning Trainer on the CPU. The
+train and validation sets are exactly the given pairs: a DictModule with a sequential split of
+integer lengths [n_train, n_valid] over their concatenation. ``patience < max_epochs`` adds
+Lightning's EarlyStopping on ``valid_loss`` and a callback that keeps the best weights in memory
+and restores them at the end (as cvlearn does); otherwise every epoch runs.
+
+OUT.npz: ``epoch_end`` (perf_counter at the end of each training epoch, validation included),
+``t_start``/``t_fit_start``/``t_end``, ``train_loss``/``valid_loss`` per epoch, ``best_epoch``,
+``z_test_i`` (network outputs, before mlcolvar's TICA block, for each test trajectory),
+``versions``.
+"""
+
+import copy
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+
+def main(inp, out):
+    d = np.load(inp)
+    torch.set_num_threads(int(d["threads"]))
+    t_import = time.perf_counter()
+    import lightning
+    import mlcolvar
+    from mlcolvar.cvs import DeepTICA
+    from mlcolvar.data import DictDataset, DictModule
+
+    t_import = time.perf_counter() - t_import
+    warnings.filterwarnings("ignore")  # Lightning's hints (num_workers, ...) would only clutter the log
+    for name in ("lightning", "lightning.pytorch", "pytorch_lightning"):
+        import logging
+
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    max_epochs, patience = int(d["max_epochs"]), int(d["patience"])
+    batch_size = int(d["batch_size"])  # 0: full batch (mlcolvar's own convention)
+    layers = [int(n) for n in d["layers"]]
+    lightning.seed_everything(int(d["seed"]), verbose=False)
+
+    class Timer(lightning.Callback):
+        """perf_counter at the end of each training epoch (after its validation) and the losses."""
+
+        def __init__(self):
+            self.ends, self.train, self.valid = [], [], []
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.ends.append(time.perf_counter())
+            m = trainer.callback_metrics
+            self.train.append(float(m.get("train_loss_epoch", m.get("train_loss", math.nan))))
+            self.valid.append(float(m.get("valid_loss_epoch", m.get("valid_loss", math.nan))))
+
+    class BestWeights(lightning.Callback):
+        """Keep the weights of the lowest validation loss in memory; restore them when fit ends."""
+
+        def __init__(self):
+            self.best, self.state, self.epoch, self.count = math.inf, None, 0, 0
+
+        def on_validation_end(self, trainer, pl_module):
+            if trainer.sanity_checking:
+                return
+            v = float(trainer.callback_metrics["valid_loss_epoch"])
+            if math.isfinite(v) and v < self.best - 1e-9 * abs(self.best if math.isfinite(self.best) else 0):
+                self.best, self.epoch = v, self.count
+                self.state = copy.deepcopy(pl_module.state_dict())
+            self.count += 1
+
+        def on_fit_end(self, trainer, pl_module):
+            if self.state is not None:
+                pl_module.load_state_dict(self.state)
+
+    # ---- timed from here: numpy arrays in memory -> trained model ----
+    t_start = time.perf_counter()
+    parts = {}
+    for key in ("x", "y", "w"):
+        parts[key] = torch.as_tensor(np.concatenate([d[f"train_{key}"], d[f"valid_{key}"]]), dtype=torch.float32)
+    n_train, n_valid = len(d["train_x"]), len(d["valid_x"])
+    dataset = DictDataset({"data": parts["x"], "data_lag": parts["y"],
+                           "weights": parts["w"], "weights_lag": parts["w"]})
+    datamodule = DictModule(dataset, lengths=[n_train, n_valid], batch_size=batch_size, random_split=False)
+    options = {
+        "norm_in": {"mean": torch.as_tensor(d["mean"], dtype=torch.float32),
+                    "range": torch.as_tensor(d["std"], dtype=torch.float32)},
+        "nn": {"activation": str(d["activation"])},
+        "optimizer": {"lr": float(d["lr"])},
+    }
+    model = DeepTICA(layers, n_cvs=layers[-1], options=options)
+    model.set_regularization(c0_reg=float(d["epsilon"]))
+    timer = Timer()
+    callbacks = [timer]
+    best = None
+    if patience < max_epochs:
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        best = BestWeights()
+        callbacks += [EarlyStopping(monitor="valid_loss_epoch", patience=patience, mode="min", min_delta=0.0),
+                      best]
+    trainer = lightning.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                callbacks=callbacks)
+    t_fit_start = time.perf_counter()
+    trainer.fit(model, datamodule)
+    t_end = time.perf_counter()
+    # ---- end of timed part ----
+
+    if best is not None:
+        best_epoch = best.epoch
+    else:
+        best_epoch = int(np.nanargmin(timer.valid)) if timer.valid else -1
+    model.eval()
+    result = {"epoch_end": np.array(timer.ends), "t_start": t_start, "t_fit_start": t_fit_start, "t_end": t_end,
+              "t_import": t_import, "train_loss": np.array(timer.train), "valid_loss": np.array(timer.valid),
+              "best_epoch": best_epoch,
+              "versions": f"mlcolvar {mlcolvar.__version__}, lightning {lightning.__version__}, "
+                          f"torch {torch.__version__} (intra-op threads: {torch.get_num_threads()})"}
+    with torch.no_grad():
+        i = 0
+        while f"test_{i}" in d:
+            result[f"z_test_{i}"] = model.forward_nn(torch.as_tensor(d[f"test_{i}"], dtype=torch.float32)).double().numpy()
+            i += 1
+    np.savez(out, **result)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,98 @@
+"""Saving and loading trained CVs: a state dict plus JSON metadata, loaded without pickle."""
+
+import io
+import json
+import os
+import warnings
+
+import torch
+
+from ._atomic import _atomic
+
+__all__ = ["save", "load"]
+
+
+def _featurizer_config(featurizer):
+    if isinstance(featurizer, torch.nn.Identity):
+        return None
+    if not hasattr(featurizer, "config"):
+        raise TypeError(f"Cannot save a CV whose featurizer ({type(featurizer).__name__}) has no config(); "
+                        "save the model alone or use a cvlearn featurizer.")
+    return featurizer.config()
+
+
+def _build_featurizer(config):
+    from .. import features
+
+    if config is None:
+        return None
+    kind = config.pop("type")
+    if kind == "Concatenate":
+        return features.Concatenate([_build_featurizer(dict(c)) for c in config["parts"]])
+    if kind == "Positions":
+        return features.Positions(**config)
+    raise ValueError(f"Unknown featurizer type {kind!r} in the saved file (made by a newer cvlearn?).")
+
+
+def _model_config(model):
+    from ..learners import LinearCV, NeuralCV
+
+    if isinstance(model, NeuralCV):
+        return {"type": "NeuralCV", **model.config}
+    if isinstance(model, LinearCV):
+        return {"type": "LinearCV", **model.config}
+    raise TypeError(f"Cannot save a model of type {type(model).__name__}.")
+
+
+def _build_model(config):
+    from ..learners import LinearCV, NeuralCV
+
+    kind = config.pop("type")
+    if kind == "NeuralCV":
+        return NeuralCV(**config)
+    if kind == "LinearCV":
+        return LinearCV.from_config(**config)
+    raise ValueError(f"Unknown model type {kind!r} in the saved file (made by a newer cvlearn?).")
+
+
+def save(cv, path, info=None):
+    """Save a trained CV (a :class:`cvlearn.learners.CollectiveVariable`) to ``path`` (.pt).
+
+    The file holds the state dict and JSON metadata (class, featurizer, architecture, names,
+    cvlearn version, units, and your ``info`` dict, e.g. the learner's parameters). It is loaded
+    by :func:`load` with ``torch.load(weights_only=True)``: no pickle, no code from the file runs.
+    """
+    from .. import __version__
+
+    meta = {"format": "cvlearn-cv", "cvlearn_version": __version__, "class": "CollectiveVariable",
+            "model": _model_config(cv.model), "featurizer": _featurizer_config(cv.featurizer),
+            "names": list(cv.names), "units": {"length": "nm", "energy": "kJ/mol", "time": "ps", "angle": "rad"},
+            "info": info or {}}
+    buffer = io.BytesIO()
+    torch.save({"metadata": json.dumps(meta), "state_dict": {k: v.cpu() for k, v in cv.state_dict().items()}},
+               buffer)
+    return _atomic(path, lambda fh: fh.write(buffer.getvalue()), ".pt")
+
+
+def load(path, map_location="cpu"):
+    """Load a CV saved by :func:`save` (safe: ``weights_only=True``); warns if saved by another version."""
+    from .. import __version__
+    from ..learners import CollectiveVariable
+
+    if not os.path.exists(os.fspath(path)):
+        raise FileNotFoundError(f"No saved CV at {path}.")
+    try:
+        blob = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
+        meta = json.loads(blob["metadata"])
+    except Exception as exc:
+        raise ValueError(f"{path} is not a CV saved by cvlearn.save ({exc}).") from None
+    if meta.get("format") != "cvlearn-cv":
+        raise ValueError(f"{path} is not a CV saved by cvlearn.save.")
+    if meta["cvlearn_version"] != __version__:
+        warnings.warn(f"{path} was saved by cvlearn {meta['cvlearn_version']}, this is {__version__}.", UserWarning,
+                      stacklevel=2)
+    cv = CollectiveVariable(_build_model(dict(meta["model"])), _build_featurizer(meta["featurizer"]), meta["names"])
+    # assign=True keeps the saved tensors (and their dtypes) instead of casting into fresh ones.
+    cv.load_state_dict(blob["state_dict"], strict=True, assign=True)
+    cv.info = meta.get("info", {})
+    return cv.eval()

@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+import cvlearn as cl
+
+
+def correlation_ratio(cv, x, bins=50):
+    """eta^2: fraction of the CV's variance explained by x (1 = the CV is a function of x)."""
+    edges = np.quantile(x, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, x) - 1, 0, bins - 1)
+    means = np.array([cv[idx == i].mean() for i in range(bins)])
+    return np.var(means[idx]) / np.var(cv)
+
+
+@pytest.fixture(scope="module")
+def hidden_cvs(hidden_run):
+    system, traj = hidden_run
+    data = [p.reshape(len(p), -1)[::2] for p in traj.per_walker()]  # 0.2 ps per frame, 16000 frames
+    slow = np.concatenate([system.slow_coordinates(p)[::2, 0] for p in traj.per_walker()])
+    learners = {
+        "DeepTICA": cl.DeepTICA(lagtime=10, layers=[32, 16], max_epochs=150, seed=0),
+        "TimeLaggedAutoEncoder": cl.TimeLaggedAutoEncoder(lagtime=25, layers=[32, 16], max_epochs=300, patience=50,
+                                                          seed=0),
+        "AutoEncoder": cl.AutoEncoder(layers=[32, 16], max_epochs=100, seed=0),
+        "PCA": cl.PCA(n_components=1),
+    }
+    out = {}
+    for name, est in learners.items():
+        with _quiet():
+            cv = np.concatenate(est.fit(data).transform(data))[:, 0]
+        out[name] = (est, correlation_ratio(cv, slow), abs(spearmanr(cv, slow)[0]))
+    return out
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", cl.ConvergenceWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+
+
+@pytest.mark.parametrize("name", ["DeepTICA", "TimeLaggedAutoEncoder"])
+def test_kinetic_learners_recover_hidden_slow_coordinate(hidden_cvs, name):
+    """The CV is (almost) a function of the hidden slow coordinate x alone: eta^2 >= 0.95.
+
+    (A converged kinetic CV of a two-state system is step-like in x, flat inside each well, so a
+    rank correlation with x is diluted by the other coordinates there; eta^2 is the fair measure.)
+    """
+    est, eta2, rho = hidden_cvs[name]
+    assert eta2 >= 0.95, (eta2, rho)
+    assert rho >= 0.9
+
+
+@pytest.mark.parametrize("name", ["AutoEncoder", "PCA"])
+def test_variance_learners_miss_it(hidden_cvs, name):
+    _, eta2, _ = hidden_cvs[name]
+    assert eta2 < 0.2
+
+
+def test_deeptica_timescales_and_history(hidden_cvs):
+    est = hidden_cvs["DeepTICA"][0]
+    assert est.timescales_[0] > 0 and len(est.eigenvalues_) == 1
+    assert len(est.history_["train"]) == len(est.history_["valid"]) >= est.best_epoch_ + 1
+    assert est.history_["valid"][est.best_epoch_] == min(est.history_["valid"])
+
+
+def test_deeptica_beats_tica_on_a_curved_path():
+    """Muller-Brown's A -> C -> B path bends: on held-out walkers DeepTICA's CV has a higher VAMP-2."""
+    hot = cl.systems.MullerBrown(temperature=1000.0)
+    traj = cl.Langevin(hot, timestep=0.005, friction=5.0, n_walkers=16, seed=0).run(6000, stride=10)
+    walkers = [p.reshape(len(p), -1) for p in traj.per_walker()]
+    train, test = walkers[:12], walkers[12:]
+    lag = 10
+    tica = cl.TICA(lagtime=lag, n_components=1, scaling=None).fit(train)
+    deep = cl.DeepTICA(lagtime=lag, layers=[16, 16], max_epochs=300, patience=40, seed=0).fit(train)
+
+    def vamp2(est):
+        return cl.TICA(lagtime=lag, scaling=None).fit(est.transform(test)).vamp2_score_
+
+    assert vamp2(deep) > vamp2(tica) + 0.01, (vamp2(deep), vamp2(tica))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: cl.DeepTICA(lagtime=2, layers=[8], max_epochs=20, dtype="float64"),
+    lambda: cl.AutoEncoder(layers=[8], max_epochs=20, dtype="float64"),
+    lambda: cl.TimeLaggedAutoEncoder(lagtime=2, layers=[8], max_epochs=20, dtype="float64"),
+], ids=["DeepTICA", "AutoEncoder", "TimeLaggedAutoEncoder"])
+def test_module_gradients_torchscript_and_save_load(make, tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.cumsum(rng.normal(size=(600, 3)), axis=0) * 0.1
+    with _quiet():
+        est = make().fit(X)
+    cv = est.to_module(cl.features.Positions(1, 3))
+    x = torch.from_numpy(X[:7, None, :]).clone().requires_grad_(True)
+    s = cv(x)
+    np.testing.assert_allclose(s.detach().numpy(), est.transform(X[:7]), rtol=1e-12, atol=1e-12)
+    (g,) = torch.autograd.grad(s[:, 0].sum(), x)
+    h = 1e-6
+    for k in range(3):
+        dx = torch.zeros_like(x)
+        dx[:, 0, k] = h
+        with torch.no_grad():
+            fd = (cv(x + dx) - cv(x - dx))[:, 0] / (2 * h)
+        np.testing.assert_allclose(g[:, 0, k].numpy(), fd.numpy(), rtol=1e-6, atol=1e-8)
+    scripted = cl.export.to_torchscript(cv, tmp_path / "cv_ts.pt")
+    loaded_ts = torch.jit.load(str(tmp_path / "cv_ts.pt"))
+    np.testing.assert_array_equal(loaded_ts(x.detach()).detach().numpy(), s.detach().numpy())
+    np.testing.assert_array_equal(scripted(x.detach()).detach().numpy(), s.detach().numpy())
+    cl.save(cv, tmp_path / "cv.pt", info=est.get_params())
+    back = cl.load(tmp_path / "cv.pt")
+    np.testing.assert_array_equal(back(x.detach()).detach().numpy(), s.detach().numpy())
+    assert back.names == cv.names and back.info["layers"] == [8]
+
+
+def test_load_is_safe_and_checks_the_file(tmp_path):
+    bad = tmp_path / "evil.pt"
+    import argparse
+
+    # An arbitrary object in the file: weights_only loading refuses to unpickle it.
+    torch.save({"metadata": '{"format": "cvlearn-cv"}', "state_dict": {}, "payload": argparse.Namespace(a=1)}, bad)
+    with pytest.raises(ValueError, match="not a CV saved by cvlearn"):
+        cl.load(bad)
+    with pytest.raises(FileNotFoundError):
+        cl.load(tmp_path / "missing.pt")
+
+
+def test_same_seed_same_network_and_weights_matter():
+    rng = np.random.default_rng(1)
+    X = [np.cumsum(rng.normal(size=(400, 4)), axis=0) for _ in range(2)]
+    with _quiet():
+        a = cl.DeepTICA(lagtime=3, layers=[8], max_epochs=15, seed=3).fit(X)
+        b = cl.DeepTICA(lagtime=3, layers=[8], max_epochs=15, seed=3).fit(X)
+        c = cl.DeepTICA(lagtime=3, layers=[8], max_epochs=15, seed=4).fit(X)
+        ones = cl.DeepTICA(lagtime=3, layers=[8], max_epochs=15, seed=3).fit(X, weights=[np.ones(400)] * 2)
+        weighted = cl.DeepTICA(lagtime=3, layers=[8], max_epochs=15, seed=3).fit(
+            X, weights=[rng.random(400) for _ in range(2)])
+    np.testing.assert_array_equal(a.transform(X[0]), b.transform(X[0]))
+    np.testing.assert_array_equal(a.transform(X[0]), ones.transform(X[0]))
+    assert np.abs(a.transform(X[0]) - c.transform(X[0])).max() > 1e-4
+    assert np.abs(a.transform(X[0]) - weighted.transform(X[0])).max() > 1e-4
+
+
+def test_neural_bad_input():
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    with pytest.raises(ValueError, match="not longer than the lag"):
+        cl.DeepTICA(lagtime=15, n_blocks=10).fit(X)
+    with pytest.raises(ValueError, match="in \\[1, n_frames\\)"):
+        cl.TimeLaggedAutoEncoder(lagtime=100).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        cl.AutoEncoder().fit(np.where(X > 2, np.nan, X))
+    with pytest.raises(ValueError, match="constant"):
+        cl.AutoEncoder().fit(np.c_[X, np.ones(100)])
+    with pytest.raises(cl.learners.TrainingError, match="loss became"):
+        cl.AutoEncoder(lr=1e30, max_epochs=50, layers=[8]).fit(X * 1e3)
+    with pytest.raises(ValueError, match="score must be"):
+        cl.DeepTICA(score="vamp1").fit(X)
+    with pytest.raises(cl.NotFittedError):
+        cl.DeepTICA().transform(X)
