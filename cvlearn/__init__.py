@@ -6,7 +6,6 @@ Units throughout: nm, ps, kJ/mol, K, amu, radians.
 from . import bias, engine, export, features, fes, io, learners, systems, units
 from .bias import Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
-from .io._models import load, save
 from .exceptions import (
     ConvergenceWarning,
     CVLearnError,
@@ -15,6 +14,7 @@ from .exceptions import (
     SamplingWarning,
     SimulationError,
 )
+from .io._models import load, save
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 
 __version__ = "0.1.0"

@@ -67,7 +67,9 @@ def build_parser():
     qs.add_argument("--steps", type=int, default=25000,
                     help="metadynamics steps of 5 fs per walker, a multiple of 5 (default 25000 = 125 ps)")
     qs.add_argument("--walkers", type=int, default=8, help="walkers sharing the bias (default 8)")
-    qs.add_argument("--method", choices=("tica", "pca"), default="tica", help="CV learner (default tica)")
+    qs.add_argument("--method", choices=("tica", "pca", "deeptica", "tae", "autoencoder"), default="tica",
+                    help="CV learner: tica (default), pca (the variance baseline), deeptica, tae (time-lagged "
+                    "autoencoder) or autoencoder")
     qs.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     qs.add_argument("--resume", action="store_true",
                     help="continue an interrupted run in --out from its checkpoint, HILLS and COLVAR files")

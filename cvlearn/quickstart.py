@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -16,7 +17,9 @@ from .bias import Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .features import Positions
 from .io._atomic import write_text_atomic
-from .learners import PCA, TICA
+from .io._models import save
+from .exceptions import ConvergenceWarning
+from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 from .systems import MullerBrown
 
 __all__ = ["run_quickstart"]
@@ -26,6 +29,15 @@ log = logging.getLogger("cvlearn")
 TIMESTEP = 0.005  # ps
 FRICTION = 5.0  # 1/ps
 EXPLORE_T = 1000.0  # K: barriers of ~4 kT, so a short unbiased run sees transitions
+
+#: CV learners the quickstart can use (lag 10 frames = 0.25 ps of the exploration), by seed.
+LEARNERS = {
+    "tica": lambda seed: TICA(lagtime=10, n_components=1, scaling=None),
+    "pca": lambda seed: PCA(n_components=1),
+    "deeptica": lambda seed: DeepTICA(lagtime=10, layers=[16, 16], max_epochs=300, patience=40, seed=seed),
+    "tae": lambda seed: TimeLaggedAutoEncoder(lagtime=10, layers=[16, 16], max_epochs=300, patience=40, seed=seed),
+    "autoencoder": lambda seed: AutoEncoder(layers=[16, 16], max_epochs=300, patience=40, seed=seed),
+}
 
 
 def _exact_fes_along(system, cv, bins):
@@ -45,8 +57,8 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
                    chunks=5, resume=False, progress=False):
     """Run the loop and write PNG, COLVAR.*, HILLS, .npz files and ``report.json`` into ``out``.
 
-    Stages: (1) explore Muller-Brown unbiased at 1000 K (16 walkers); (2) learn a 1-D CV (TICA, or
-    PCA as the baseline) on (x, y); (3) well-tempered metadynamics on it at 300 K with ``walkers``
+    Stages: (1) explore Muller-Brown unbiased at 1000 K (16 walkers); (2) learn a 1-D CV on (x, y)
+    with ``method`` (one of ``LEARNERS``: TICA by default, PCA as the baseline, or a neural learner); (3) well-tempered metadynamics on it at 300 K with ``walkers``
     walkers sharing the bias for ``steps`` steps of 5 fs, in ``chunks`` pieces with a checkpoint after
     each (``resume=True`` continues an interrupted run); (4) FES along the CV from the bias and in
     (x, y) by c(t) reweighting, and the A-B free energy difference with its block error next to
@@ -57,8 +69,8 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     dict
         The report (also written to ``report.json``).
     """
-    if method not in ("tica", "pca"):
-        raise ValueError(f"method must be 'tica' or 'pca'; got {method!r}.")
+    if method not in LEARNERS:
+        raise ValueError(f"method must be one of {sorted(LEARNERS)}; got {method!r}.")
     if steps < chunks or steps % chunks:
         raise ValueError(f"steps ({steps}) must be a positive multiple of chunks ({chunks}).")
     os.makedirs(out, exist_ok=True)
@@ -76,10 +88,13 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
 
     # 2. learn the CV
     t0 = time.perf_counter()
-    est = TICA(lagtime=10, n_components=1, scaling=None) if method == "tica" else PCA(n_components=1)
-    est.fit(explore)
+    est = LEARNERS[method](seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # short training is enough for a 2-D example
+        est.fit(explore)
     cv = est.to_module(featurizer=Positions.of(mb))
     s = np.concatenate(est.transform(explore))[:, 0]
+    save(cv, path("cv.pt"), info={"method": method, **est.get_params()})
     timings["learn_s"] = time.perf_counter() - t0
 
     # 3. metadynamics on the CV, restartable chunk by chunk
@@ -127,7 +142,6 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     report = {
         "system": "Muller-Brown (0.3 kJ/mol per original unit), T = 300 K",
         "cv_method": method,
-        "cv_weights_on_xy": est.eigenvectors_[:, 0].tolist(),
         "walkers": walkers, "steps_per_walker": steps, "timestep_ps": TIMESTEP,
         "simulated_ns_total": walkers * steps * TIMESTEP / 1000.0,
         "n_hills": metad.n_hills,
@@ -158,10 +172,12 @@ def _summary_figure(filename, mb, cv, explore, fes_xy, fes_cv, series, exact, me
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), layout="constrained")
     plot.cv_on_landscape(mb, cv, ax=axes[0, 0], trajectory=explore, max_points=800)
-    axes[0, 0].set_title(f"1. CV learned by {method.upper()} (lines) from a 1000 K exploration (dots)")
+    label = {"deeptica": "Deep-TICA", "tae": "a time-lagged autoencoder", "autoencoder": "an autoencoder"}.get(
+        method, method.upper())
+    axes[0, 0].set_title(f"1. CV by {label} (lines); 1000 K exploration (dots)")
     plot.fes(fes_xy, ax=axes[0, 1], units="kT", basins={k: mb.basins[k] for k in ("A", "B")},
              exact=mb.exact_fes(bins=120))
-    axes[0, 1].set_title("2. F(x, y) reweighted from metadynamics on the CV (dashed: exact)")
+    axes[0, 1].set_title("2. F(x, y) reweighted from metad on the CV (dashed: exact)")
     plot.fes(fes_cv, ax=axes[1, 0], units="kT", exact=_exact_fes_along(mb, cv, bins=len(fes_cv.axes[0]) // 2))
     axes[1, 0].set_title("3. F along the CV from the bias (dashed: exact)")
     plot.delta_f_convergence(series["time"], series["delta_f"], error=series["error"], exact=exact,

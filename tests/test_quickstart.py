@@ -39,3 +39,15 @@ def test_cli_help_and_bad_method(capsys):
     assert "--steps" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["quickstart", "--method", "vae"])
+
+
+def test_quickstart_with_deeptica_saves_a_loadable_cv(tmp_path):
+    import torch
+
+    import cvlearn as cl
+
+    report = run_quickstart(str(tmp_path), steps=500, walkers=2, explore_steps=1000, method="deeptica")
+    cv = cl.load(tmp_path / "cv.pt")
+    assert cv.info["method"] == "deeptica" and report["cv_method"] == "deeptica"
+    s = cv(torch.tensor([[[-0.558, 1.442]], [[0.623, 0.028]]], dtype=torch.float64))
+    assert abs(float(s[0, 0] - s[1, 0])) > 1.0  # the CV separates basins A and B (unit-variance scale)

@@ -45,7 +45,10 @@ class NeuralCV(torch.nn.Module):
         return self.config["n_features"]
 
     def forward(self, features):
-        return self.head(self.net(self.standardize(features)))
+        # The network runs in its own dtype (float32 by default) inside a float64 engine or bias;
+        # the casts are differentiable, so forces still flow back to the positions.
+        z = self.head(self.net(self.standardize(features.to(self.standardize.mean.dtype))))
+        return z.to(features.dtype)
 
 
 def tica_eigenvalues(z0, zt, w, epsilon):
