@@ -46,7 +46,7 @@ def test_quickstart_with_deeptica_saves_a_loadable_cv(tmp_path):
 
     import cvlearn as cl
 
-    report = run_quickstart(str(tmp_path), steps=500, walkers=2, explore_steps=1000, method="deeptica")
+    report = run_quickstart(str(tmp_path), steps=500, walkers=2, explore_steps=3000, method="deeptica")
     cv = cl.load(tmp_path / "cv.pt")
     assert cv.info["method"] == "deeptica" and report["cv_method"] == "deeptica"
     s = cv(torch.tensor([[[-0.558, 1.442]], [[0.623, 0.028]]], dtype=torch.float64))
