@@ -66,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,32 +152,45 @@ def vamp2(z_list, lag):
 # the two trainers
 # ---------------------------------------------------------------------------------------------
 class _TimedDeepTICA(cl.DeepTICA):
-    """cl.DeepTICA that stamps perf_counter after each validation loss (= the end of an epoch)."""
+    """cl.DeepTICA that stamps the clocks after each validation loss (= the end of an epoch)."""
 
     def _loss(self, cv, extra, batch):
         out = super()._loss(cv, extra, batch)
         if not cv.net.training:
-            self.stamps_.append(time.perf_counter())
+            self.stamps_.append((time.perf_counter(), time.process_time()))
         return out
 
 
-def run_cvlearn(fit, test, cfg, max_epochs, patience):
+def warm_up():
+    """Pay torch's lazy imports and first-call costs before any clock starts (done in both processes)."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # imports torch._dynamo (seconds)
+    torch.linalg.eigh(torch.linalg.cholesky(torch.eye(2)))
+
+
+def summarize(wall, cpu, t0, c0, t1, c1, best_epoch, valid_loss, z_test, lag):
+    """Per-run numbers from the epoch-end clocks (wall, cpu) and the start/end of the timed part."""
+    wall, cpu = np.asarray(wall), np.asarray(cpu)
+    nan = float("nan")
+    return {"epochs": len(wall), "epoch_s": float(np.median(np.diff(wall))) if len(wall) > 1 else nan,
+            "epoch_cpu": float(np.median(np.diff(cpu))) if len(cpu) > 1 else nan,
+            "total_s": t1 - t0, "total_cpu": c1 - c0, "best_epoch": int(best_epoch),
+            "to_best_s": float(wall[best_epoch] - t0), "best_valid_loss": float(valid_loss),
+            "test_vamp2": vamp2(z_test, lag)}
+
+
+def run_cvlearn(fit, test, cfg, max_epochs, patience, batch_size):
     est = _TimedDeepTICA(lagtime=cfg.lag, layers=list(cfg.layers), n_components=cfg.components, activation="tanh",
                          score="vamp2", epsilon=1e-6, max_epochs=max_epochs, patience=patience, lr=cfg.lr,
-                         batch_size=cfg.batch_size or None, valid_fraction=0.2, n_blocks=10, seed=0)
+                         batch_size=batch_size or None, valid_fraction=0.2, n_blocks=10, seed=0)
     est.stamps_ = []
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning when every epoch runs: expected here
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         est.fit(fit)
-        total = time.perf_counter() - t0
-    stamps = np.array(est.stamps_)
-    return {"epochs": len(stamps), "epoch_s": float(np.median(np.diff(stamps))) if len(stamps) > 1 else total,
-            "total_s": total, "best_epoch": est.best_epoch_, "to_best_s": float(stamps[est.best_epoch_] - t0),
-            "best_valid_loss": float(est.history_["valid"][est.best_epoch_]),
-            "test_vamp2": vamp2(est.transform(test), cfg.lag)}
+        t1, c1 = time.perf_counter(), time.process_time()
+    wall, cpu = zip(*est.stamps_)
+    return summarize(wall, cpu, t0, c0, t1, c1, est.best_epoch_, est.history_["valid"][est.best_epoch_],
+                     est.transform(test), cfg.lag)
 
 
 def worker_input(fit, test, cfg, path):
@@ -189,16 +203,16 @@ def worker_input(fit, test, cfg, path):
     for name, b in (("train", train), ("valid", valid)):
         arrays.update({f"{name}_x": b.x.numpy(), f"{name}_y": b.y.numpy(), f"{name}_w": b.w.numpy()})
     np.savez(path, mean=mean, std=std, layers=np.array([fit[0].shape[1], *cfg.layers, cfg.components]),
-             lr=cfg.lr, batch_size=cfg.batch_size, epsilon=1e-6, threads=cfg.threads, seed=0,
+             lr=cfg.lr, batch_size=0, epsilon=1e-6, threads=cfg.threads, seed=0,
              activation="tanh", max_epochs=0, patience=0, **arrays)
     return len(train), len(valid)
 
 
-def run_mlcolvar(py, base_input, test, cfg, max_epochs, patience, workdir):
+def run_mlcolvar(py, base_input, test, cfg, max_epochs, patience, batch_size, workdir):
     inp, out = Path(workdir) / "in.npz", Path(workdir) / "out.npz"
     with np.load(base_input) as d:
         settings = dict(d)
-    settings.update(max_epochs=max_epochs, patience=patience)
+    settings.update(max_epochs=max_epochs, patience=patience, batch_size=batch_size)
     np.savez(inp, **settings)
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
     proc = subprocess.run([str(py), str(WORKER), str(inp), str(out)], env=env, capture_output=True, text=True)
@@ -206,19 +220,12 @@ def run_mlcolvar(py, base_input, test, cfg, max_epochs, patience, workdir):
         sys.stderr.write(proc.stdout + proc.stderr)
         raise RuntimeError(f"mlcolvar worker failed with exit code {proc.returncode}")
     with np.load(out) as r:
-        ends = r["epoch_end"]
-        z = [r[f"z_test_{i}"] for i in range(len(test))]
         best = int(r["best_epoch"])
-        res = {"epochs": len(ends), "epoch_s": float(np.median(np.diff(ends))) if len(ends) > 1 else math_nan(),
-               "total_s": float(r["t_end"] - r["t_start"]), "best_epoch": best,
-               "to_best_s": float(ends[best] - r["t_start"]),
-               "best_valid_loss": float(r["valid_loss"][best]), "test_vamp2": vamp2(z, cfg.lag),
-               "versions": str(r["versions"])}
+        res = summarize(r["epoch_end"], r["epoch_end_cpu"], float(r["t_start"]), float(r["c_start"]),
+                        float(r["t_end"]), float(r["c_end"]), best, r["valid_loss"][best],
+                        [r[f"z_test_{i}"] for i in range(len(test))], cfg.lag)
+        res["versions"] = str(r["versions"])
     return res
-
-
-def math_nan():
-    return float("nan")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,21 +273,24 @@ def main():
     parser.add_argument("--layers", type=int, nargs="+", default=[64, 32], help="hidden layers (default 64 32)")
     parser.add_argument("--components", type=int, default=2, help="network outputs (default 2)")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=0, help="0 = full batch (default)")
-    parser.add_argument("--epochs", type=int, default=200, help="epochs of the fixed-epoch run (default 200)")
+    parser.add_argument("--epochs", type=int, default=100,
+                        help="epochs of the fixed-epoch full-batch run (default 100)")
     parser.add_argument("--patience", type=int, default=30, help="early-stopping patience (default 30)")
-    parser.add_argument("--max-epochs", type=int, default=1000, help="cap of the convergence run (default 1000)")
+    parser.add_argument("--max-epochs", type=int, default=1000, help="cap of the convergence runs (default 1000)")
+    parser.add_argument("--minibatch", type=int, default=4096,
+                        help="batch size of the minibatch convergence run (default 4096; 0 skips it)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads in both (default 1)")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="tail of each walker held out")
-    parser.add_argument("--no-convergence", action="store_true", help="skip the early-stopping run")
+    parser.add_argument("--no-convergence", action="store_true", help="only the fixed-epoch run")
     parser.add_argument("--profile", action="store_true", help="also time the parts of one cvlearn epoch")
     parser.add_argument("--quick", action="store_true", help="small data and few epochs (a smoke test)")
     parser.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     cfg = parser.parse_args()
     if cfg.quick:
-        cfg.walkers, cfg.frames, cfg.epochs, cfg.max_epochs, cfg.patience = 8, 1500, 20, 60, 10
+        cfg.walkers, cfg.frames, cfg.epochs, cfg.max_epochs, cfg.patience, cfg.minibatch = 8, 1500, 20, 60, 10, 1024
     torch.set_num_threads(cfg.threads)
     py = ensure_venv()
+    warm_up()
 
     data, gen_s, cached = make_data(cfg.walkers, cfg.frames, cfg.features)
     fit, test = split_fit_test(data, cfg.test_fraction)
@@ -292,44 +302,44 @@ def main():
     tica = cl.TICA(lagtime=cfg.lag, n_components=cfg.components, scaling=None).fit(fit)
     tica_score, t_tica = vamp2(tica.transform(test), cfg.lag), time.perf_counter() - t_tica
 
-    rows, results = [], {}
-    batch = "full batch" if not cfg.batch_size else f"batch {cfg.batch_size}"
+    runs = [(f"{cfg.epochs} epochs, full batch, no early stopping", cfg.epochs, cfg.epochs, 0)]
+    if not cfg.no_convergence:
+        runs.append((f"to convergence, full batch (patience {cfg.patience})", cfg.max_epochs, cfg.patience, 0))
+        if cfg.minibatch:
+            runs.append((f"to convergence, batch {cfg.minibatch} (patience {cfg.patience})", cfg.max_epochs,
+                         cfg.patience, cfg.minibatch))
+    results = {}
     with tempfile.TemporaryDirectory(prefix="cvlearn_mlcolvar_") as work:
         base = Path(work) / "base.npz"
         n_train, n_valid = worker_input(fit, test, cfg, base)
-        print(f"pairs at lag {cfg.lag}: {n_train} train, {n_valid} valid ({batch}); threads {cfg.threads}",
-              flush=True)
-        runs = [("fixed", cfg.epochs, cfg.epochs)]
-        if not cfg.no_convergence:
-            runs.append(("converge", cfg.max_epochs, cfg.patience))
-        for run, max_epochs, patience in runs:
+        print(f"pairs at lag {cfg.lag}: {n_train} train, {n_valid} valid; threads {cfg.threads}", flush=True)
+        for label, max_epochs, patience, batch_size in runs:
             for lib in ("cvlearn", "mlcolvar"):
-                print(f"[{run}] {lib}: max_epochs {max_epochs}, patience {patience} ...", flush=True)
+                print(f"[{label}] {lib} ...", flush=True)
                 if lib == "cvlearn":
-                    r = run_cvlearn(fit, test, cfg, max_epochs, patience)
+                    r = run_cvlearn(fit, test, cfg, max_epochs, patience, batch_size)
                 else:
-                    r = run_mlcolvar(py, base, test, cfg, max_epochs, patience, work)
-                results[run, lib] = r
-                print(f"    {r['epochs']} epochs, {r['epoch_s'] * 1e3:.1f} ms/epoch, total {r['total_s']:.1f} s, "
-                      f"best epoch {r['best_epoch']}, test VAMP-2 {r['test_vamp2']:.4f}", flush=True)
+                    r = run_mlcolvar(py, base, test, cfg, max_epochs, patience, batch_size, work)
+                results[label, lib] = r
+                print(f"    {r['epochs']} epochs, {r['epoch_s'] * 1e3:.0f} ms/epoch ({r['epoch_cpu'] * 1e3:.0f} ms CPU), "
+                      f"total {r['total_s']:.1f} s ({r['total_cpu']:.1f} s CPU), best epoch {r['best_epoch']}, "
+                      f"test VAMP-2 {r['test_vamp2']:.4f}", flush=True)
     profile = profile_cvlearn_epoch(fit, cfg) if cfg.profile else None
 
-    header = ["run", "library", "epochs", "ms/epoch (median)", "total s", "best epoch", "s to best epoch",
-              "own best valid loss", "test VAMP-2", "mlcolvar / cvlearn time"]
-    for run, _, _ in runs:
-        ours, ref = results[run, "cvlearn"], results[run, "mlcolvar"]
+    header = ["run", "library", "epochs", "ms/epoch wall (CPU)", "total s wall (CPU)", "best epoch",
+              "s to best epoch", "own best valid loss", "test VAMP-2", "mlcolvar / cvlearn: per epoch, total (CPU)"]
+    rows = []
+    for label, _, _, _ in runs:
+        ours, ref = results[label, "cvlearn"], results[label, "mlcolvar"]
         for lib, r in (("cvlearn", ours), ("mlcolvar 1.3.1", ref)):
-            if lib == "cvlearn":
-                ratio = ""
-            else:
-                ratio = f"{ref['epoch_s'] / ours['epoch_s']:.2f}x per epoch, {ref['total_s'] / ours['total_s']:.2f}x total"
-            label = f"{cfg.epochs} epochs, no early stop" if run == "fixed" else \
-                f"early stop (patience {cfg.patience}, max {cfg.max_epochs})"
-            rows.append([label, lib, r["epochs"], f"{r['epoch_s'] * 1e3:.1f}", f"{r['total_s']:.1f}",
-                         r["best_epoch"], f"{r['to_best_s']:.1f}", f"{r['best_valid_loss']:.4f}",
-                         f"{r['test_vamp2']:.4f}", ratio])
-    rows.append(["-", f"linear TICA ({cfg.components} components, raw features)", "-", "-", f"{t_tica:.1f}",
-                 "-", "-", "-", f"{tica_score:.4f}", ""])
+            ratio = "" if r is ours else (
+                f"{ref['epoch_s'] / ours['epoch_s']:.2f}x ({ref['epoch_cpu'] / ours['epoch_cpu']:.2f}x), "
+                f"{ref['total_s'] / ours['total_s']:.2f}x ({ref['total_cpu'] / ours['total_cpu']:.2f}x)")
+            rows.append([label, lib, r["epochs"], f"{r['epoch_s'] * 1e3:.0f} ({r['epoch_cpu'] * 1e3:.0f})",
+                         f"{r['total_s']:.1f} ({r['total_cpu']:.1f})", r["best_epoch"], f"{r['to_best_s']:.1f}",
+                         f"{r['best_valid_loss']:.4f}", f"{r['test_vamp2']:.4f}", ratio])
+    rows.append(["reference", f"linear TICA, {cfg.components} components", "-", "-", f"{t_tica:.1f}", "-", "-", "-",
+                 f"{tica_score:.4f}", ""])
     table = markdown_table(header, rows)
     print()
     print(table)
@@ -337,26 +347,28 @@ def main():
     if profile:
         tot = sum(profile.values())
         prof_text = ("\n\nWhere one full-batch cvlearn epoch goes (median of 10, same data and network, "
-                     f"{tot * 1e3:.1f} ms in all): " + "; ".join(
-                         f"{k} {v * 1e3:.1f} ms ({100 * v / tot:.0f}%)" for k, v in profile.items()) + ".")
+                     f"{tot * 1e3:.0f} ms in all): " + "; ".join(
+                         f"{k} {v * 1e3:.0f} ms ({100 * v / tot:.0f}%)" for k, v in profile.items()) + ".")
         print(prof_text.strip())
 
     if not cfg.no_append:
-        ref_versions = results["fixed", "mlcolvar"]["versions"]
+        ref_versions = results[runs[0][0], "mlcolvar"]["versions"]
         body = (
             f"HiddenDoubleWell(dim={cfg.features}, barrier=10 kJ/mol, 300 K), Langevin dt 0.02 ps, friction 1/ps, "
-            f"{cfg.walkers} walkers x {cfg.frames} frames (every 0.1 ps), {cfg.features} features. Fit set: first "
-            f"{100 * (1 - cfg.test_fraction):.0f}% of each walker ({n_fit:,} frames; cvlearn's block split gives "
-            f"{n_train:,} train and {n_valid:,} validation pairs at lag {cfg.lag}, handed to both libraries); test "
-            f"set: the last {100 * cfg.test_fraction:.0f}% ({n_test:,} frames). Network [{cfg.features}, "
-            f"{', '.join(map(str, cfg.layers))}, {cfg.components}], tanh, float32, loss -sum(TICA eigenvalues^2), "
-            f"epsilon 1e-6, Adam lr {cfg.lr:g}, {batch}, {cfg.threads} torch thread(s) in both. ms/epoch: median "
-            "interval between the ends of consecutive epochs (train step + validation); total: numpy arrays -> "
-            "trained model, imports excluded. Test VAMP-2: 1 + sum of squared TICA eigenvalues of the network "
-            "outputs on the test set at the same lag. 'Own best valid loss' is each library's own loss "
-            "(cvlearn: reversible covariance estimator; mlcolvar: C0 and mean from x_t), so the two are not "
-            f"exactly comparable. Linear TICA on the raw features for reference. ({ref_versions})\n\n" + table
-            + prof_text)
+            f"{cfg.walkers} walkers x {cfg.frames} frames (every 0.1 ps), {cfg.features} features. Fit set: the first "
+            f"{100 * (1 - cfg.test_fraction):.0f}% of each walker ({n_fit:,} frames); cvlearn's block split gives "
+            f"{n_train:,} train and {n_valid:,} validation pairs at lag {cfg.lag}, handed to both libraries. Test "
+            f"set: the last {100 * cfg.test_fraction:.0f}% ({n_test:,} frames), seen by neither. Network "
+            f"[{cfg.features}, {', '.join(map(str, cfg.layers))}, {cfg.components}], tanh, float32, loss "
+            f"-sum(TICA eigenvalues^2), epsilon 1e-6, Adam lr {cfg.lr:g}, validation in one batch, "
+            f"{cfg.threads} torch thread(s) in both processes. ms/epoch: median interval between the ends of "
+            "consecutive epochs (training step(s) + validation), wall clock and process CPU time (CPU time is "
+            "the steadier number on a loaded machine); total: numpy arrays in memory -> trained model, imports "
+            "and torch's first-call costs excluded in both. Early stopping restores the best weights in both. "
+            "Test VAMP-2: 1 + sum of squared TICA eigenvalues of the network outputs on the test set at the same "
+            "lag. 'Own best valid loss' is each library's own loss (cvlearn: reversible covariance estimator; "
+            "mlcolvar: C0 and mean from x_t only), so those two are not exactly comparable. "
+            f"({ref_versions}; its DictLoader reshuffles every epoch, its default.)\n\n" + table + prof_text)
         append_section("DeepTICA training: cvlearn vs mlcolvar (train_vs_mlcolvar.py)", body)
 
 

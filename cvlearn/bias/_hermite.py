@@ -43,37 +43,66 @@ class HermiteField:
                              for k in ("corner_bits", "rows")})
 
     # -- deposition -------------------------------------------------------------------------------
-    def _axis_window(self, i, center, sigma):
+    def _axis_factors(self, i, centers, sigmas):
+        """Grid indices (n, w) near each center along axis i, with the Gaussian and its derivative there.
+
+        The window holds every grid point within CUTOFF sigmas (one image per point on a periodic
+        axis, by minimum image); points outside the window or the grid get zero weight.
+        """
         g = self.grid
         lo, h, n = g.lo[i], g.spacing[i], g.shape[i]
-        first = int(np.ceil((center - CUTOFF * sigma - lo) / h))
-        last = int(np.floor((center + CUTOFF * sigma - lo) / h))
+        half = int(np.ceil(CUTOFF * sigmas.max() / h)) + 1
+        offsets = np.arange(-half, half + 1)
+        if g.periodic[i] and len(offsets) > n:
+            offsets = np.arange(-(n // 2), n - n // 2)
+        idx = np.rint((centers - lo) / h).astype(np.int64)[:, None] + offsets[None, :]
+        dx = lo + h * idx - centers[:, None]
         if g.periodic[i]:
-            idx = np.unique(np.arange(first, last + 1) % n) if last - first + 1 < n else np.arange(n)
-            dx = lo + h * idx - center
             dx = (dx + 0.5 * g.period[i]) % g.period[i] - 0.5 * g.period[i]
+            idx %= n
+            ok = np.ones(idx.shape, dtype=bool)
         else:
-            idx = np.arange(max(first, 0), min(last, n - 1) + 1)
-            dx = lo + h * idx - center
-        val = np.exp(-0.5 * (dx / sigma) ** 2)
-        return idx, val, -dx / sigma**2 * val
+            ok = (idx >= 0) & (idx < n)
+            idx = np.clip(idx, 0, n - 1)
+        u = dx / sigmas[:, None]
+        ok &= np.abs(u) <= CUTOFF
+        val = np.where(ok, np.exp(-0.5 * u * u), 0.0)
+        return idx, val, -dx / sigmas[:, None] ** 2 * val
 
-    def add_gaussians(self, centers, sigmas, heights):
-        """Add hills h exp(-sum_i (s_i - c_i)^2 / (2 sigma_i^2)) with centers (n, d), sigmas (n, d) or (d,)."""
+    def add_gaussians(self, centers, sigmas, heights, chunk_points=4_000_000):
+        """Add hills h exp(-sum_i (s_i - c_i)^2 / (2 sigma_i^2)) with centers (n, d), sigmas (n, d) or (d,).
+
+        Values and derivatives of all hills are accumulated at once (``np.bincount`` over the
+        points of their windows), in chunks of at most ``chunk_points`` window points.
+        """
         centers = np.atleast_2d(np.asarray(centers, dtype=np.float64))
         sigmas = np.broadcast_to(np.asarray(sigmas, dtype=np.float64), centers.shape)
         heights = np.broadcast_to(np.asarray(heights, dtype=np.float64), centers.shape[:1])
-        for c, sg, hgt in zip(centers, sigmas, heights):
-            windows = [self._axis_window(i, c[i], sg[i]) for i in range(len(c))]
-            if any(len(w[0]) == 0 for w in windows):
-                continue  # the hill lies entirely off the grid
-            index = np.ix_(*[w[0] for w in windows])
-            block = np.empty((len(self._kinds),) + tuple(len(w[0]) for w in windows))
+        n, d = centers.shape
+        if n == 0:
+            return
+        shape = self.grid.shape
+        strides = np.array([int(np.prod(shape[i + 1:])) for i in range(d)])
+        per_hill = int(np.prod([2 * (np.ceil(CUTOFF * sigmas[:, i].max() / self.grid.spacing[i]) + 2)
+                                for i in range(d)]))
+        step = max(1, chunk_points // max(per_hill, 1))
+        total = np.zeros((len(self._kinds), int(np.prod(shape))))
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            axes = [self._axis_factors(i, centers[a:b, i], sigmas[a:b, i]) for i in range(d)]
+            flat = 0
+            for i, (idx, _, _) in enumerate(axes):
+                flat = flat + _along(idx, i, d) * strides[i]
+            flat = np.broadcast_to(flat, (b - a, *[ax[0].shape[1] for ax in axes])).ravel()
             for k, bits in enumerate(self._kinds):
-                factors = [w[2] if b else w[1] for w, b in zip(windows, bits)]
-                block[k] = hgt * _outer(factors)
-            tidx = tuple(torch.as_tensor(ix, device=self.data.device) for ix in index)
-            self.data[(slice(None),) + tidx] += torch.as_tensor(block, device=self.data.device)
+                w = heights[a:b].reshape((-1,) + (1,) * d)
+                for i, ((_, val, dval), bit) in enumerate(zip(axes, bits)):
+                    w = w * _along(dval if bit else val, i, d)
+                total[k] += np.bincount(flat, weights=w.ravel(), minlength=total.shape[1])
+        if self.data.device.type == "cpu":  # numpy view: no torch thread pool for a small in-place add
+            self.data.numpy()[...] += total.reshape(self.data.shape)
+        else:
+            self.data += torch.as_tensor(total.reshape(self.data.shape), device=self.data.device)
 
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate(self, s):
@@ -133,11 +162,9 @@ class HermiteField:
         return self.data[0].cpu().numpy().copy()
 
 
-def _outer(factors):
-    out = factors[0]
-    for f in factors[1:]:
-        out = np.multiply.outer(out, f)
-    return out
+def _along(a, i, d):
+    """View (n, w) per-hill window data of axis i as (n, 1, .., w, .., 1) for broadcasting over d axes."""
+    return a.reshape((a.shape[0],) + (1,) * i + (a.shape[1],) + (1,) * (d - 1 - i))
 
 
 def _as_int(a):
