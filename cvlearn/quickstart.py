@@ -15,10 +15,10 @@ import torch
 from . import fes as fes_mod
 from .bias import Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
+from .exceptions import ConvergenceWarning
 from .features import Positions
 from .io._atomic import write_text_atomic
 from .io._models import save
-from .exceptions import ConvergenceWarning
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 from .systems import MullerBrown
 
@@ -58,8 +58,8 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     """Run the loop and write PNG, COLVAR.*, HILLS, .npz files and ``report.json`` into ``out``.
 
     Stages: (1) explore Muller-Brown unbiased at 1000 K (16 walkers); (2) learn a 1-D CV on (x, y)
-    with ``method`` (one of ``LEARNERS``: TICA by default, PCA as the baseline, or a neural learner); (3) well-tempered metadynamics on it at 300 K with ``walkers``
-    walkers sharing the bias for ``steps`` steps of 5 fs, in ``chunks`` pieces with a checkpoint after
+    with ``method`` (one of ``LEARNERS``: TICA by default, PCA as the baseline, or a neural learner);
+    (3) well-tempered metadynamics on it at 300 K with ``walkers`` walkers sharing the bias for ``steps`` steps of 5 fs, in ``chunks`` pieces with a checkpoint after
     each (``resume=True`` continues an interrupted run); (4) FES along the CV from the bias and in
     (x, y) by c(t) reweighting, and the A-B free energy difference with its block error next to
     the exact one.
