@@ -59,8 +59,9 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
 
     Stages: (1) explore Muller-Brown unbiased at 1000 K (16 walkers); (2) learn a 1-D CV on (x, y)
     with ``method`` (one of ``LEARNERS``: TICA by default, PCA as the baseline, or a neural learner);
-    (3) well-tempered metadynamics on it at 300 K with ``walkers`` walkers sharing the bias for ``steps`` steps of 5 fs, in ``chunks`` pieces with a checkpoint after
-    each (``resume=True`` continues an interrupted run); (4) FES along the CV from the bias and in
+    (3) well-tempered metadynamics on it at 300 K with ``walkers`` walkers sharing the bias for
+    ``steps`` steps of 5 fs, in ``chunks`` pieces with a checkpoint after each (``resume=True``
+    continues an interrupted run); (4) FES along the CV from the bias and in
     (x, y) by c(t) reweighting, and the A-B free energy difference with its block error next to
     the exact one.
 
