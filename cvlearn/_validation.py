@@ -122,8 +122,18 @@ def check_lagtime(lagtime, arrays, owner):
     return int(lagtime)
 
 
-def check_weights(weights, arrays, name="weights"):
-    """Return per-trajectory float64 weight arrays matching ``arrays`` (None -> uniform)."""
+def check_weights(weights, arrays, name="weights", logweights=None, _signed=False):
+    """Return per-trajectory float64 weight arrays matching ``arrays`` (None -> uniform).
+
+    ``logweights`` (e.g. bias / kT of biased frames) are turned into weights exp(logw - max), the
+    maximum taken over all trajectories so their relative weights are kept.
+    """
+    if logweights is not None:
+        if weights is not None:
+            raise ValueError("Give either weights or logweights, not both.")
+        logw = check_weights(logweights, arrays, name="logweights", _signed=True)
+        top = max(float(w.max()) for w in logw)
+        weights = [np.exp(w - top) for w in logw]
     if weights is None:
         return [np.ones(len(x)) for x in arrays]
     if len(arrays) == 1 and not isinstance(weights, (list, tuple)):
@@ -135,13 +145,13 @@ def check_weights(weights, arrays, name="weights"):
         w = np.array(w, dtype=np.float64, copy=True).reshape(-1)
         if w.shape[0] != x.shape[0]:
             raise ValueError(f"{name}[{i}] has {w.shape[0]} entries for a trajectory of {x.shape[0]} frames.")
-        if not np.isfinite(w).all() or (w < 0).any():
+        if not np.isfinite(w).all() or (not _signed and (w < 0).any()):
             raise ValueError(
                 f"{name}[{i}] must be finite and non-negative. For log-weights (e.g. bias/kT) pass "
                 "np.exp(logw - logw.max())."
             )
         out.append(w)
-    if sum(w.sum() for w in out) <= 0:
+    if not _signed and sum(w.sum() for w in out) <= 0:
         raise ValueError(f"All {name} are zero; at least one frame needs a positive weight.")
     return out
 

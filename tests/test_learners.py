@@ -172,3 +172,14 @@ def test_sklearn_estimator_checks(estimator):
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
     assert not failed
     assert len(results) > 40
+
+
+def test_logweights_equal_normalized_weights(mixed_data):
+    rng = np.random.default_rng(9)
+    logw = [rng.normal(scale=3.0, size=len(x)) + 50.0 for x in mixed_data]  # large offsets must not overflow
+    w = [np.exp(lw - 50.0) for lw in logw]
+    for make in (lambda: cl.TICA(lagtime=3), lambda: cl.PCA()):
+        a, b = make().fit(mixed_data, logweights=logw), make().fit(mixed_data, weights=w)
+        np.testing.assert_allclose(a.eigenvectors_, b.eigenvectors_, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="either weights or logweights"):
+        cl.TICA(lagtime=3).fit(mixed_data, weights=w, logweights=logw)

@@ -15,9 +15,9 @@ class LinearLearner(TransformerMixin, BaseEstimator):
 
     _prefix = "cv"
 
-    def _prepare(self, X, weights, min_frames=1, n_features=None):
+    def _prepare(self, X, weights, min_frames=1, n_features=None, logweights=None):
         arrays = as_trajectory_list(X, min_frames=min_frames, n_features=n_features, owner=type(self).__name__)
-        return arrays, check_weights(weights, arrays)
+        return arrays, check_weights(weights, arrays, logweights=logweights)
 
     @staticmethod
     def _check_variance(mean, variance):

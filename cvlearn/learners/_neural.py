@@ -89,14 +89,16 @@ class _NeuralLearner(TransformerMixin, BaseEstimator, metaclass=abc.ABCMeta):
         """After training (e.g. DeepTICA's TICA head)."""
 
     # -- estimator API ----------------------------------------------------------------------------
-    def fit(self, X, y=None, weights=None):
-        """Train on frames ``X`` (array, list of arrays, or Trajectory); ``weights`` per frame (optional).
+    def fit(self, X, y=None, weights=None, logweights=None):
+        """Train on frames ``X`` (array, list of arrays, or Trajectory).
+
+        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional.
 
         Time-lagged pairs (for lagged learners) never span two trajectories or two validation blocks.
         """
         owner = type(self).__name__
         arrays = as_trajectory_list(X, min_frames=2, owner=owner)
-        weights = check_weights(weights, arrays)
+        weights = check_weights(weights, arrays, logweights=logweights)
         if self._lagged:
             check_lagtime(self.lagtime, arrays, owner)
         if self.dtype not in _DTYPES:
@@ -297,10 +299,10 @@ class DeepTICA(_NeuralLearner):
         self.batch_size, self.valid_fraction, self.n_blocks = batch_size, valid_fraction, n_blocks
         self.seed, self.device, self.dtype, self.progress = seed, device, dtype, progress
 
-    def fit(self, X, y=None, weights=None):
+    def fit(self, X, y=None, weights=None, logweights=None):
         if self.score not in ("vamp2", "sum"):
             raise ValueError(f"score must be 'vamp2' or 'sum'; got {self.score!r}.")
-        return super().fit(X, y, weights)
+        return super().fit(X, y, weights, logweights)
 
     def _loss(self, cv, extra, batch):
         z0, zt = cv.net(batch.x), cv.net(batch.y)

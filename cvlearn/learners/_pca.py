@@ -49,9 +49,12 @@ class PCA(LinearLearner):
         self.n_components = n_components
         self.whiten = whiten
 
-    def fit(self, X, y=None, weights=None):
-        """Fit on frames ``X`` (array, list of arrays, or Trajectory); ``weights`` per frame (optional)."""
-        arrays, weights = self._prepare(X, weights, min_frames=2)
+    def fit(self, X, y=None, weights=None, logweights=None):
+        """Fit on frames ``X`` (array, list of arrays, or Trajectory).
+
+        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional.
+        """
+        arrays, weights = self._prepare(X, weights, min_frames=2, logweights=logweights)
         nf = arrays[0].shape[1]
         k = nf if self.n_components is None else check_positive(self.n_components, "n_components", "PCA", integer=True)
         if k > nf:

@@ -101,8 +101,8 @@ class TICA(LinearLearner):
         self.epsilon = epsilon
         self.scaling = scaling
 
-    def _new_moments(self, X, weights, n_features=None):
-        arrays, weights = self._prepare(X, weights, min_frames=2, n_features=n_features)
+    def _new_moments(self, X, weights, n_features=None, logweights=None):
+        arrays, weights = self._prepare(X, weights, min_frames=2, n_features=n_features, logweights=logweights)
         lag = check_lagtime(self.lagtime, arrays, "TICA")
         mom = Moments(arrays[0].shape[1], lag)
         for x, w in zip(arrays, weights):
@@ -111,15 +111,16 @@ class TICA(LinearLearner):
             raise ValueError("All time-lagged pairs have zero weight; cannot estimate covariances.")
         return mom
 
-    def fit(self, X, y=None, weights=None):
-        """Fit on frames ``X`` (array, list of arrays, or Trajectory); ``weights`` per frame (optional).
+    def fit(self, X, y=None, weights=None, logweights=None):
+        """Fit on frames ``X`` (array, list of arrays, or Trajectory).
 
-        A pair (x_t, x_{t+lag}) is weighted by the weight of x_t.
+        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional;
+        a pair (x_t, x_{t+lag}) is weighted by the weight of x_t.
         """
         if self.scaling not in _SCALINGS:
             raise ValueError(f"scaling must be one of {_SCALINGS}; got {self.scaling!r}.")
         eps = check_positive(self.epsilon, "epsilon", "TICA", allow_zero=True)
-        mom = self._new_moments(X, weights)
+        mom = self._new_moments(X, weights, logweights=logweights)
         mean, c00, c0t = mom.reversible()
         self._check_variance(mean, np.diag(c00))
         L = _whitening(c00, eps)
