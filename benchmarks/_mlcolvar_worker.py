@@ -15,9 +15,9 @@ input normalization set to the given mean/std, the given activation, C0 regulari
 ``epsilon`` and Adam with the given learning rate, trained by a Lightning Trainer on the CPU. The
 train and validation sets are exactly the given pairs: a DictModule with a sequential split of
 integer lengths [n_train, n_valid] over their concatenation. ``batch_size`` (0: full batch) applies
-to training; validation is one batch, as in cvlearn. ``patience < max_epochs`` adds Lightning's
-EarlyStopping on the validation loss and a callback that keeps the best weights in memory and
-restores them at the end (as cvlearn does); otherwise every epoch runs.
+to training; validation is one batch, as in cvlearn. A callback keeps the weights of the best
+validation loss in memory and restores them at the end (as cvlearn does); ``patience < max_epochs``
+adds Lightning's EarlyStopping on the validation loss, otherwise every epoch runs.
 
 OUT.npz: ``epoch_end`` and ``epoch_end_cpu`` (perf_counter and process_time at the end of each
 training epoch, its validation included), ``t_start``/``t_fit_start``/``t_end`` and
@@ -112,14 +112,12 @@ def main(inp, out):
     model = DeepTICA(layers, n_cvs=layers[-1], options=options)
     model.set_regularization(c0_reg=float(d["epsilon"]))
     timer = Timer()
-    callbacks = [timer]
-    best = None
+    best = BestWeights()  # as cvlearn: the weights of the best validation loss are the result
+    callbacks = [timer, best]
     if patience < max_epochs:
         from lightning.pytorch.callbacks import EarlyStopping
 
-        best = BestWeights()
-        callbacks += [EarlyStopping(monitor="valid_loss_epoch", patience=patience, mode="min", min_delta=0.0),
-                      best]
+        callbacks.append(EarlyStopping(monitor="valid_loss_epoch", patience=patience, mode="min", min_delta=0.0))
     trainer = lightning.Trainer(max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                                 callbacks=callbacks)
@@ -128,10 +126,7 @@ def main(inp, out):
     t_end, c_end = time.perf_counter(), time.process_time()
     # ---- end of timed part ----
 
-    if best is not None:
-        best_epoch = best.epoch
-    else:
-        best_epoch = int(np.nanargmin(timer.valid)) if timer.valid else -1
+    best_epoch = best.epoch
     model.eval()
     result = {"epoch_end": np.array(timer.ends), "epoch_end_cpu": np.array(timer.cpu), "t_start": t_start,
               "c_start": c_start, "c_end": c_end, "t_fit_start": t_fit_start, "t_end": t_end,
@@ -142,7 +137,8 @@ def main(inp, out):
     with torch.no_grad():
         i = 0
         while f"test_{i}" in d:
-            result[f"z_test_{i}"] = model.forward_nn(torch.as_tensor(d[f"test_{i}"], dtype=torch.float32)).double().numpy()
+            x = torch.as_tensor(d[f"test_{i}"], dtype=torch.float32)
+            result[f"z_test_{i}"] = model.forward_nn(x).double().numpy()
             i += 1
     np.savez(out, **result)
 
