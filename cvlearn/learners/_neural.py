@@ -305,7 +305,7 @@ class DeepTICA(_NeuralLearner):
         return super().fit(X, y, weights, logweights)
 
     def _loss(self, cv, extra, batch):
-        z0, zt = cv.net(batch.x), cv.net(batch.y)
+        z0, zt = batch.pair_outputs(cv.net)
         evals = tica_eigenvalues(z0, zt, batch.w, self.epsilon)
         return -(evals**2).sum() if self.score == "vamp2" else -evals.sum()
 

@@ -26,17 +26,40 @@ class TrainingError(CVLearnError, RuntimeError):
 
 @dataclass
 class Batch:
-    """Training data as tensors: frames ``x`` (n, features), lagged partners ``y`` (or None), weights ``w``."""
+    """Training data as tensors: ``frames`` (n, features) and the pairs (x_t = frames[i0],
+    x_{t+lag} = frames[it]) with weights ``w``; ``it`` is None without a lag.
 
-    x: torch.Tensor
-    y: torch.Tensor | None
+    Frames are stored once: within a block x_t and x_{t+lag} are mostly the same frames, so a
+    network evaluated on ``frames`` once serves both ends of every pair (:meth:`pair_outputs`).
+    """
+
+    frames: torch.Tensor
+    i0: torch.Tensor
+    it: torch.Tensor | None
     w: torch.Tensor
 
     def __len__(self):
-        return self.x.shape[0]
+        return self.i0.shape[0]
+
+    @property
+    def x(self):
+        return self.frames[self.i0]
+
+    @property
+    def y(self):
+        return None if self.it is None else self.frames[self.it]
 
     def take(self, idx):
-        return Batch(self.x[idx], None if self.y is None else self.y[idx], self.w[idx])
+        return Batch(self.frames, self.i0[idx], None if self.it is None else self.it[idx], self.w[idx])
+
+    def pair_outputs(self, fn):
+        """(fn(x_t), fn(x_{t+lag})), evaluating ``fn`` once per frame when the pairs cover most frames."""
+        if self.it is None:
+            return fn(self.x), None
+        if 2 * len(self) >= self.frames.shape[0]:
+            z = fn(self.frames)
+            return z[self.i0], z[self.it]
+        return fn(self.x), fn(self.y)
 
 
 def split_blocks(arrays, weights, lagtime, valid_fraction, n_blocks, seed, dtype, device):
@@ -64,18 +87,18 @@ def split_blocks(arrays, weights, lagtime, valid_fraction, n_blocks, seed, dtype
     valid_idx = set(rng.choice(len(blocks), size=n_valid, replace=False).tolist())
 
     def gather(indices):
-        xs, ys, ws = [], [], []
+        frames, i0, it, ws, start = [], [], [], [], 0
         for i in indices:
             x, w = blocks[i]
-            if lag:
-                xs.append(x[:-lag])
-                ys.append(x[lag:])
-                ws.append(w[:-lag])
-            else:
-                xs.append(x)
-                ws.append(w)
-        t = lambda parts: torch.as_tensor(np.concatenate(parts), dtype=dtype, device=device)  # noqa: E731
-        return Batch(t(xs), t(ys) if lag else None, t(ws))
+            n_pairs = len(x) - lag
+            frames.append(x)
+            i0.append(start + np.arange(n_pairs))
+            it.append(start + lag + np.arange(n_pairs))
+            ws.append(w[:n_pairs])
+            start += len(x)
+        index = lambda parts: torch.as_tensor(np.concatenate(parts), device=device)  # noqa: E731
+        return Batch(torch.as_tensor(np.concatenate(frames), dtype=dtype, device=device), index(i0),
+                     index(it) if lag else None, torch.as_tensor(np.concatenate(ws), dtype=dtype, device=device))
 
     train_idx = [i for i in range(len(blocks)) if i not in valid_idx]
     return gather(train_idx), gather(sorted(valid_idx))
@@ -115,7 +138,7 @@ def train(modules, loss_fn, train_data, valid_data, *, max_epochs, lr, batch_siz
             for m in modules:
                 m.train()
             batches = [train_data] if full else [
-                train_data.take(idx.to(train_data.x.device))
+                train_data.take(idx.to(train_data.frames.device))
                 for idx in torch.randperm(n, generator=gen).split(batch_size) if len(idx) > 1]
             total, count = 0.0, 0
             for batch in batches:
