@@ -34,7 +34,9 @@ EXPLORE_T = 1000.0  # K: barriers of ~4 kT, so a short unbiased run sees transit
 LEARNERS = {
     "tica": lambda seed: TICA(lagtime=10, n_components=1, scaling=None),
     "pca": lambda seed: PCA(n_components=1),
-    "deeptica": lambda seed: DeepTICA(lagtime=10, layers=[16, 16], max_epochs=300, patience=40, seed=seed),
+    # A small network: Deep-TICA trained hard on a two-state system becomes step-like (flat in each
+    # basin), which is a fine kinetic CV but a poor one to bias; a smooth CV converges metadynamics.
+    "deeptica": lambda seed: DeepTICA(lagtime=10, layers=[8], max_epochs=60, patience=20, seed=seed),
     "tae": lambda seed: TimeLaggedAutoEncoder(lagtime=10, layers=[16, 16], max_epochs=300, patience=40, seed=seed),
     "autoencoder": lambda seed: AutoEncoder(layers=[16, 16], max_epochs=300, patience=40, seed=seed),
 }
