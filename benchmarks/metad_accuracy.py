@@ -87,11 +87,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument("--parts", default="xy,learned,hidden", help="comma-separated: xy, learned, hidden")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply all simulation lengths (default 1)")
     parser.add_argument("--methods", default="tica,pca,deeptica", help="CV learners for the 'learned' part")
     args = parser.parse_args()
     parts = args.parts.split(",")
     torch.set_num_threads(1)
-    scale = 0.1 if args.quick else 1.0
+    scale = 0.1 if args.quick else args.scale
     seeds = [0] if args.quick else [0, 1, 2]
 
     sections = []
