@@ -12,7 +12,8 @@ then ``run(n_steps, stride=n_steps)`` is timed three times (a single frame is re
 this measures integration, not trajectory storage). CUDA runs are synchronized before and after.
 
 Reported: steps per timed run, the median wall time of the three runs, time per step (all
-walkers) and walker-steps per second (N x steps / median time). torch's default intra-op thread count is used and printed.
+walkers) and walker-steps per second (N x steps / median time). torch's default intra-op thread
+count is used and printed.
 
 Run from the repository root::
 
