@@ -6,18 +6,24 @@ For each system (Muller-Brown, 2-D; HiddenDoubleWell(dim=10), a 10-D double well
 (float64, float32), each device (CPU; also CUDA when ``torch.cuda.is_available()``) and each
 number of walkers (1, 10, 100, 1000, 10000; ``--quick``: 1, 100, 10000), a fresh engine
 ``cl.Langevin(system, timestep=0.005, friction=5.0, n_walkers=N, seed=0)`` is warmed up
-(``--warmup`` steps, default 20), a calibration run picks the number of steps so that the three
-timed runs take about ``--target`` seconds together (default 1.5 s; at least 10 steps each), and
-then ``run(n_steps, stride=n_steps)`` is timed three times (a single frame is recorded per run:
-this measures integration, not trajectory storage). CUDA runs are synchronized before and after.
+(``--warmup`` steps, default 20), a calibration run picks the number of steps so that the
+``--repeats`` timed runs (default 5) take about ``--target`` seconds together (default 2.5 s; at
+least 10 steps each), and then ``run(n_steps, stride=n_steps)`` is timed that many times (a single
+frame is recorded per run: this measures integration, not trajectory storage). CUDA runs are
+synchronized before and after.
 
-Reported: steps per timed run, the median wall time of the three runs, time per step (all
-walkers) and walker-steps per second (N x steps / median time). torch's default intra-op thread
-count is used and printed.
+Reported: steps per timed run, the time per step (all walkers) of the best and of the median
+timed run, and walker-steps per second of the best run (N x steps / best time; best-of-N as in
+``timeit``, since other work on the machine can only slow a run down). torch's default intra-op
+thread count is used and printed; ``--threads N`` sets it (``torch.set_num_threads``). On a
+machine shared with other jobs, multi-threaded torch can be slowed down many times over (threads
+wait for each other across scheduler time slices); compare at ``--threads 1`` there, and check
+the load average recorded with the results.
 
 Run from the repository root::
 
     python benchmarks/engine_throughput.py             # all sizes, appends to RESULTS.md
+    python benchmarks/engine_throughput.py --threads 1  # single-threaded torch
     python benchmarks/engine_throughput.py --quick --no-append
 
 On a GPU machine the same command adds the CUDA rows.
@@ -54,8 +60,8 @@ def _timed_run(engine, n_steps, device):
     return time.perf_counter() - t0
 
 
-def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=3):
-    """(steps per repeat, median seconds per repeat) for a freshly built, warmed-up engine."""
+def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=5):
+    """(steps per repeat, best and median seconds per repeat) for a freshly built, warmed-up engine."""
     engine = cl.Langevin(SYSTEMS[system_name](), timestep=0.005, friction=5.0, n_walkers=n_walkers,
                          seed=0, device=device, dtype=dtype)
     _timed_run(engine, warmup, device)
@@ -65,32 +71,39 @@ def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=3):
     per_step = secs / calib_steps
     n_steps = int(min(max(target / repeats / per_step, 10), 1_000_000))
     times = sorted(_timed_run(engine, n_steps, device) for _ in range(repeats))
-    return n_steps, times[len(times) // 2]
+    return n_steps, times[0], times[len(times) // 2]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="only 1, 100 and 10000 walkers")
-    parser.add_argument("--target", type=float, default=1.5, help="seconds for the 3 timed runs together (default 1.5)")
+    parser.add_argument("--target", type=float, default=2.5,
+                        help="seconds for all timed runs of one case together (default 2.5)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (default 5)")
     parser.add_argument("--warmup", type=int, default=20, help="warm-up steps (default 20)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's default)")
     parser.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     sizes = [1, 100, 10000] if args.quick else [1, 10, 100, 1000, 10000]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     dtypes = {"float64": torch.float64, "float32": torch.float32}
     print(f"torch {torch.__version__}, intra-op threads: {torch.get_num_threads()}, devices: {devices}")
 
-    header = ["system", "device", "dtype", "walkers", "steps", "median time (s)", "ms / step",
-              "walker-steps / s"]
+    header = ["system", "device", "dtype", "walkers", "steps / run", "ms / step (best)",
+              "ms / step (median)", "walker-steps / s (best)"]
     rows = []
     for system_name in SYSTEMS:
         for device in devices:
             for dtype_name, dtype in dtypes.items():
                 for n in sizes:
-                    steps, secs = measure(system_name, device, dtype, n, args.warmup, args.target)
-                    row = [system_name, device, dtype_name, n, steps, f"{secs:.2f}",
-                           f"{1e3 * secs / steps:.3f}", f"{n * steps / secs:.3g}"]
+                    steps, best, median = measure(system_name, device, dtype, n, args.warmup,
+                                                  args.target, args.repeats)
+                    row = [system_name, device, dtype_name, n, steps, f"{1e3 * best / steps:.3f}",
+                           f"{1e3 * median / steps:.3f}", f"{n * steps / best:.3g}"]
                     rows.append(row)
                     print("  ".join(str(c) for c in row), flush=True)
 
@@ -99,8 +112,9 @@ def main():
     print(table)
     if not args.no_append:
         note = (f"Langevin BAOAB, timestep 0.005 ps, friction 5/ps, {args.warmup} warm-up steps, "
-                f"median of 3 timed runs (about {args.target:g} s in all), one recorded frame per "
-                f"run; torch intra-op threads {torch.get_num_threads()}.")
+                f"best and median of {args.repeats} timed runs (about {args.target:g} s in all), one "
+                f"recorded frame per run; torch intra-op threads {torch.get_num_threads()}"
+                + (f" (set with --threads {args.threads})." if args.threads else " (torch default)."))
         append_section("Engine throughput (walker-steps per second)", note + "\n\n" + table)
 
 

@@ -22,9 +22,15 @@ the first ``--dim`` eigenvectors, the max abs difference of the (unit-variance) 
 aligning signs, relative to their largest entry, and the max abs difference of the projections of
 the first trajectory, relative to their largest value.
 
+``--threads N`` caps the BLAS and OpenMP thread pools of both libraries (threadpoolctl); by default
+they use all cores. On a machine shared with other jobs, multi-threaded BLAS can be slowed down
+many times over (threads wait for each other across scheduler time slices), so compare at
+``--threads 1`` there, or check the load average recorded with the results.
+
 Run from the repository root::
 
     python benchmarks/tica_vs_deeptime.py                  # full size, appends to RESULTS.md
+    python benchmarks/tica_vs_deeptime.py --threads 1      # single-threaded BLAS/OpenMP
     python benchmarks/tica_vs_deeptime.py --frames 200000 --repeats 3 --no-append   # quick look
 
 Needs deeptime (``pip install -e .[bench]``) and about 4 GB of memory at the default size
@@ -40,6 +46,7 @@ import tracemalloc
 import numpy as np
 import scipy.linalg
 import scipy.signal
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import cvlearn as cl
 
@@ -132,8 +139,16 @@ def main():
     parser.add_argument("--lag", type=int, default=10, help="lag time in frames (default 10)")
     parser.add_argument("--dim", type=int, default=10, help="components compared (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="fits per library (default 5)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap BLAS/OpenMP threads of both libraries (default: no cap)")
     parser.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
+    import deeptime  # noqa: F401  (loads its OpenMP runtime, so the cap below applies to it too)
+
+    if args.threads is not None:
+        threadpool_limits(limits=args.threads)
+    pools = ", ".join(sorted({f"{p['internal_api']} {p['num_threads']}" for p in threadpool_info()}))
+    print(f"thread pools: {pools}")
 
     t0 = time.perf_counter()
     data = make_data(args.frames, args.trajs, args.features)
@@ -170,7 +185,8 @@ def main():
     ]
     agree = markdown_table(["max abs difference (cvlearn vs deeptime)", "value"], agr_rows)
     body = "\n".join([
-        f"Data: {size}.", "",
+        f"Data: {size}. Thread pools: {pools}"
+        + (f" (capped with --threads {args.threads})." if args.threads else " (library defaults)."), "",
         timing, "",
         f"Speed ratio deeptime / cvlearn (medians of {args.repeats} fits): **{ratio:.2f}**"
         + (" (cvlearn faster)" if ratio > 1 else " (cvlearn slower)"), "",
