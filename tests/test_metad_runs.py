@@ -52,6 +52,9 @@ def test_ct_reweighting_matches_exact(dw_run):
     exact_df = dw.exact_delta_f("left", "right")
     assert np.isfinite(d.error) and d.error < 1.0
     assert abs(d.value - exact_df) < max(4 * d.error, 0.3 * dw.kT())
+    # A torch CV module works as the reweighting variable too (here the biased CV itself).
+    along_cv = cl.fes.reweight(traj, metad.cv, bias=metad, bins=40, ranges=[(-1.8, 1.8)], skip=0.2)
+    np.testing.assert_allclose(along_cv.F, fes.F, atol=1e-9)
     ts = cl.fes.delta_f_timeseries(traj, dw.slow_coordinates, dw.basins["left"], dw.basins["right"], bias=metad,
                                    n_points=6)
     assert len(ts["time"]) == 6 and ts["time"][-1] == pytest.approx(traj.time[-1])

@@ -66,7 +66,13 @@ def _values(trajectory, variables):
     n, w = trajectory.positions.shape[:2]
     if callable(variables):
         pos = trajectory.positions.reshape(n * w, *trajectory.positions.shape[2:])
-        out = variables(pos)
+        import torch
+
+        if isinstance(variables, torch.nn.Module):  # CV modules and featurizers take tensors
+            with torch.no_grad():
+                out = variables(torch.as_tensor(pos))
+        else:
+            out = variables(pos)
         if hasattr(out, "detach"):
             out = out.detach().cpu().numpy()
         out = np.asarray(out, dtype=np.float64)
