@@ -10,6 +10,7 @@ from .exceptions import (
     ConvergenceWarning,
     CVLearnError,
     GridError,
+    NoReferenceError,
     NotFittedError,
     SamplingWarning,
     SimulationError,
@@ -34,5 +35,6 @@ __all__ = [
     "bias", "engine", "export", "features", "fes", "io", "learners", "systems", "units", "save", "load",
     "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
     "WellTemperedMetad",
-    "CVLearnError", "GridError", "NotFittedError", "SimulationError", "ConvergenceWarning", "SamplingWarning",
+    "CVLearnError", "GridError", "NoReferenceError", "NotFittedError", "SimulationError",
+    "ConvergenceWarning", "SamplingWarning",
 ]

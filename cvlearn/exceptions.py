@@ -10,6 +10,7 @@ __all__ = [
     "NotFittedError",
     "SimulationError",
     "GridError",
+    "NoReferenceError",
     "ConvergenceWarning",
     "SamplingWarning",
 ]
@@ -63,3 +64,11 @@ class GridError(CVLearnError, ValueError):
     def __init__(self, message, *, walkers=()):
         super().__init__(message)
         self.walkers = list(walkers)
+
+
+class NoReferenceError(CVLearnError, LookupError):
+    """A system was asked for something it does not provide (slow coordinates, an exact free energy).
+
+    Built-in systems provide both; a system made with ``from_function`` or a subclass provides them
+    only if it was given ``slow=`` or overrides ``slow_coordinates`` / ``exact_free_energy``.
+    """

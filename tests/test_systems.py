@@ -87,6 +87,16 @@ def test_from_function_system_and_shape_check():
         bad.potential(torch.ones(3, 1, 2))
 
 
+def test_user_system_without_references_says_how_to_add_them():
+    s = cl.systems.from_function(lambda x: (x**2).sum((1, 2)), n_particles=1, n_dims=2)
+    with pytest.raises(cl.NoReferenceError, match="pass slow= to from_function"):
+        s.slow_coordinates(torch.zeros(1, 1, 2))
+    with pytest.raises(cl.NoReferenceError, match="slow_bounds"):
+        s.exact_fes()
+    with pytest.raises(cl.NoReferenceError, match="override exact_free_energy"):
+        s.exact_free_energy(np.zeros((1, 2)))
+
+
 def test_double_well_rejects_bad_dim():
     with pytest.raises(ValueError, match="dim=1 or dim=2"):
         cl.systems.DoubleWell(dim=3)

@@ -5,6 +5,7 @@ import abc
 import numpy as np
 import torch
 
+from ..exceptions import NoReferenceError
 from ..fes import Basin, FreeEnergySurface
 from ..units import kT as _kT
 
@@ -68,14 +69,16 @@ class System(torch.nn.Module, metaclass=abc.ABCMeta):
 
         Accepts numpy arrays or torch tensors and returns the same kind.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not define its slow coordinates.")
+        raise NoReferenceError(f"{type(self).__name__} does not define its slow coordinates; pass slow= to "
+                               "from_function or override slow_coordinates().")
 
     def exact_free_energy(self, s, temperature=None):
         """Exact free energy (kJ/mol, up to a constant) at slow-coordinate values ``s`` (n, n_slow).
 
         ``temperature`` (K) matters when integrating out fast coordinates changes the shape.
         """
-        raise NotImplementedError(f"{type(self).__name__} has no exact free energy.")
+        raise NoReferenceError(f"{type(self).__name__} has no exact free energy; override exact_free_energy(s) "
+                               "(and set slow_bounds) to compare estimates with an exact reference.")
 
     def start_positions(self, basin=None):
         """One configuration (particles, dims) to start walkers from, in ``basin`` if given."""
@@ -97,7 +100,7 @@ class System(torch.nn.Module, metaclass=abc.ABCMeta):
         temperature = self.temperature if temperature is None else float(temperature)
         bounds = list(bounds or self.slow_bounds)
         if not bounds:
-            raise NotImplementedError(f"{type(self).__name__} defines no slow_bounds for an exact FES.")
+            raise NoReferenceError(f"{type(self).__name__} defines no slow_bounds for an exact FES; pass bounds=.")
         nb = [bins] * len(bounds) if np.isscalar(bins) else list(bins)
         axes = [np.linspace(lo, hi, n) for (lo, hi), n in zip(bounds, nb)]
         mesh = np.meshgrid(*axes, indexing="ij")
