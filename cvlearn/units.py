@@ -1,6 +1,8 @@
 """Units: nm, ps, kJ/mol, K, amu, radians (OpenMM's ``md_unit_system``, also PLUMED's defaults)."""
 
-__all__ = ["BOLTZMANN", "kT", "as_float"]
+import numpy as np
+
+__all__ = ["BOLTZMANN", "kT", "as_float", "as_array"]
 
 #: Molar Boltzmann constant in kJ/(mol K) (CODATA 2018, as in OpenMM and PLUMED).
 BOLTZMANN = 0.00831446261815324
@@ -25,3 +27,12 @@ def as_float(value, unit):
         target = u.picosecond**-1 if unit == "1/ps" else getattr(u, _UNITS[unit])
         return float(value.value_in_unit(target))
     return float(value)
+
+
+def as_array(value, unit):
+    """Return ``value`` (array_like or an ``openmm.unit.Quantity`` of arrays/Vec3s) as float64 numpy in ``unit``."""
+    if hasattr(value, "value_in_unit"):
+        from openmm import unit as u
+
+        value = value.value_in_unit(u.picosecond**-1 if unit == "1/ps" else getattr(u, _UNITS[unit]))
+    return np.asarray(value, dtype=np.float64)

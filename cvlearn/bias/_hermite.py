@@ -8,6 +8,7 @@ interpolation error is O(h^4) in the bias (O(h^3) in the force). The cost of one
 """
 
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ class HermiteField:
         self.data = torch.zeros((2**d, *grid.shape), dtype=torch.float64, device=device)
         self._kinds = [[(k >> i) & 1 for i in range(d)] for k in range(2**d)]
         corners = list(itertools.product((0, 1), repeat=d))
+        self._corners = corners
         self._shape, self._periodic = list(grid.shape), list(grid.periodic)
         kind_bits = [np.array([b[i] for b in self._kinds]) for i in range(d)]
         corner_bits = [np.array([c[i] for c in corners]) for i in range(d)]
@@ -128,6 +130,41 @@ class HermiteField:
             self._consts = {k: v.to(s.device) if isinstance(v, torch.Tensor) else [a.to(s.device) for a in v]
                             for k, v in self._consts.items()}
         return self._interpolate(torch, s, self.data.to(s.dtype), self._torch_consts(s.dtype))
+
+    def point_value_and_gradient(self, s):
+        """Field (float) and gradient (list of d floats) at one point ``s`` (d floats) inside the grid.
+
+        The same interpolant as :meth:`value_and_gradient` in plain Python arithmetic: for the one
+        configuration per step of a molecular engine it costs a few microseconds, where array code
+        pays ~1 us per operation for ~60 operations.
+        """
+        data = self.data.numpy() if self.data.device.type == "cpu" else self.data.cpu().numpy()
+        c = self._np_consts
+        corners, basis, dbasis = [], [], []
+        for i, x in enumerate(s):
+            h = float(c["h"][i])
+            u = (float(x) - float(c["lo"][i])) / h
+            if self._periodic[i]:
+                u %= self._shape[i]
+            i0 = min(max(math.floor(u), 0), int(c["last"][i]))
+            t = u - i0
+            t2, t3 = t * t, t * t * t
+            corners.append((i0, (i0 + 1) % self._shape[i] if self._periodic[i] else i0 + 1))
+            # [kind][corner]: kind 0 weighs the node value, kind 1 the node derivative.
+            basis.append(((2 * t3 - 3 * t2 + 1, 3 * t2 - 2 * t3), ((t3 - 2 * t2 + t) * h, (t3 - t2) * h)))
+            dbasis.append((((6 * t2 - 6 * t) / h, (6 * t - 6 * t2) / h), (3 * t2 - 4 * t + 1, 3 * t2 - 2 * t)))
+        d = len(corners)
+        value, grad = 0.0, [0.0] * d
+        for k, bits in enumerate(self._kinds):
+            for corner in self._corners:
+                v = float(data[(k, *[corners[i][corner[i]] for i in range(d)])])
+                if v == 0.0:
+                    continue
+                w = [basis[i][bits[i]][corner[i]] for i in range(d)]
+                value += v * math.prod(w)
+                for i in range(d):
+                    grad[i] += v * dbasis[i][bits[i]][corner[i]] * math.prod(w[:i] + w[i + 1:])
+        return value, grad
 
     def _torch_consts(self, dtype):
         return {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v

@@ -36,6 +36,14 @@ class _CVBias:
     def colvar(self):
         return {f"{self.label}.bias": self._last}
 
+    def value_and_gradient(self, s):
+        """Bias V (n,) kJ/mol and dV/ds (n, d) at CV values ``s`` (n, d), numpy, without autograd."""
+        s = np.asarray(s, dtype=np.float64).reshape(-1, len(self.at))
+        excess = self._excess(torch.from_numpy(s - self.at)).numpy()
+        v = 0.5 * (self.kappa * excess**2).sum(1)
+        self._last = torch.from_numpy(v)
+        return v, self.kappa * excess
+
     def evaluate(self, points):
         """Bias (kJ/mol) at CV values ``points`` (n, d)."""
         s = np.asarray(points, dtype=np.float64).reshape(-1, len(self.at))

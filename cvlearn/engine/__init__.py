@@ -1,6 +1,7 @@
-"""Engines that integrate dynamics: the built-in batched Langevin integrator."""
+"""Engines that integrate dynamics: the built-in batched Langevin integrator and OpenMM for molecules."""
 
 from ._langevin import Frame, Langevin
+from ._openmm import OpenMM, default_platform
 from ._trajectory import Trajectory
 
-__all__ = ["Frame", "Langevin", "Trajectory"]
+__all__ = ["Frame", "Langevin", "OpenMM", "Trajectory", "default_platform"]

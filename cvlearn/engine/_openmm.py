@@ -1,0 +1,492 @@
+"""Molecular dynamics in OpenMM, biased by any cvlearn bias through a PythonForce."""
+
+import logging
+import math
+import os
+
+import numpy as np
+import torch
+
+from .._validation import check_positive
+from ..exceptions import CVLearnError, GridError, SimulationError
+from ..io import PlumedWriter
+from ..io._atomic import save_npz_atomic
+from ..units import BOLTZMANN, as_array, as_float
+from ._lean import Unsupported, compile_cv
+from ._trajectory import Trajectory
+
+__all__ = ["OpenMM", "default_platform"]
+
+log = logging.getLogger("cvlearn")
+
+BIAS_GROUP = 31  # OpenMM force group of the cvlearn bias (the last of the 32 groups)
+_VERSION = "cvlearn_bias_version"  # global parameter bumped when a bias changes: invalidates cached forces
+# Measured (benchmarks/openmm_bias.py): for a 22-atom molecule in vacuum OpenMM's Reference platform
+# runs ~60x faster than its CPU platform on 2 cores (the CPU platform's per-step thread overhead
+# dominates); the CPU platform wins once the force evaluation itself dominates.
+_REFERENCE_MAX_ATOMS = 1500
+
+
+def _openmm():
+    try:
+        import openmm
+        import openmm.app
+        import openmm.unit
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("cvlearn.engine.OpenMM needs OpenMM: pip install 'cvlearn[openmm]' "
+                          "(or pip install openmm).") from exc
+    return openmm
+
+
+def default_platform(n_atoms):
+    """Name of the OpenMM platform cvlearn picks for a system of ``n_atoms``: a GPU platform if there
+    is one, else Reference for small molecules and CPU for larger systems (measured crossover)."""
+    mm = _openmm()
+    names = {mm.Platform.getPlatform(i).getName() for i in range(mm.Platform.getNumPlatforms())}
+    for gpu in ("CUDA", "HIP", "OpenCL"):
+        if gpu in names:
+            return gpu
+    return "Reference" if n_atoms <= _REFERENCE_MAX_ATOMS or "CPU" not in names else "CPU"
+
+
+def _atoms_of(module):
+    """Sorted atom indices a CV module reads (from its featurizer's ``atoms``), or None for all."""
+    feat = getattr(module, "featurizer", module)
+    atoms = getattr(feat, "atoms", None)
+    if atoms is not None:
+        return np.asarray(atoms.tolist() if isinstance(atoms, torch.Tensor) else atoms, dtype=np.int64)
+    parts = getattr(feat, "parts", None)
+    if parts is not None:
+        found = [_atoms_of(p) for p in parts]
+        if all(a is not None for a in found):
+            return np.unique(np.concatenate(found))
+    return None
+
+
+class _BiasGroup:
+    """Biases that share one CV module: the CV is evaluated once for all of them."""
+
+    def __init__(self, cv, biases, lean):
+        self.cv, self.biases = cv, biases
+        self.lean = None
+        if lean and all(hasattr(b, "value_and_gradient") for b in biases):
+            try:
+                self.lean = compile_cv(cv)
+            except Unsupported as exc:
+                log.info("Bias force through torch autograd (%s).", exc)
+
+    def energy_and_gradient(self, x):
+        """Total bias energy (kJ/mol) of this group and its gradient (N, 3) at one configuration x."""
+        if self.lean is not None:
+            s = self.lean.value(x)[None, :]
+            energy, ds = 0.0, np.zeros(s.shape[1])
+            for b in self.biases:
+                v, g = b.value_and_gradient(s)
+                energy += float(v[0])
+                ds += g[0]
+            return energy, self.lean.vjp(ds)
+        with torch.enable_grad():
+            xt = torch.from_numpy(x)[None].requires_grad_(True)
+            e = sum(b.energy(xt) for b in self.biases).sum()
+            (g,) = torch.autograd.grad(e, xt)
+        return float(e.detach()), g[0].numpy()
+
+
+class OpenMM:
+    """Molecular dynamics of an OpenMM ``System`` with cvlearn biases, COLVAR/HILLS files and restarts.
+
+    The biases act through one OpenMM ``PythonForce`` restricted to the atoms their CVs read. Its
+    energy and forces are computed without torch autograd when every part of the CV has a lean
+    numpy path (:mod:`cvlearn.engine._lean`: cvlearn's featurizers and learned CVs), otherwise by
+    autograd on the torch modules. With ``bias_interval=k`` the bias force is applied every k steps
+    with k times the weight (OpenMM's ``MTSLangevinIntegrator``, an r-RESPA splitting), which is
+    exact in the limit of a bias that varies slowly compared with k steps.
+
+    Parameters
+    ----------
+    system : openmm.System
+        The molecular system (a copy is used; yours is not modified).
+    positions : array_like or openmm Quantity
+        (atoms, 3) starting positions, nm.
+    temperature : float
+        K.
+    timestep : float
+        ps (0.002 with constraints on bonds to hydrogen).
+    friction : float
+        Langevin collision rate, 1/ps.
+    bias : object or list of objects, optional
+        cvlearn biases (:class:`~cvlearn.WellTemperedMetad`, static biases, walls, ...) whose CVs take
+        positions (walkers, atoms, 3) in nm.
+    topology : openmm.app.Topology or mdtraj.Topology, optional
+        Kept for writing trajectories (:meth:`Trajectory.to_mdtraj`).
+    platform : str, optional
+        OpenMM platform name; default :func:`default_platform` for the system size.
+    seed : int
+        Seed of the thermostat noise and initial velocities; same seed, same run (on one platform).
+    bias_interval : int
+        Apply the bias force every this many steps (multiple time stepping); 1 = every step.
+    lean : bool
+        Use the lean numpy path for the bias force when possible (False: always autograd).
+    minimize : bool
+        Minimize the energy (unbiased) before the first step.
+    """
+
+    def __init__(self, system, positions, temperature=300.0, timestep=0.002, friction=1.0, bias=None,
+                 topology=None, platform=None, seed=0, bias_interval=1, lean=True, minimize=False):
+        mm = _openmm()
+        owner = "OpenMM"
+        self.temperature = check_positive(as_float(temperature, "K"), "temperature", owner)
+        self.timestep = check_positive(as_float(timestep, "ps"), "timestep", owner)
+        self.friction = check_positive(as_float(friction, "1/ps"), "friction", owner)
+        self.bias_interval = check_positive(bias_interval, "bias_interval", owner, integer=True)
+        self.kT = BOLTZMANN * self.temperature
+        self.topology = topology
+        self.seed = seed
+        self.system = mm.XmlSerializer.clone(system)
+        self.n_atoms = self.system.getNumParticles()
+        pos = self._as_positions(positions)
+        self.biases = [] if bias is None else list(bias) if isinstance(bias, (list, tuple)) else [bias]
+        for b in self.biases:
+            if hasattr(b, "bind"):
+                b.bind(self.temperature, self.timestep)
+        self._groups = self._group_biases(lean)
+        self._bias_atoms = self._biased_atoms()
+        self._x = np.zeros((self.n_atoms, 3))  # full configuration seen by the CVs
+        self._sub = np.zeros((len(self._bias_atoms), 3))
+        self._version = 0
+        self._error = None
+        self._bias_on = False  # on once set up: minimization and velocity set-up see the molecule alone
+        groups = sorted({f.getForceGroup() for f in self.system.getForces()})
+        if BIAS_GROUP in groups:
+            raise ValueError(f"Force group {BIAS_GROUP} is reserved for the cvlearn bias; move your forces to "
+                             "groups 0-30.")
+        self._energy_groups = sum(1 << g for g in groups)
+        if self.biases:
+            force = mm.PythonForce(self._compute, {_VERSION: 0.0})
+            force.setParticles([int(i) for i in self._bias_atoms])
+            force.setForceGroup(BIAS_GROUP)
+            self.system.addForce(force)
+        self.integrator = self._integrator(mm, groups)
+        self.platform_name = platform or default_platform(self.n_atoms)
+        self.context = mm.Context(self.system, self.integrator, mm.Platform.getPlatformByName(self.platform_name))
+        self.context.setPositions(pos)
+        if minimize:
+            self._minimize(mm)
+        self.context.setVelocitiesToTemperature(self.temperature, self._seed_int(1))
+        self.step = 0
+        self._bias_on = True
+        self._biases_changed()
+
+    # -- set-up ----------------------------------------------------------------------------------
+    @classmethod
+    def from_pdb(cls, pdb, forcefield=("amber99sbildn.xml",), nonbonded="NoCutoff", constraints="HBonds",
+                 **kwargs):
+        """An engine for the molecule in ``pdb`` with OpenMM force-field XML files (vacuum by default).
+
+        ``nonbonded`` and ``constraints`` are names of ``openmm.app`` constants (e.g. "PME", "None").
+        Other keyword arguments go to :class:`OpenMM`.
+        """
+        mm = _openmm()
+        app = mm.app
+        if not os.path.exists(os.fspath(pdb)):
+            raise FileNotFoundError(f"No PDB file {os.fspath(pdb)!r}.")
+        structure = app.PDBFile(os.fspath(pdb))
+        files = [forcefield] if isinstance(forcefield, str) else list(forcefield)
+        try:
+            ff = app.ForceField(*files)
+        except ValueError as exc:
+            raise ValueError(f"Could not load force field {files}: {exc}. Give OpenMM force-field XML names "
+                             "such as 'amber99sbildn.xml' or 'amber14-all.xml'.") from exc
+        consts = {"None": None, None: None}
+        system = ff.createSystem(structure.topology, nonbondedMethod=getattr(app, nonbonded),
+                                 constraints=consts.get(constraints, getattr(app, str(constraints), None)))
+        kwargs.setdefault("topology", structure.topology)
+        return cls(system, structure.getPositions(asNumpy=True), **kwargs)
+
+    def _as_positions(self, positions):
+        p = as_array(positions, "nm")
+        if p.shape != (self.n_atoms, 3):
+            raise ValueError(f"positions must be (atoms, 3) = ({self.n_atoms}, 3) nm for this system; got "
+                             f"{p.shape}. Check that the structure and the System describe the same atoms.")
+        if not np.isfinite(p).all():
+            raise ValueError("The starting positions contain NaN or infinite values.")
+        return p
+
+    def _group_biases(self, lean):
+        groups, by_cv = [], {}
+        for b in self.biases:
+            cv = getattr(b, "cv", None)
+            if cv is None or not hasattr(b, "value_and_gradient"):
+                groups.append(_BiasGroup(cv, [b], lean=False))
+            elif id(cv) in by_cv:
+                by_cv[id(cv)].biases.append(b)
+            else:
+                by_cv[id(cv)] = _BiasGroup(cv, [b], lean)
+                groups.append(by_cv[id(cv)])
+        for g in groups:  # lean needs every bias of the group to have value_and_gradient
+            if g.lean is not None and not all(hasattr(b, "value_and_gradient") for b in g.biases):
+                g.lean = None
+        return groups
+
+    def _biased_atoms(self):
+        found = [_atoms_of(g.cv) if g.cv is not None else None for g in self._groups]
+        if not found or any(a is None for a in found):
+            return np.arange(self.n_atoms)
+        atoms = np.unique(np.concatenate(found))
+        if atoms.size and (atoms.min() < 0 or atoms.max() >= self.n_atoms):
+            raise ValueError(f"The CV reads atom {int(atoms.max())}, but the system has {self.n_atoms} atoms.")
+        return atoms
+
+    def _integrator(self, mm, groups):
+        u = mm.unit
+        k = self.bias_interval
+        if k == 1 or not self.biases:
+            integ = mm.LangevinMiddleIntegrator(self.temperature * u.kelvin, self.friction / u.picosecond,
+                                                self.timestep * u.picoseconds)
+        else:
+            integ = mm.MTSLangevinIntegrator(self.temperature * u.kelvin, self.friction / u.picosecond,
+                                             k * self.timestep * u.picoseconds,
+                                             [(BIAS_GROUP, 1)] + [(g, k) for g in groups])
+        integ.setRandomNumberSeed(self._seed_int(0))
+        return integ
+
+    def _seed_int(self, stream):
+        if self.seed is None:
+            return 0  # OpenMM: 0 means a fresh random seed
+        return int(np.random.SeedSequence([int(self.seed), stream]).generate_state(1)[0] % (2**31 - 1)) + 1
+
+    def _minimize(self, mm):
+        mm.LocalEnergyMinimizer.minimize(self.context, 1.0, 0)
+
+    # -- the bias force --------------------------------------------------------------------------
+    def _read(self, state):
+        # Straight into a preallocated buffer: State.getPositions(asNumpy=True) adds ~25 us of unit
+        # handling per call, more than the bias itself on a small molecule.
+        reader = getattr(state, "_getVectorAsNumpy", None)
+        if reader is not None:
+            reader(type(state).Positions, self._sub)
+        else:  # pragma: no cover - older OpenMM
+            self._sub[:] = state.getPositions(asNumpy=True).value_in_unit(state.getPositions().unit)
+        self._x[self._bias_atoms] = self._sub
+        return self._x
+
+    def _compute(self, state):
+        """PythonForce callback: bias energy (kJ/mol) and forces (kJ/mol/nm) on the biased atoms."""
+        if not self._bias_on:
+            return 0.0, np.zeros_like(self._sub)
+        try:
+            energy, grad = self._bias_energy_and_gradient(self._read(state))
+            return energy, -grad[self._bias_atoms]
+        except Exception as exc:  # OpenMM would flatten it into a generic message: keep it for run()
+            self._error = exc
+            raise
+
+    def _bias_energy_and_gradient(self, x):
+        energy, grad = 0.0, np.zeros_like(x)
+        for g in self._groups:
+            e, gr = g.energy_and_gradient(x)
+            energy += e
+            grad += gr
+        return energy, grad
+
+    def bias_energy(self, positions=None):
+        """Total bias (kJ/mol) at ``positions`` (atoms, 3) nm, default the current ones; also sets the
+        values the biases report to COLVAR and deposit from."""
+        x = self.positions if positions is None else self._as_positions(positions)
+        return self._bias_energy_and_gradient(np.array(x, dtype=np.float64))[0] if self.biases else 0.0
+
+    def _biases_changed(self):
+        # A bias changed (e.g. a hill was deposited): forces cached by the integrator are stale.
+        if not self.biases:
+            return
+        self._version += 1
+        self.context.setParameter(_VERSION, float(self._version))
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def time(self):
+        """Simulated time, ps."""
+        return self.step * self.timestep
+
+    @property
+    def positions(self):
+        """Current positions (atoms, 3), nm."""
+        return self._state(positions=True).getPositions(asNumpy=True)._value.copy()
+
+    def _state(self, positions=False, energy=False, velocities=False):
+        return self.context.getState(getPositions=positions, getEnergy=energy, getVelocities=velocities,
+                                     groups=self._energy_groups)
+
+    def potential_energy(self):
+        """Potential energy of the molecule without the bias, kJ/mol."""
+        return self._state(energy=True).getPotentialEnergy()._value
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, n_steps, stride=500, progress=False, callback=None, colvar=None, hills=None, checkpoint=None,
+            restart=False):
+        """Integrate ``n_steps`` steps of ``timestep``; record a frame every ``stride`` steps.
+
+        Same files and semantics as :meth:`cvlearn.Langevin.run`: ``colvar`` (PLUMED COLVAR,
+        flushed per row), ``hills`` (the metadynamics HILLS file), ``checkpoint`` (written atomically
+        at the end and when the run fails or is interrupted; continue with :meth:`load_checkpoint`
+        and ``restart=True``). Biases are updated (hills deposited) at multiples of their ``pace``.
+
+        Returns
+        -------
+        Trajectory
+            Frames (frames, 1, atoms, 3) with potential and bias energies.
+
+        Raises
+        ------
+        SimulationError
+            If the energy or positions become non-finite, a CV leaves a bias grid or OpenMM fails; it
+            carries the step and the frames recorded so far.
+        """
+        n_steps = check_positive(n_steps, "n_steps", "OpenMM.run", integer=True)
+        stride = check_positive(stride, "stride", "OpenMM.run", integer=True)
+        k = self.bias_interval
+        paces = sorted({int(b.pace) for b in self.biases if hasattr(b, "update") and hasattr(b, "pace")})
+        for name, value in [("n_steps", n_steps), ("stride", stride)] + [("a bias pace", p) for p in paces]:
+            if value % k:
+                raise ValueError(f"{name} ({value}) must be a multiple of bias_interval ({k}).")
+        if hills is not None:
+            holders = [b for b in self.biases if hasattr(b, "open_hills")]
+            if not holders:
+                raise ValueError("hills= was given but no bias deposits hills (pass bias=WellTemperedMetad(...)).")
+            for b in holders:
+                b.open_hills(hills, restart=restart)
+        records, writer, bar = [], None, None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_steps, desc="OpenMM", unit="step", mininterval=0.5)
+        end = self.step + n_steps
+        try:
+            while self.step < end:
+                target = min(end, _next_multiple(self.step, [stride, *paces]))
+                self._advance(target - self.step, records)
+                if bar is not None:
+                    bar.update(target - self.step)
+                self.step = target
+                if self.step % stride == 0 or any(self.step % p == 0 for p in paces):
+                    record = self._event(self.step % stride == 0, paces, records)
+                    if record is not None:
+                        records.append(record)
+                        if colvar is not None:
+                            writer = writer or PlumedWriter(colvar, self._colvar_names(), append=restart)
+                            writer.write(record["colvar"])
+                        if callback is not None:
+                            callback(record)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+        return self._to_trajectory(records)
+
+    def _advance(self, n, records):
+        self._error = None
+        try:
+            self.integrator.step(n // self.bias_interval)
+        except Exception as exc:
+            err = self._error or exc
+            walkers = [0]
+            msg = (f"OpenMM failed between steps {self.step} and {self.step + n}: {err}. The "
+                   f"{len(records)} frame(s) recorded so far are in error.trajectory.")
+            if isinstance(err, GridError):
+                msg += " The CV left the bias grid: widen the grid or use outside='wall'."
+            elif not isinstance(err, CVLearnError):
+                msg += (" Usual causes: a timestep too large (try 0.001 ps or constraints='HBonds'), a bad "
+                        "starting structure (pass minimize=True), or a bias too strong.")
+            raise SimulationError(msg, step=self.step, walkers=walkers,
+                                  trajectory=self._to_trajectory(records)) from err
+
+    def _event(self, record, paces, records):
+        state = self._state(positions=True, energy=True)
+        x = state.getPositions(asNumpy=True)._value.copy()
+        epot = state.getPotentialEnergy()._value
+        if not (math.isfinite(epot) and np.isfinite(x).all()):
+            raise SimulationError(
+                f"The simulation blew up at step {self.step} (t = {self.time:g} ps): non-finite energy or "
+                f"positions. The {len(records)} frame(s) recorded so far are in error.trajectory. Try a "
+                "smaller timestep, minimize=True, or a weaker bias.", step=self.step, walkers=[0],
+                trajectory=self._to_trajectory(records))
+        try:
+            ebias = self.bias_energy(x)
+        except GridError as exc:
+            raise SimulationError(f"{exc} (step {self.step})", step=self.step, walkers=[0],
+                                  trajectory=self._to_trajectory(records)) from exc
+        colvar = self._colvar_row() if record else None
+        if any(self.step % p == 0 for p in paces):
+            xt = torch.from_numpy(x)[None]
+            for b in self.biases:
+                if hasattr(b, "update"):
+                    b.update(self.step, xt)
+            self._biases_changed()
+        if not record:
+            return None
+        return {"step": self.step, "time": self.time, "positions": x, "potential_energy": epot,
+                "bias_energy": ebias, "colvar": colvar}
+
+    def _colvar_values(self):
+        values = {}
+        for b in self.biases:
+            if hasattr(b, "colvar"):
+                values.update(b.colvar())
+        return values
+
+    def _colvar_names(self):
+        values = self._colvar_values()
+        return ["time", *values] if values else ["time", "energy"]
+
+    def _colvar_row(self):
+        values = self._colvar_values()
+        if not values:
+            return np.array([self.time, self.potential_energy()])
+        return np.array([self.time, *[float(np.asarray(v).reshape(-1)[0]) for v in values.values()]])
+
+    def _to_trajectory(self, records):
+        if not records:
+            return Trajectory(np.zeros((0, 1, self.n_atoms, 3)), np.zeros(0), np.zeros(0, dtype=np.int64),
+                              temperature=self.temperature)
+        return Trajectory(np.stack([r["positions"] for r in records])[:, None],
+                          np.array([r["time"] for r in records]), np.array([r["step"] for r in records]),
+                          potential_energy=np.array([r["potential_energy"] for r in records])[:, None],
+                          bias_energy=np.array([r["bias_energy"] for r in records])[:, None],
+                          temperature=self.temperature)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_checkpoint(self, path):
+        """Write the state (OpenMM checkpoint for an exact continuation on this platform, plus
+        positions and velocities for any platform, and the step) to ``path`` (.npz), atomically."""
+        state = self._state(positions=True, velocities=True)
+        return save_npz_atomic(path, openmm_checkpoint=np.frombuffer(self.context.createCheckpoint(), np.uint8),
+                               positions=state.getPositions(asNumpy=True)._value,
+                               velocities=state.getVelocities(asNumpy=True)._value, step=np.array(self.step),
+                               platform=np.array(self.platform_name))
+
+    def load_checkpoint(self, path):
+        """Continue from :meth:`save_checkpoint`: exactly on the same platform, from positions and
+        velocities on another one. Rebuild metadynamics biases from their HILLS (``restart=True``)."""
+        with np.load(os.fspath(path), allow_pickle=False) as d:
+            data = {k: d[k] for k in d.files}
+        if data["positions"].shape != (self.n_atoms, 3):
+            raise ValueError(f"The checkpoint holds {data['positions'].shape[0]} atoms; this system has "
+                             f"{self.n_atoms}.")
+        if str(data["platform"]) == self.platform_name:
+            self.context.loadCheckpoint(data["openmm_checkpoint"].tobytes())
+        else:
+            log.warning("Checkpoint from platform %s loaded on %s: continuing from positions and velocities "
+                        "(statistically, not bit for bit).", data["platform"], self.platform_name)
+            self.context.setPositions(data["positions"])
+            self.context.setVelocities(data["velocities"])
+        self.step = int(data["step"])
+        self._biases_changed()
+        return self
+
+
+def _next_multiple(step, periods):
+    """Smallest step > ``step`` that is a multiple of one of ``periods``."""
+    return min((step // p + 1) * p for p in periods)

@@ -1,0 +1,129 @@
+"""OpenMM engine: bias forces, files, reproducibility, restarts and failures on alanine dipeptide."""
+
+import numpy as np
+import pytest
+import torch
+
+import cvlearn as cl
+from cvlearn.data import alanine_dipeptide_pdb
+from cvlearn.learners import CollectiveVariable
+from cvlearn.learners._neural import NeuralCV
+
+openmm = pytest.importorskip("openmm")
+
+HEAVY = [1, 4, 5, 6, 8, 10, 14, 15, 16, 18]
+
+
+def neural_cv(seed=0):
+    torch.manual_seed(seed)
+    net = NeuralCV(3 * len(HEAVY), [16, 8], 1).double()  # float64: finite differences resolve the force
+    for p in net.parameters():
+        p.data.normal_(0.0, 0.3)
+    return CollectiveVariable(net, cl.features.Positions(22, 3, particles=HEAVY))
+
+
+def metad(cv, pace=100):
+    return cl.WellTemperedMetad(cv, sigma=0.05, height=1.0, bias_factor=8, pace=pace, grid=cl.Grid(-20, 20, 4000),
+                                outside="wall")
+
+
+def engine(bias=None, **kw):
+    kw.setdefault("seed", 1)
+    return cl.engine.OpenMM.from_pdb(alanine_dipeptide_pdb(), bias=bias, minimize=True, **kw)
+
+
+@pytest.mark.parametrize("lean", [True, False])
+def test_bias_force_is_minus_gradient_of_bias_energy(lean):
+    eng = engine(metad(neural_cv()), lean=lean)
+    assert (eng._groups[0].lean is not None) == lean
+    eng.run(1000, stride=500)  # 10 hills: a bias with structure
+    x = eng.positions
+    forces = eng.context.getState(getForces=True, groups={cl.engine._openmm.BIAS_GROUP}).getForces(asNumpy=True)
+    forces = forces._value
+    h, num = 1e-5, np.zeros((len(HEAVY), 3))
+    for a, i in enumerate(HEAVY):
+        for d in range(3):
+            xp, xm = x.copy(), x.copy()
+            xp[i, d] += h
+            xm[i, d] -= h
+            num[a, d] = -(eng.bias_energy(xp) - eng.bias_energy(xm)) / (2 * h)
+    # Central differences with h = 1e-5 nm: truncation ~h^2 |V'''| and round-off ~1e-16 V / h, both < 1e-7.
+    assert np.abs(num).max() > 0.1
+    np.testing.assert_allclose(forces[HEAVY], num, atol=1e-6)
+    hydrogens = [i for i in range(22) if i not in HEAVY]
+    assert np.all(forces[hydrogens] == 0.0)
+
+
+def test_lean_and_autograd_runs_agree():
+    # The two force paths differ only by float round-off, so short runs stay together to ~1e-8 nm.
+    runs = [engine(metad(neural_cv()), lean=lean).run(600, stride=200) for lean in (True, False)]
+    np.testing.assert_allclose(runs[0].positions, runs[1].positions, atol=1e-7)
+    np.testing.assert_allclose(runs[0].bias_energy, runs[1].bias_energy, atol=1e-6)
+
+
+def test_same_seed_same_run_and_colvar_hills(tmp_path):
+    a = engine(metad(neural_cv())).run(400, stride=100, colvar=tmp_path / "COLVAR", hills=tmp_path / "HILLS")
+    b = engine(metad(neural_cv())).run(400, stride=100)
+    c = engine(metad(neural_cv()), seed=2).run(400, stride=100)
+    assert a.positions.shape == (4, 1, 22, 3)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    assert np.abs(a.positions - c.positions).max() > 1e-3
+    col = cl.io.read_colvar(tmp_path / "COLVAR")
+    assert list(col)[:2] == ["time", "cv0"]
+    np.testing.assert_allclose(col["time"], [0.2, 0.4, 0.6, 0.8])
+    np.testing.assert_allclose(col["metad.bias"], a.bias_energy[:, 0], rtol=1e-9)
+    fields, _, rows, _ = cl.io.read_plumed_table(tmp_path / "HILLS")
+    assert fields[:2] == ["time", "cv0"] and len(rows) == 4
+
+
+def test_checkpoint_restart_continues_exactly(tmp_path):
+    straight = engine(metad(neural_cv())).run(800, stride=200)
+    first = engine(metad(neural_cv()))
+    first.run(400, stride=200, hills=tmp_path / "HILLS", checkpoint=tmp_path / "state.npz")
+    second = engine(metad(neural_cv())).load_checkpoint(tmp_path / "state.npz")
+    tail = second.run(400, stride=200, hills=tmp_path / "HILLS", restart=True)
+    assert second.step == 800
+    np.testing.assert_allclose(tail.positions, straight.positions[2:], atol=1e-12)
+    np.testing.assert_allclose(tail.bias_energy, straight.bias_energy[2:], atol=1e-9)
+
+
+def test_multiple_time_step_bias():
+    eng = engine(metad(neural_cv()), bias_interval=2)
+    traj = eng.run(400, stride=100)
+    assert eng.step == 400 and traj.n_frames == 4
+    assert isinstance(eng.integrator, openmm.MTSLangevinIntegrator)
+    with pytest.raises(ValueError, match="multiple of bias_interval"):
+        eng.run(300, stride=101)
+    with pytest.raises(ValueError, match="multiple of bias_interval"):
+        engine(metad(neural_cv(), pace=101), bias_interval=2).run(202, stride=2)
+
+
+def test_cv_leaving_the_grid_stops_with_the_frames_so_far():
+    cv = neural_cv()
+    eng = engine(cl.WellTemperedMetad(cv, sigma=0.05, height=1.0, bias_factor=8, pace=100,
+                                      grid=cl.Grid(-0.001, 0.001, 10)))
+    with pytest.raises(cl.SimulationError, match="left the bias grid"):
+        eng.run(200, stride=100)
+
+
+def test_blow_up_is_reported():
+    eng = engine(timestep=0.5)  # 500 fs: the molecule explodes within a few steps
+    with pytest.raises(cl.SimulationError, match="step"):
+        eng.run(2000, stride=10)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((21, 3)), r"\(22, 3\)"),
+    (np.full((22, 3), np.nan), "NaN"),
+])
+def test_bad_positions(bad, match):
+    system = engine().system
+    with pytest.raises(ValueError, match=match):
+        cl.engine.OpenMM(system, bad)
+
+
+def test_from_pdb_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No PDB"):
+        cl.engine.OpenMM.from_pdb(tmp_path / "missing.pdb")
+    with pytest.raises(ValueError, match="force field"):
+        cl.engine.OpenMM.from_pdb(alanine_dipeptide_pdb(), forcefield="no-such-ff.xml")
