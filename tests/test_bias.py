@@ -159,3 +159,22 @@ def test_bad_metad_arguments():
         cl.WellTemperedMetad(cv, sigma=0.1, height=1, bias_factor=5, pace=10, grid=grid, outside="ignore")
     with pytest.raises(ValueError, match="2 components but the grid has 1"):
         cl.WellTemperedMetad(cl.features.Positions(1, 2), sigma=0.1, height=1, bias_factor=5, pace=10, grid=grid)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_value_and_gradient_matches_autograd_inside_and_beyond_the_wall(periodic):
+    # The engines' lean path (numpy, scalar for one point) must equal the torch path with autograd.
+    grid = cl.Grid([-1.0, -2.0], [1.0, 2.0], [40, 50], periodic=[periodic, False])
+    metad = cl.WellTemperedMetad(lambda x: x[:, 0, :2], sigma=[0.2, 0.3], height=1.0, bias_factor=5, pace=1,
+                                 grid=grid, temperature=300.0, outside="wall", wall_kappa=50.0)
+    rng = np.random.default_rng(4)
+    metad.deposit(torch.as_tensor(rng.uniform([-1, -2], [1, 2], (30, 2))), step=1)
+    points = np.array([[0.3, -0.5], [0.99, 1.9], [1.3, 0.2], [-0.2, -2.6], [-1.7, 2.4]])
+    s = torch.as_tensor(points).requires_grad_(True)
+    energy = metad.energy(s[:, None, :])
+    (grad,) = torch.autograd.grad(energy.sum(), s)
+    v_all, g_all = metad.value_and_gradient(points)
+    one = [metad.value_and_gradient(p[None]) for p in points]
+    for v, g in [(v_all, g_all), (np.concatenate([o[0] for o in one]), np.concatenate([o[1] for o in one]))]:
+        np.testing.assert_allclose(v, energy.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g, grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -96,22 +96,39 @@ class GridBias:
         :meth:`colvar` and hill deposition, as :meth:`energy` does.
         """
         s = self.grid.wrap(np.asarray(s, dtype=np.float64).reshape(-1, self.grid.ndim))
+        if len(s) == 1:  # one configuration (a molecular engine): scalar arithmetic, ~10x faster
+            return self._point_value_and_gradient(s)
         clamped = np.where(self.grid.periodic, s, np.clip(s, self.grid.lo, self.grid.hi))
         excess = s - clamped
         held = excess != 0
         if self.outside == "error" and held.any():
             self._outside_error(s, np.nonzero(held.any(1))[0].tolist())
-        if len(s) == 1:  # one configuration (a molecular engine): scalar arithmetic is ~20x faster
-            v0, g0 = self.field.point_value_and_gradient(clamped[0])
-            v, grad = np.array([v0]), np.array([g0])
-        else:
-            v, grad = (a.numpy() for a in self.field.value_and_gradient(torch.from_numpy(clamped)))
+        v, grad = (a.numpy() for a in self.field.value_and_gradient(torch.from_numpy(clamped)))
         grad = np.where(held, 0.0, grad)  # the grid part is held at its edge value outside
         if self.outside == "wall":
             v = v + 0.5 * self.wall_kappa * (excess**2).sum(1)
             grad = grad + self.wall_kappa * excess
         self._last_s, self._last_v = torch.from_numpy(s), torch.from_numpy(v)
         return v, grad
+
+    def _point_value_and_gradient(self, s):
+        g = self.grid
+        point, excess = s[0].tolist(), []
+        for i, x in enumerate(point):
+            held = x if g.periodic[i] else min(max(x, g.lo[i]), g.hi[i])
+            excess.append(x - held)
+            point[i] = held
+        if any(excess):
+            if self.outside == "error":
+                self._outside_error(s, [0])
+        v, grad = self.field.point_value_and_gradient(point)
+        for i, e in enumerate(excess):
+            if e:  # the grid part is held at its edge value; the wall pushes back
+                v += 0.5 * self.wall_kappa * e * e
+                grad[i] = self.wall_kappa * e
+        v = np.array([v])
+        self._last_s, self._last_v = torch.from_numpy(s), torch.from_numpy(v)
+        return v, np.array([grad])
 
     def colvar(self):
         """COLVAR columns of the last evaluated configuration: the CVs and ``label.bias``."""

@@ -138,7 +138,12 @@ class HermiteField:
         configuration per step of a molecular engine it costs a few microseconds, where array code
         pays ~1 us per operation for ~60 operations.
         """
-        data = self.data.numpy() if self.data.device.type == "cpu" else self.data.cpu().numpy()
+        if self.data.device.type != "cpu":
+            data = self.data.cpu().numpy()
+        else:  # a numpy view of the (in-place updated) grid, rebuilt only if the tensor is replaced
+            if getattr(self, "_view_of", None) is not self.data:
+                self._view, self._view_of = self.data.numpy(), self.data
+            data = self._view
         c = self._np_consts
         corners, basis, dbasis = [], [], []
         for i, x in enumerate(s):

@@ -6,6 +6,11 @@ import torch
 __all__ = ["Featurizer", "Concatenate"]
 
 
+def _is_mdtraj(data):
+    # Duck-typed so that importing cvlearn does not import mdtraj.
+    return hasattr(data, "xyz") and hasattr(data, "topology")
+
+
 class Featurizer(torch.nn.Module):
     """Base class: ``forward(positions (..., particles, dims)) -> (..., n_features)`` in torch.
 
@@ -31,11 +36,22 @@ class Featurizer(torch.nn.Module):
         """Features of stored frames as float64 numpy.
 
         ``data`` is a :class:`cvlearn.Trajectory` (returns a list with one (frames x features)
-        array per walker, ready for a learner's ``fit``) or an array of positions
-        (frames, particles, dims) in nm (returns one array).
+        array per walker, ready for a learner's ``fit``), an ``mdtraj.Trajectory`` (its ``xyz``,
+        nm; returns one array), a list of such trajectories (returns a list of arrays, walkers of a
+        cvlearn.Trajectory each counting as one), or an array of positions (frames, particles,
+        dims) in nm (returns one array).
         """
         if hasattr(data, "per_walker"):
             return [self.transform(p, batch_size) for p in data.per_walker()]
+        if _is_mdtraj(data):
+            data = data.xyz
+        elif isinstance(data, (list, tuple)) and data and all(hasattr(d, "per_walker") or _is_mdtraj(d)
+                                                              for d in data):
+            out = []
+            for d in data:
+                x = self.transform(d, batch_size)
+                out.extend(x if isinstance(x, list) else [x])
+            return out
         pos = np.asarray(data, dtype=np.float64)
         if pos.ndim != 3:
             raise ValueError(f"Positions must be (frames, particles, dims); got shape {pos.shape}.")

@@ -29,8 +29,8 @@ def _build_featurizer(config):
     kind = config.pop("type")
     if kind == "Concatenate":
         return features.Concatenate([_build_featurizer(dict(c)) for c in config["parts"]])
-    if kind == "Positions":
-        return features.Positions(**config)
+    if kind in ("Positions", "Dihedrals", "Distances", "Contacts", "AlignedPositions"):
+        return getattr(features, kind)(**config)
     raise ValueError(f"Unknown featurizer type {kind!r} in the saved file (made by a newer cvlearn?).")
 
 
