@@ -70,3 +70,31 @@ def test_unknown_module_is_unsupported():
 
     with pytest.raises(Unsupported, match="Odd"):
         compile_cv(torch.nn.Sequential(torch.nn.Linear(2, 2), Odd()))
+
+
+@pytest.fixture(scope="module")
+def alanine_frame():
+    md = pytest.importorskip("mdtraj")
+    from cvlearn.data import alanine_dipeptide_pdb
+
+    traj = md.load(alanine_dipeptide_pdb())
+    rng = np.random.default_rng(5)
+    return traj.topology, traj.xyz[0].astype(np.float64) + rng.normal(0, 0.01, (22, 3))
+
+
+@pytest.mark.parametrize("sincos", [False, True])
+def test_molecular_featurizers_match_autograd(alanine_frame, sincos):
+    top, x = alanine_frame
+    feat = (cl.features.Dihedrals(top, "phi psi", sincos=sincos) | cl.features.Distances(top, selection="heavy")
+            | cl.features.Dihedrals(indices=[[0, 1, 4, 6], [8, 10, 11, 12]], n_atoms=22))
+    n = feat.n_features
+    rng = np.random.default_rng(6)
+    cv = CollectiveVariable(LinearCV(rng.normal(size=n), rng.normal(size=(n, 2))), feat)
+    _compare(cv, x, rtol=1e-9)
+
+
+def test_lean_checks_the_atom_count(alanine_frame):
+    top, x = alanine_frame
+    cv = CollectiveVariable(LinearCV(np.zeros(45), np.ones((45, 1))), cl.features.Distances(top, selection="heavy"))
+    with pytest.raises(ValueError, match="Distances"):
+        compile_cv(cv).value(x[:20])

@@ -78,7 +78,7 @@ class GridBias:
         w = walkers[0]
         raise GridError(
             f"The CV of walker(s) {walkers[:10]} left the bias grid: walker {w} is at "
-            f"{dict(zip(self.names, [float(v) for v in s[w]]))}, the grid spans lo={g.lo.tolist()}, "
+            f"{dict(zip(self.names, [float(v) for v in s[w].tolist()]))}, the grid spans lo={g.lo.tolist()}, "
             f"hi={g.hi.tolist()}. Widen the grid (cl.Grid(lo, hi, bins)) or pass outside='wall' "
             "to push walkers back with a harmonic wall.", walkers=walkers)
 

@@ -15,7 +15,7 @@ autograd on the torch module itself, so no CV is ever refused.
 import numpy as np
 import torch
 
-from ..features import Concatenate, Positions
+from ..features import Concatenate, Dihedrals, Distances, Positions
 from ..learners import CollectiveVariable, LinearCV
 from ..learners._neural import NeuralCV
 from ..learners._nn import Standardize
@@ -136,6 +136,78 @@ class _Positions:
         return out
 
 
+class _AtomStep:
+    """Shared part of the molecular featurizers: check the frame, scatter gradients onto all atoms."""
+
+    def __init__(self, m, owner):
+        self.expected, self.minimum, self.owner = m._expected_atoms, m._min_atoms, owner
+
+    def check(self, x):
+        n = x.shape[0]
+        if x.shape[1:] != (3,) or (self.expected >= 0 and n != self.expected) or n < self.minimum:
+            raise ValueError(f"{self.owner}: expected ({self.expected if self.expected >= 0 else 'n_atoms'}, 3) "
+                             f"positions (nm), got {x.shape}.")
+        self.n = n
+
+    def scatter(self, index, values):
+        out = np.zeros((self.n, 3))
+        np.add.at(out, index, values)
+        return out
+
+
+class _Distances(_AtomStep):
+    def __init__(self, m):
+        super().__init__(m, "Distances")
+        self.i, self.j = m.pairs[:, 0].numpy().copy(), m.pairs[:, 1].numpy().copy()
+        self.index = np.concatenate([self.j, self.i])
+
+    def forward(self, x):
+        self.check(x)
+        r = x[self.j] - x[self.i]
+        d = np.sqrt(np.einsum("ij,ij->i", r, r))
+        self.unit = r / d[:, None]
+        return d
+
+    def backward(self, g):
+        u = g[:, None] * self.unit
+        return self.scatter(self.index, np.concatenate([u, -u]))
+
+
+class _Dihedrals(_AtomStep):
+    """Dihedral angles (atan2 form, as the torch featurizer) with their analytic gradient
+    (Blondel & Karplus, J. Comput. Chem. 17, 1132 (1996), eqs. 27, in the bond vectors b1, b2, b3)."""
+
+    def __init__(self, m):
+        super().__init__(m, "Dihedrals")
+        self.quads, self.sincos = m.indices.numpy().copy(), bool(m.sincos)
+        self.index = self.quads.T.ravel()
+
+    def forward(self, x):
+        self.check(x)
+        p0, p1, p2, p3 = (x[self.quads[:, k]] for k in range(4))
+        b1, b2, b3 = p1 - p0, p2 - p1, p3 - p2
+        c1, c2 = np.cross(b2, b3), np.cross(b1, b2)
+        nb2 = np.sqrt(np.einsum("ij,ij->i", b2, b2))
+        a = np.arctan2(np.einsum("ij,ij->i", b1, c1) * nb2, np.einsum("ij,ij->i", c1, c2))
+        self.geometry = b1, b2, b3, c1, c2, nb2
+        self.angles = a
+        return np.stack([np.sin(a), np.cos(a)], -1).ravel() if self.sincos else a
+
+    def backward(self, g):
+        if self.sincos:
+            gs, gc = g[0::2], g[1::2]
+            g = gs * np.cos(self.angles) - gc * np.sin(self.angles)
+        b1, b2, b3, c1, c2, nb2 = self.geometry
+        d0 = -(nb2 / np.einsum("ij,ij->i", c2, c2))[:, None] * c2
+        d3 = (nb2 / np.einsum("ij,ij->i", c1, c1))[:, None] * c1
+        f1 = (np.einsum("ij,ij->i", b1, b2) / nb2**2)[:, None]
+        f3 = (np.einsum("ij,ij->i", b3, b2) / nb2**2)[:, None]
+        d1 = f3 * d3 - (1.0 + f1) * d0
+        d2 = f1 * d0 - (1.0 + f3) * d3
+        gk = g[:, None]
+        return self.scatter(self.index, np.concatenate([gk * d0, gk * d1, gk * d2, gk * d3]))
+
+
 class _Parallel:
     """Concatenate: each part reads the same positions; gradients add up."""
 
@@ -168,6 +240,10 @@ def _build(m):
         return _Activation(*_ACTIVATIONS[type(m)](m))
     if isinstance(m, Positions):
         return _Positions(m)
+    if isinstance(m, Distances):
+        return _Distances(m)
+    if isinstance(m, Dihedrals):
+        return _Dihedrals(m)
     if isinstance(m, Concatenate):
         return _Parallel([_build(p) for p in m.parts], [p.n_features for p in m.parts])
     lean = getattr(m, "lean_step", None)
