@@ -1,12 +1,14 @@
 """OpenMM engine: bias forces, files, reproducibility, restarts and failures on alanine dipeptide."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 import cvlearn as cl
 from cvlearn.data import alanine_dipeptide_pdb
-from cvlearn.learners import CollectiveVariable
+from cvlearn.learners import CollectiveVariable, LinearCV
 from cvlearn.learners._neural import NeuralCV
 
 openmm = pytest.importorskip("openmm")
@@ -127,3 +129,38 @@ def test_from_pdb_errors(tmp_path):
         cl.engine.OpenMM.from_pdb(tmp_path / "missing.pdb")
     with pytest.raises(ValueError, match="force field"):
         cl.engine.OpenMM.from_pdb(alanine_dipeptide_pdb(), forcefield="no-such-ff.xml")
+
+
+def _distance_cv(pairs):
+    import mdtraj
+
+    top = mdtraj.load_topology(alanine_dipeptide_pdb())
+    return CollectiveVariable(LinearCV(np.zeros(1), np.ones((1, 1))), cl.features.Distances(top, pairs=pairs))
+
+
+def test_thermostat_holds_temperature_and_warns_when_the_bias_is_too_rough():
+    eng = engine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cl.SamplingWarning)
+        traj = eng.run(4000, stride=100)
+    assert traj.n_frames == 40
+    # A bias oscillating with a 3 pm period along a bond: the force changes within a few steps.
+    grid = cl.Grid(0.0, 1.0, 4000)
+    rough = cl.bias.StaticBias.from_grid(_distance_cv([[4, 14]]), grid, 0.5 * np.sin(2 * np.pi * grid.axes[0] / 0.003),
+                                         outside="wall")
+    with pytest.warns(cl.SamplingWarning, match="kinetic temperature averaged .* not 300 K"):
+        engine(rough, seed=0).run(4000, stride=100)
+
+
+def test_restraint_on_a_distance_holds_it():
+    # Harmonic restraint (kappa = 2e4 kJ/mol/nm^2) on the distance between the two terminal methyl carbons.
+    # Unbiased, it is 0.65 +- 0.068 nm (measured): an effective stiffness k = kT / var = 545 kJ/mol/nm^2.
+    # Restrained at 0.55 nm, linear response puts the mean at (k 0.65 + kappa 0.55) / (k + kappa) = 0.553 nm
+    # and the spread at sqrt(kT / (k + kappa)) = 0.011 nm; 200 correlated frames give the mean to ~0.002 nm.
+    cv = _distance_cv([[1, 18]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cl.SamplingWarning)  # the start-up heating has gone by mid-run
+        traj = engine(cl.bias.HarmonicRestraint(cv, at=0.55, kappa=2e4)).run(4000, stride=20)
+    d = np.linalg.norm(traj.positions[:, 0, 18] - traj.positions[:, 0, 1], axis=-1)
+    assert abs(d.mean() - 0.553) < 0.006
+    assert 0.007 < d.std() < 0.016

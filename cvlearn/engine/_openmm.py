@@ -3,12 +3,13 @@
 import logging
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
 
 from .._validation import check_positive
-from ..exceptions import CVLearnError, GridError, SimulationError
+from ..exceptions import CVLearnError, GridError, SamplingWarning, SimulationError
 from ..io import PlumedWriter
 from ..io._atomic import save_npz_atomic
 from ..units import BOLTZMANN, as_array, as_float
@@ -166,6 +167,8 @@ class OpenMM:
             force.setParticles([int(i) for i in self._bias_atoms])
             force.setForceGroup(BIAS_GROUP)
             self.system.addForce(force)
+        self._dof = 3 * self.n_atoms - self.system.getNumConstraints() - 3 * any(
+            isinstance(f, mm.CMMotionRemover) for f in self.system.getForces())
         self.integrator = self._integrator(mm, groups)
         self.platform_name = platform or default_platform(self.n_atoms)
         self.context = mm.Context(self.system, self.integrator, mm.Platform.getPlatformByName(self.platform_name))
@@ -384,7 +387,24 @@ class OpenMM:
                 writer.close()
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
+        self._check_temperature(records)
         return self._to_trajectory(records)
+
+    def _check_temperature(self, records):
+        """Warn when the thermostat cannot hold the temperature: the bias force then changes faster than
+        the integrator resolves (too narrow hills on a fast CV, too large a bias_interval)."""
+        if len(records) < 20:
+            return
+        # The second half only: a strong bias switched on (or a restraint far from the start) heats the
+        # molecule once, and the thermostat removes that within a few 1/friction.
+        t_kin = float(np.mean([r["kinetic_temperature"] for r in records[len(records) // 2:]]))
+        if t_kin > 1.2 * self.temperature:
+            warnings.warn(
+                f"The kinetic temperature averaged {t_kin:.0f} K over the second half of this run, not "
+                f"{self.temperature:g} K: the "
+                "bias force varies too fast for the integrator. Use wider hills (sigma about the CV's "
+                "fluctuation in an unbiased run), lower hills, a smaller bias_interval or a smaller timestep.",
+                SamplingWarning, stacklevel=3)
 
     def _advance(self, n, records):
         self._error = None
@@ -407,12 +427,14 @@ class OpenMM:
         state = self._state(positions=True, energy=True)
         x = state.getPositions(asNumpy=True)._value.copy()
         epot = state.getPotentialEnergy()._value
-        if not (math.isfinite(epot) and np.isfinite(x).all()):
+        t_kin = 2.0 * state.getKineticEnergy()._value / (self._dof * BOLTZMANN)
+        # 50 x the bath temperature is no thermal fluctuation: the integration has diverged.
+        if not (math.isfinite(epot) and np.isfinite(x).all() and t_kin < 50.0 * self.temperature):
             raise SimulationError(
-                f"The simulation blew up at step {self.step} (t = {self.time:g} ps): non-finite energy or "
-                f"positions. The {len(records)} frame(s) recorded so far are in error.trajectory. Try a "
-                "smaller timestep, minimize=True, or a weaker bias.", step=self.step, walkers=[0],
-                trajectory=self._to_trajectory(records))
+                f"The simulation blew up at step {self.step} (t = {self.time:g} ps): energy {epot:.4g} kJ/mol, "
+                f"kinetic temperature {t_kin:.4g} K. The {len(records)} frame(s) recorded so far are in "
+                "error.trajectory. Try a smaller timestep, minimize=True, or a weaker bias.", step=self.step,
+                walkers=[0], trajectory=self._to_trajectory(records))
         try:
             ebias = self.bias_energy(x)
         except GridError as exc:
@@ -428,7 +450,7 @@ class OpenMM:
         if not record:
             return None
         return {"step": self.step, "time": self.time, "positions": x, "potential_energy": epot,
-                "bias_energy": ebias, "colvar": colvar}
+                "bias_energy": ebias, "colvar": colvar, "kinetic_temperature": t_kin}
 
     def _colvar_values(self):
         values = {}
