@@ -30,6 +30,9 @@ class HermiteField:
         corners = list(itertools.product((0, 1), repeat=d))
         self._corners = corners
         self._shape, self._periodic = list(grid.shape), list(grid.periodic)
+        # (lo, h, last cell index, points) per axis as Python numbers, for the scalar one-point path.
+        self._axis_floats = [(float(grid.lo[i]), float(grid.spacing[i]), n - 1 if p else n - 2, n)
+                             for i, (n, p) in enumerate(zip(grid.shape, grid.periodic))]
         kind_bits = [np.array([b[i] for b in self._kinds]) for i in range(d)]
         corner_bits = [np.array([c[i] for c in corners]) for i in range(d)]
         # Constants of the interpolation, for numpy (CPU) and torch (any device).
@@ -144,20 +147,24 @@ class HermiteField:
             if getattr(self, "_view_of", None) is not self.data:
                 self._view, self._view_of = self.data.numpy(), self.data
             data = self._view
-        c = self._np_consts
         corners, basis, dbasis = [], [], []
         for i, x in enumerate(s):
-            h = float(c["h"][i])
-            u = (float(x) - float(c["lo"][i])) / h
+            lo, h, last, n = self._axis_floats[i]
+            u = (float(x) - lo) / h
             if self._periodic[i]:
-                u %= self._shape[i]
-            i0 = min(max(math.floor(u), 0), int(c["last"][i]))
+                u %= n
+            i0 = min(max(math.floor(u), 0), last)
             t = u - i0
             t2, t3 = t * t, t * t * t
-            corners.append((i0, (i0 + 1) % self._shape[i] if self._periodic[i] else i0 + 1))
+            corners.append((i0, (i0 + 1) % n if self._periodic[i] else i0 + 1))
             # [kind][corner]: kind 0 weighs the node value, kind 1 the node derivative.
             basis.append(((2 * t3 - 3 * t2 + 1, 3 * t2 - 2 * t3), ((t3 - 2 * t2 + t) * h, (t3 - t2) * h)))
             dbasis.append((((6 * t2 - 6 * t) / h, (6 * t - 6 * t2) / h), (3 * t2 - 4 * t + 1, 3 * t2 - 2 * t)))
+        if len(corners) == 1:  # the common 1-D bias, unrolled
+            (a, b), (b0, d0) = corners[0], (basis[0], dbasis[0])
+            f0, f1, g0, g1 = data.item(0, a), data.item(0, b), data.item(1, a), data.item(1, b)
+            value = f0 * b0[0][0] + f1 * b0[0][1] + g0 * b0[1][0] + g1 * b0[1][1]
+            return value, [f0 * d0[0][0] + f1 * d0[0][1] + g0 * d0[1][0] + g1 * d0[1][1]]
         d = len(corners)
         value, grad = 0.0, [0.0] * d
         for k, bits in enumerate(self._kinds):

@@ -137,10 +137,17 @@ class _Positions:
 
 
 class _AtomStep:
-    """Shared part of the molecular featurizers: check the frame, scatter gradients onto all atoms."""
+    """Shared part of the molecular featurizers: check the frame, gather gradients onto the atoms.
 
-    def __init__(self, m, owner):
+    ``index`` lists the atom of each gradient row a step produces; a 0/1 matrix maps the rows onto
+    the distinct atoms (one small matrix product instead of ``np.add.at``, ~5x faster here).
+    """
+
+    def __init__(self, m, owner, index):
         self.expected, self.minimum, self.owner = m._expected_atoms, m._min_atoms, owner
+        self.atoms, inverse = np.unique(index, return_inverse=True)
+        self.gather = np.zeros((len(self.atoms), len(index)))
+        self.gather[inverse, np.arange(len(index))] = 1.0
 
     def check(self, x):
         n = x.shape[0]
@@ -149,17 +156,16 @@ class _AtomStep:
                              f"positions (nm), got {x.shape}.")
         self.n = n
 
-    def scatter(self, index, values):
+    def scatter(self, values):
         out = np.zeros((self.n, 3))
-        np.add.at(out, index, values)
+        out[self.atoms] = self.gather @ values
         return out
 
 
 class _Distances(_AtomStep):
     def __init__(self, m):
-        super().__init__(m, "Distances")
         self.i, self.j = m.pairs[:, 0].numpy().copy(), m.pairs[:, 1].numpy().copy()
-        self.index = np.concatenate([self.j, self.i])
+        super().__init__(m, "Distances", np.concatenate([self.j, self.i]))
 
     def forward(self, x):
         self.check(x)
@@ -170,7 +176,7 @@ class _Distances(_AtomStep):
 
     def backward(self, g):
         u = g[:, None] * self.unit
-        return self.scatter(self.index, np.concatenate([u, -u]))
+        return self.scatter(np.concatenate([u, -u]))
 
 
 class _Dihedrals(_AtomStep):
@@ -178,9 +184,8 @@ class _Dihedrals(_AtomStep):
     (Blondel & Karplus, J. Comput. Chem. 17, 1132 (1996), eqs. 27, in the bond vectors b1, b2, b3)."""
 
     def __init__(self, m):
-        super().__init__(m, "Dihedrals")
         self.quads, self.sincos = m.indices.numpy().copy(), bool(m.sincos)
-        self.index = self.quads.T.ravel()
+        super().__init__(m, "Dihedrals", self.quads.T.ravel())
 
     def forward(self, x):
         self.check(x)
@@ -205,7 +210,7 @@ class _Dihedrals(_AtomStep):
         d1 = f3 * d3 - (1.0 + f1) * d0
         d2 = f1 * d0 - (1.0 + f3) * d3
         gk = g[:, None]
-        return self.scatter(self.index, np.concatenate([gk * d0, gk * d1, gk * d2, gk * d3]))
+        return self.scatter(np.concatenate([gk * d0, gk * d1, gk * d2, gk * d3]))
 
 
 class _Parallel:

@@ -80,11 +80,12 @@ class _BiasGroup:
         """Total bias energy (kJ/mol) of this group and its gradient (N, 3) at one configuration x."""
         if self.lean is not None:
             s = self.lean.value(x)[None, :]
-            energy, ds = 0.0, np.zeros(s.shape[1])
-            for b in self.biases:
+            v, ds = self.biases[0].value_and_gradient(s)
+            energy, ds = float(v[0]), ds[0]
+            for b in self.biases[1:]:
                 v, g = b.value_and_gradient(s)
                 energy += float(v[0])
-                ds += g[0]
+                ds = ds + g[0]
             return energy, self.lean.vjp(ds)
         with torch.enable_grad():
             xt = torch.from_numpy(x)[None].requires_grad_(True)
@@ -285,6 +286,8 @@ class OpenMM:
             raise
 
     def _bias_energy_and_gradient(self, x):
+        if len(self._groups) == 1:
+            return self._groups[0].energy_and_gradient(x)
         energy, grad = 0.0, np.zeros_like(x)
         for g in self._groups:
             e, gr = g.energy_and_gradient(x)
