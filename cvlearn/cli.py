@@ -56,6 +56,112 @@ def _quickstart(args):
     return 0
 
 
+def _pdb_default(pdb):
+    if pdb:
+        return pdb
+    from .data import alanine_dipeptide_pdb
+
+    return alanine_dipeptide_pdb()
+
+
+def _simulate(args):
+    """Unbiased MD of a molecule with OpenMM (vacuum, NoCutoff, HBonds); frames to trajectory.xtc."""
+    from .workflows import simulate
+
+    report = simulate(_pdb_default(args.pdb), args.out, args.steps, stride=args.stride, forcefield=args.forcefield,
+                      temperature=args.temperature, timestep=args.timestep, friction=args.friction, seed=args.seed,
+                      platform=args.platform, resume=args.resume, progress=not args.no_progress)
+    print(f"Simulated {report['simulated_ps']:g} ps on {report['platform']}; wrote {args.out}/trajectory.xtc, "
+          "checkpoint.npz and report.json")
+    return 0
+
+
+def _learn(args):
+    """Learn a CV from trajectories (any format mdtraj reads) and save it for `cvlearn bias`."""
+    from .workflows import learn
+
+    report = learn(args.traj, args.top, args.features, args.out, method=args.method, lagtime=args.lag,
+                   n_components=args.components, stride=args.stride, chunk=args.chunk, seed=args.seed,
+                   epochs=args.epochs)
+    print(json.dumps(report, indent=2))
+    print(f"Wrote {args.out} and {args.out}.json")
+    return 0
+
+
+def _bias(args):
+    """Well-tempered metadynamics on a saved CV with OpenMM: COLVAR, HILLS, trajectory, checkpoint."""
+    from .workflows import bias
+
+    if args.engine != "openmm":
+        raise SystemExit("cvlearn bias: only --engine openmm runs molecules; analytic systems use the Python API "
+                         "(cl.Langevin) or `cvlearn quickstart`.")
+    grid = None
+    if args.grid:
+        lo, hi, bins = (float(v) for v in args.grid.split(","))
+        grid = (lo, hi, int(bins))
+    report = bias(_pdb_default(args.pdb), args.cv, args.out, args.steps, sigma=args.sigma, height=args.height,
+                  bias_factor=args.bias_factor, pace=args.pace, grid=grid, stride=args.stride,
+                  forcefield=args.forcefield, temperature=args.temperature, timestep=args.timestep,
+                  friction=args.friction, seed=args.seed, platform=args.platform, bias_interval=args.bias_interval,
+                  resume=args.resume, progress=not args.no_progress)
+    print(f"{report['simulated_ps']:g} ps, {report['hills']} hills; wrote {args.out}/COLVAR, HILLS, trajectory.xtc, "
+          "checkpoint.npz, report.json")
+    return 0
+
+
+def _md_options(p, steps_help):
+    p.add_argument("--pdb", help="structure file (default: the alanine dipeptide shipped with cvlearn)")
+    p.add_argument("--forcefield", nargs="+", default=["amber99sbildn.xml"],
+                   help="OpenMM force-field XML files (default amber99sbildn.xml)")
+    p.add_argument("--steps", type=int, required=True, help=steps_help)
+    p.add_argument("--stride", type=int, default=500, help="save a frame every this many steps (default 500)")
+    p.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+    p.add_argument("--timestep", type=float, default=0.002, help="ps (default 0.002)")
+    p.add_argument("--friction", type=float, default=1.0, help="1/ps (default 1)")
+    p.add_argument("--platform", help="OpenMM platform (default: chosen by system size)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_molecular_commands(sub):
+    sim = sub.add_parser("simulate", help="Unbiased MD of a molecule with OpenMM.", description=_simulate.__doc__)
+    _md_options(sim, "number of MD steps")
+    sim.set_defaults(func=_simulate)
+
+    lrn = sub.add_parser("learn", help="Learn a CV from trajectories.", description=_learn.__doc__)
+    lrn.add_argument("--traj", nargs="+", required=True, help="trajectory files (xtc, dcd, h5, pdb, ...)")
+    lrn.add_argument("--top", required=True, help="topology / structure file (pdb, prmtop, ...)")
+    lrn.add_argument("--features", default="distances:heavy",
+                     help="features, e.g. distances:heavy (default), dihedrals:phi,psi, sincos:phi,psi, "
+                     "contacts:heavy:0.5, positions:backbone; join several with +")
+    lrn.add_argument("--method", choices=("tica", "pca", "deeptica", "tae", "autoencoder"), default="tica",
+                     help="learner (default tica)")
+    lrn.add_argument("--lag", type=int, default=10, help="lag time in frames (default 10)")
+    lrn.add_argument("--components", type=int, default=1, help="number of CV components (default 1)")
+    lrn.add_argument("--stride", type=int, default=1, help="use every n-th frame (default 1)")
+    lrn.add_argument("--chunk", type=int, help="stream the files in chunks of this many frames (tica, pca)")
+    lrn.add_argument("--epochs", type=int, default=200, help="maximum training epochs for networks (default 200)")
+    lrn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    lrn.add_argument("--out", default="cv.pt", help="where to save the CV (default cv.pt)")
+    lrn.set_defaults(func=_learn)
+
+    bia = sub.add_parser("bias", aliases=["metad"], help="Well-tempered metadynamics on a learned CV.",
+                         description=_bias.__doc__)
+    bia.add_argument("--engine", choices=("openmm",), default="openmm", help="MD engine (default openmm)")
+    bia.add_argument("--cv", required=True, help="a CV saved by `cvlearn learn` or cl.save")
+    bia.add_argument("--sigma", type=float, nargs="+", required=True, help="Gaussian width per CV component")
+    bia.add_argument("--height", type=float, default=1.2, help="initial hill height, kJ/mol (default 1.2)")
+    bia.add_argument("--bias-factor", type=float, default=10.0, help="well-tempered bias factor (default 10)")
+    bia.add_argument("--pace", type=int, default=500, help="steps between hills (default 500)")
+    bia.add_argument("--grid", help="lo,hi,bins of a 1-D CV (default: start +- 50 sigma, sigma/5 spacing)")
+    bia.add_argument("--bias-interval", type=int, default=1,
+                     help="apply the bias force every k steps (multiple time stepping; default 1)")
+    _md_options(bia, "number of MD steps")
+    bia.set_defaults(func=_bias)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="cvlearn", description="Learn collective variables, bias them, "
                                      "and estimate free energy surfaces. Units: nm, ps, kJ/mol, K.")
@@ -84,6 +190,7 @@ def build_parser():
     demo.add_argument("--barrier", type=float, default=10.0, help="double-well barrier, kJ/mol (default 10)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
+    _add_molecular_commands(sub)
     return parser
 
 
