@@ -4,7 +4,19 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_trajectory_list", "is_single_table", "check_lagtime", "check_weights", "check_positive"]
+__all__ = ["as_trajectory_list", "is_single_table", "is_stream", "check_lagtime", "check_weights", "check_positive"]
+
+
+def is_stream(data):
+    """True if ``data`` is a :class:`cvlearn.features.FeatureStream` (features read chunk by chunk)."""
+    from .features._loading import FeatureStream  # on use: cvlearn.features may import this module
+
+    return isinstance(data, FeatureStream)
+
+
+def _n_frames(x):
+    """Frames of a trajectory given as an array or as its frame count."""
+    return int(x) if isinstance(x, numbers.Integral) else len(x)
 
 
 def _to_arrays(data):
@@ -57,6 +69,10 @@ def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=n
     TypeError
         When the values are not numeric.
     """
+    if is_stream(data):
+        raise TypeError(f"{owner} needs its {name} in memory and does not take a FeatureStream (only TICA and PCA "
+                        "do). Featurize in memory instead: [featurizer.transform(t.xyz) for t in "
+                        "cvlearn.features.load_trajectories(files, top=...)].")
     raws = _to_arrays(data)
     label = lambda i: name if len(raws) == 1 else f"{name}[{i}]"  # noqa: E731
     arrays = []
@@ -108,12 +124,18 @@ def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=n
 
 
 def check_lagtime(lagtime, arrays, owner):
-    """Check that ``lagtime`` is an int >= 1 and that at least one trajectory is longer than it."""
+    """Check that ``lagtime`` is an int >= 1 and that at least one trajectory is longer than it.
+
+    ``arrays`` are the trajectories or their frame counts; None checks the type only (a stream's
+    lengths are known once it has been read).
+    """
     if isinstance(lagtime, bool) or not isinstance(lagtime, numbers.Integral) or lagtime < 1:
         raise ValueError(
             f"The 'lagtime' parameter of {owner} must be an int >= 1 (in frames); got {lagtime!r}."
         )
-    longest = max(len(x) for x in arrays)
+    if arrays is None:
+        return int(lagtime)
+    longest = max(_n_frames(x) for x in arrays)
     if lagtime >= longest:
         raise ValueError(
             f"The 'lagtime' parameter of {owner} must be an int in [1, n_frames). Got {lagtime} for "
@@ -123,7 +145,7 @@ def check_lagtime(lagtime, arrays, owner):
 
 
 def check_weights(weights, arrays, name="weights", logweights=None, _signed=False):
-    """Return per-trajectory float64 weight arrays matching ``arrays`` (None -> uniform).
+    """Return per-trajectory float64 weight arrays matching ``arrays`` (or frame counts; None -> uniform).
 
     ``logweights`` (e.g. bias / kT of biased frames) are turned into weights exp(logw - max), the
     maximum taken over all trajectories so their relative weights are kept.
@@ -135,7 +157,7 @@ def check_weights(weights, arrays, name="weights", logweights=None, _signed=Fals
         top = max(float(w.max()) for w in logw)
         weights = [np.exp(w - top) for w in logw]
     if weights is None:
-        return [np.ones(len(x)) for x in arrays]
+        return [np.ones(_n_frames(x)) for x in arrays]
     if len(arrays) == 1 and not isinstance(weights, (list, tuple)):
         weights = [weights]
     if len(weights) != len(arrays):
@@ -143,8 +165,8 @@ def check_weights(weights, arrays, name="weights", logweights=None, _signed=Fals
     out = []
     for i, (w, x) in enumerate(zip(weights, arrays)):
         w = np.array(w, dtype=np.float64, copy=True).reshape(-1)
-        if w.shape[0] != x.shape[0]:
-            raise ValueError(f"{name}[{i}] has {w.shape[0]} entries for a trajectory of {x.shape[0]} frames.")
+        if w.shape[0] != _n_frames(x):
+            raise ValueError(f"{name}[{i}] has {w.shape[0]} entries for a trajectory of {_n_frames(x)} frames.")
         if not np.isfinite(w).all() or (not _signed and (w < 0).any()):
             raise ValueError(
                 f"{name}[{i}] must be finite and non-negative. For log-weights (e.g. bias/kT) pass "

@@ -6,3 +6,4 @@ from ._molecular import Contacts, Dihedrals, Distances
 from ._positions import Positions
 
 __all__ = ["AlignedPositions", "Concatenate", "Contacts", "Dihedrals", "Distances", "Featurizer", "Positions"]
+from ._loading import FeatureStream, load_trajectories, stream_features  # noqa: F401  (to be listed in __all__)

@@ -2,9 +2,8 @@
 
 import numpy as np
 
-from .._validation import check_positive
+from .._validation import check_positive, is_stream
 from ._linear import LinearLearner
-from ._moments import Moments
 
 __all__ = ["PCA"]
 
@@ -49,19 +48,25 @@ class PCA(LinearLearner):
         self.n_components = n_components
         self.whiten = whiten
 
-    def fit(self, X, y=None, weights=None, logweights=None):
-        """Fit on frames ``X`` (array, list of arrays, or Trajectory).
+    def _n_kept(self, n_features):
+        if self.n_components is None:
+            return n_features
+        k = check_positive(self.n_components, "n_components", "PCA", integer=True)
+        if k > n_features:
+            raise ValueError(f"n_components={k} exceeds the {n_features} features.")
+        return k
 
-        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional.
+    def fit(self, X, y=None, weights=None, logweights=None):
+        """Fit on frames ``X`` (array, list of arrays, Trajectory, or FeatureStream).
+
+        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional;
+        with a FeatureStream, one array per file (one entry per frame read). A stream is read once.
         """
-        arrays, weights = self._prepare(X, weights, min_frames=2, logweights=logweights)
-        nf = arrays[0].shape[1]
-        k = nf if self.n_components is None else check_positive(self.n_components, "n_components", "PCA", integer=True)
-        if k > nf:
-            raise ValueError(f"n_components={k} exceeds the {nf} features.")
-        mom = Moments(nf)
-        for x, w in zip(arrays, weights):
-            mom.add(x, w)
+        if is_stream(X):  # checked before a possibly long pass
+            self._n_kept(X.n_features)
+        mom = self._moments(X, weights, logweights)
+        nf = mom.n_features
+        k = self._n_kept(nf)
         if mom.w**2 <= mom.w2 * (1 + 1e-12):
             raise ValueError("PCA needs at least two frames with positive weight.")
         mean, cov = mom.mean(), mom.covariance(unbiased=True)

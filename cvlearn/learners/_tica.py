@@ -2,9 +2,8 @@
 
 import numpy as np
 
-from .._validation import check_lagtime, check_positive
+from .._validation import check_positive
 from ._linear import LinearLearner
-from ._moments import Moments
 
 __all__ = ["TICA"]
 
@@ -102,24 +101,24 @@ class TICA(LinearLearner):
         self.scaling = scaling
 
     def _new_moments(self, X, weights, n_features=None, logweights=None):
-        arrays, weights = self._prepare(X, weights, min_frames=2, n_features=n_features, logweights=logweights)
-        lag = check_lagtime(self.lagtime, arrays, "TICA")
-        mom = Moments(arrays[0].shape[1], lag)
-        for x, w in zip(arrays, weights):
-            mom.add(x, w)
+        mom = self._moments(X, weights, logweights, lagtime=self.lagtime, n_features=n_features)
         if mom.w <= 0:
             raise ValueError("All time-lagged pairs have zero weight; cannot estimate covariances.")
         return mom
 
     def fit(self, X, y=None, weights=None, logweights=None):
-        """Fit on frames ``X`` (array, list of arrays, or Trajectory).
+        """Fit on frames ``X`` (array, list of arrays, Trajectory, or FeatureStream).
 
         ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional;
-        a pair (x_t, x_{t+lag}) is weighted by the weight of x_t.
+        a pair (x_t, x_{t+lag}) is weighted by the weight of x_t. With a FeatureStream, give one
+        array per file (one entry per frame read) and ``lagtime`` in frames after the stride;
+        the stream is read once, in chunks that carry the last ``lagtime`` frames before them.
         """
         if self.scaling not in _SCALINGS:
             raise ValueError(f"scaling must be one of {_SCALINGS}; got {self.scaling!r}.")
         eps = check_positive(self.epsilon, "epsilon", "TICA", allow_zero=True)
+        if self.n_components is not None:  # checked before a possibly long pass over a stream
+            check_positive(self.n_components, "n_components", "TICA", integer=True)
         mom = self._new_moments(X, weights, logweights=logweights)
         mean, c00, c0t = mom.reversible()
         self._check_variance(mean, np.diag(c00))
@@ -154,7 +153,7 @@ class TICA(LinearLearner):
         """VAMP-2 score (1 + sum of squared canonical correlations) of the fitted components on ``X``.
 
         Use held-out trajectories to compare lag times, features or numbers of components: the
-        higher, the better the components capture the slow dynamics.
+        higher, the better the components capture the slow dynamics. ``X`` may be a FeatureStream.
         """
         self._check_fitted()
         _, c00, c0t = self._new_moments(X, weights, n_features=self.n_features_in_).reversible()
