@@ -3,7 +3,7 @@
 Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
-from . import bias, engine, export, features, fes, io, learners, systems, units
+from . import bias, data, engine, export, features, fes, io, learners, systems, units
 from .bias import Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .exceptions import (
@@ -15,6 +15,7 @@ from .exceptions import (
     SamplingWarning,
     SimulationError,
 )
+from .features import load_trajectories, stream_features
 from .io._models import load, save
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 
@@ -32,9 +33,9 @@ def __getattr__(name):
 
 __all__ = [
     "__version__",
-    "bias", "engine", "export", "features", "fes", "io", "learners", "systems", "units", "save", "load",
+    "bias", "data", "engine", "export", "features", "fes", "io", "learners", "systems", "units", "save", "load",
     "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
-    "WellTemperedMetad",
+    "WellTemperedMetad", "load_trajectories", "stream_features",
     "CVLearnError", "GridError", "NoReferenceError", "NotFittedError", "SimulationError",
     "ConvergenceWarning", "SamplingWarning",
 ]

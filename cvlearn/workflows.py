@@ -44,6 +44,16 @@ def _save_frames(path, new, topology, resume):
     os.replace(tmp, path)
 
 
+def _write_topology(pdb, out):
+    """``out/topology.pdb``: the starting structure, the topology to read ``trajectory.xtc`` with."""
+    import mdtraj
+
+    path = os.path.join(out, "topology.pdb")
+    root, ext = os.path.splitext(path)
+    mdtraj.load(os.fspath(pdb)).save(f"{root}.partial{ext}", force_overwrite=True)
+    os.replace(f"{root}.partial{ext}", path)
+
+
 def _run_chunks(engine, out, n_steps, stride, chunks, resume, progress, topology, colvar=None):
     """Run ``engine`` up to a total of ``n_steps`` steps in chunks; after each, append the frames to
     ``trajectory.xtc`` and then write ``checkpoint.npz`` (in that order: a checkpoint never points past
@@ -86,10 +96,11 @@ def simulate(pdb, out, n_steps, stride=500, forcefield=("amber99sbildn.xml",), t
              timestep=0.002, friction=1.0, seed=0, platform=None, chunks=10, resume=False, progress=False):
     """Unbiased MD of the molecule in ``pdb`` (vacuum, NoCutoff, HBonds) with OpenMM.
 
-    Writes ``out/trajectory.xtc`` (frames every ``stride`` steps), ``out/checkpoint.npz`` and
-    ``out/report.json``. Times in ps, temperature in K, friction in 1/ps.
+    Writes ``out/trajectory.xtc`` (frames every ``stride`` steps), ``out/topology.pdb`` (to read it
+    with), ``out/checkpoint.npz`` and ``out/report.json``. Times in ps, temperature in K, friction in 1/ps.
     """
     os.makedirs(out, exist_ok=True)
+    _write_topology(pdb, out)
     engine = _openmm_engine(pdb, forcefield, temperature, timestep, friction, seed, platform)
     ckpt = os.path.join(out, "checkpoint.npz")
     resume = resume and os.path.exists(ckpt)
@@ -169,6 +180,7 @@ def bias(pdb, cv, out, n_steps, sigma, height=1.2, bias_factor=10.0, pace=500, g
     from .io._models import load
 
     os.makedirs(out, exist_ok=True)
+    _write_topology(pdb, out)
     path = lambda name: os.path.join(out, name)  # noqa: E731
     module = load(cv)
     sigma = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
@@ -200,6 +212,6 @@ def bias(pdb, cv, out, n_steps, sigma, height=1.2, bias_factor=10.0, pace=500, g
     report = {"pdb": os.fspath(pdb), "cv": os.fspath(cv), "steps": engine.step, "simulated_ps": engine.time,
               "hills": metad.n_hills, "sigma": sigma.tolist(), "height_kJ_mol": height, "bias_factor": bias_factor,
               "pace": pace, "bias_interval": bias_interval, "platform": engine.platform_name,
-              "files": ["COLVAR", "HILLS", "trajectory.xtc", "checkpoint.npz"]}
+              "files": ["COLVAR", "HILLS", "trajectory.xtc", "topology.pdb", "checkpoint.npz"]}
     write_text_atomic(path("report.json"), json.dumps(report, indent=2))
     return report

@@ -15,3 +15,17 @@ def test_readme_api_tour_runs(tmp_path, monkeypatch):
     assert (tmp_path / "HILLS").exists() and (tmp_path / "COLVAR.7").exists()
     d = namespace["fes_xy"].delta_f(namespace["system"].basins["A"], namespace["system"].basins["B"])
     assert np.isfinite(d.value)
+
+
+def test_readme_molecule_tour_runs(tmp_path, monkeypatch):
+    import pytest
+
+    pytest.importorskip("openmm")
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[1]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert (tmp_path / "HILLS").exists()
+    fes = namespace["fes_phi"]
+    assert np.isfinite(fes.F).any() and namespace["run"].n_frames == 200

@@ -2,8 +2,10 @@
 
 from ._aligned import AlignedPositions
 from ._base import Concatenate, Featurizer
+from ._loading import FeatureStream, load_trajectories, stream_features
 from ._molecular import Contacts, Dihedrals, Distances
 from ._positions import Positions
+from ._spec import from_spec
 
-__all__ = ["AlignedPositions", "Concatenate", "Contacts", "Dihedrals", "Distances", "Featurizer", "Positions"]
-from ._loading import FeatureStream, load_trajectories, stream_features  # noqa: F401  (to be listed in __all__)
+__all__ = ["AlignedPositions", "Concatenate", "Contacts", "Dihedrals", "Distances", "FeatureStream", "Featurizer",
+           "Positions", "from_spec", "load_trajectories", "stream_features"]

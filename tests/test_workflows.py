@@ -1,0 +1,85 @@
+"""`cvlearn simulate`, `learn` and `bias` on alanine dipeptide: files, resume, and the learned CV."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import cvlearn as cl
+from cvlearn.cli import main
+from cvlearn.data import alanine_dipeptide_pdb
+
+pytest.importorskip("openmm")
+md = pytest.importorskip("mdtraj")
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    assert main(["simulate", "--steps", "6000", "--stride", "20", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_simulate_writes_trajectory_and_report(simulated):
+    traj = md.load(os.path.join(simulated, "trajectory.xtc"), top=alanine_dipeptide_pdb())
+    assert traj.n_frames == 300
+    np.testing.assert_allclose(traj.time[:2], [0.04, 0.08], atol=1e-6)  # ps
+    report = json.loads((simulated / "report.json").read_text())
+    assert report["steps"] == 6000 and report["platform"] == "Reference"
+
+
+def test_simulate_resume_continues_the_same_run(tmp_path, simulated):
+    out = tmp_path / "sim"
+    main(["simulate", "--steps", "3000", "--stride", "20", "--out", str(out), "--no-progress"])
+    main(["simulate", "--steps", "6000", "--stride", "20", "--out", str(out), "--no-progress", "--resume"])
+    a = md.load(os.path.join(out, "trajectory.xtc"), top=alanine_dipeptide_pdb())
+    b = md.load(os.path.join(simulated, "trajectory.xtc"), top=alanine_dipeptide_pdb())
+    # The checkpoint continues the run exactly (Reference platform); xtc stores positions to 1e-3 nm.
+    assert a.n_frames == b.n_frames
+    np.testing.assert_allclose(a.xyz, b.xyz, atol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["tica", "pca"])
+def test_learn_saves_a_cv_equal_to_the_estimator(tmp_path, simulated, method):
+    cv_path = tmp_path / "cv.pt"
+    traj_path = os.path.join(simulated, "trajectory.xtc")
+    assert main(["learn", "--traj", traj_path, "--top", alanine_dipeptide_pdb(), "--method", method, "--lag", "5",
+                 "--out", str(cv_path)]) == 0
+    cv = cl.load(cv_path)
+    traj = md.load(traj_path, top=alanine_dipeptide_pdb())
+    feat = cl.features.Distances(traj.topology, selection="heavy")
+    est = (cl.TICA(lagtime=5, n_components=1) if method == "tica" else cl.PCA(n_components=1)).fit(feat.transform(traj))
+    import torch
+
+    s = cv(torch.as_tensor(traj.xyz, dtype=torch.float64)).detach().numpy()
+    np.testing.assert_allclose(s, est.transform(feat.transform(traj)), atol=1e-8)
+    # Streaming the file in chunks gives the same CV.
+    streamed = tmp_path / "streamed.pt"
+    main(["learn", "--traj", traj_path, "--top", alanine_dipeptide_pdb(), "--method", method, "--lag", "5",
+          "--chunk", "37", "--out", str(streamed)])
+    s2 = cl.load(streamed)(torch.as_tensor(traj.xyz, dtype=torch.float64)).detach().numpy()
+    np.testing.assert_allclose(s2, s, atol=1e-8)
+
+
+def test_bias_runs_metadynamics_and_resumes(tmp_path, simulated):
+    cv_path = tmp_path / "cv.pt"
+    main(["learn", "--traj", os.path.join(simulated, "trajectory.xtc"), "--top", alanine_dipeptide_pdb(),
+          "--lag", "5", "--out", str(cv_path)])
+    std = json.loads((tmp_path / "cv.pt.json").read_text())["cv_std"][0]
+    out = tmp_path / "metad"
+    args = ["bias", "--cv", str(cv_path), "--sigma", str(0.5 * std), "--pace", "100", "--stride", "100",
+            "--out", str(out), "--no-progress"]
+    assert main(args + ["--steps", "1000"]) == 0
+    assert main(args + ["--steps", "2000", "--resume"]) == 0
+    colvar = cl.io.read_colvar(out / "COLVAR")
+    np.testing.assert_allclose(colvar["time"], 0.2 * np.arange(1, 21))
+    fields, _, rows, _ = cl.io.read_plumed_table(out / "HILLS")
+    assert len(rows) == 20 and fields[1] == "tic1"
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 2000 and report["hills"] == 20
+
+
+def test_bad_feature_spec_names_the_choices():
+    with pytest.raises(ValueError, match="Unknown feature kind 'angles'.*distances:<selection>"):
+        cl.features.from_spec("angles:heavy", alanine_dipeptide_pdb())
