@@ -109,6 +109,28 @@ def _bias(args):
     return 0
 
 
+def _export(args):
+    """Export a saved CV: TorchScript, or a PLUMED model.ptc + plumed.dat (features, PYTORCH_MODEL, bias)."""
+    from .export import to_plumed, to_torchscript
+    from .io._models import load
+
+    cv = load(args.cv)
+    if not args.plumed:
+        to_torchscript(cv, os.path.join(args.out, "cv_torchscript.pt") if os.path.isdir(args.out) else args.out)
+        print(f"Wrote TorchScript (positions in nm -> CV) to {args.out}")
+        return 0
+    grid = None
+    if args.grid:
+        parts = [[float(v) for v in g.split(",")] for g in args.grid]
+        grid = ([p[0] for p in parts], [p[1] for p in parts], [int(p[2]) for p in parts])
+    walkers = (args.walkers, args.walkers_dir) if args.walkers else None
+    out = to_plumed(cv, args.out, bias=None if args.bias == "none" else args.bias, sigma=args.sigma,
+                    height=args.height, bias_factor=args.bias_factor, pace=args.pace, grid=grid, barrier=args.barrier,
+                    temperature=args.temperature, walkers=walkers)
+    print(f"Wrote {out['model']} and {out['plumed']} ({len(out['features'])} features: PLUMED computes them)")
+    return 0
+
+
 def _md_options(p, steps_help):
     p.add_argument("--pdb", help="structure file (default: the alanine dipeptide shipped with cvlearn)")
     p.add_argument("--forcefield", nargs="+", default=["amber99sbildn.xml"],
@@ -155,11 +177,29 @@ def _add_molecular_commands(sub):
     bia.add_argument("--height", type=float, default=1.2, help="initial hill height, kJ/mol (default 1.2)")
     bia.add_argument("--bias-factor", type=float, default=10.0, help="well-tempered bias factor (default 10)")
     bia.add_argument("--pace", type=int, default=500, help="steps between hills (default 500)")
-    bia.add_argument("--grid", help="lo,hi,bins of a 1-D CV (default: start +- 50 sigma, sigma/5 spacing)")
+    bia.add_argument("--grid", help="lo,hi,bins of a 1-D CV (default: start +- 50 sigma, sigma/5 spacing); write "
+                     "--grid=-3,3,300 when lo is negative")
     bia.add_argument("--bias-interval", type=int, default=1,
                      help="apply the bias force every k steps (multiple time stepping; default 1)")
     _md_options(bia, "number of MD steps")
     bia.set_defaults(func=_bias)
+
+    exp = sub.add_parser("export", help="Export a CV as TorchScript or for PLUMED.", description=_export.__doc__)
+    exp.add_argument("cv", help="a CV saved by `cvlearn learn` or cl.save")
+    exp.add_argument("--plumed", action="store_true", help="write model.ptc and plumed.dat for PLUMED")
+    exp.add_argument("--out", required=True, help="output directory (PLUMED) or file (TorchScript)")
+    exp.add_argument("--bias", choices=("metad", "opes", "none"), default="metad", help="bias line (default metad)")
+    exp.add_argument("--sigma", type=float, nargs="+", help="Gaussian width per CV component (metad; opes optional)")
+    exp.add_argument("--grid", nargs="+",
+                     help="lo,hi,bins per CV component (metad); write --grid=-3,3,300 when lo is negative")
+    exp.add_argument("--height", type=float, default=1.2, help="kJ/mol (default 1.2)")
+    exp.add_argument("--bias-factor", type=float, default=10.0, help="well-tempered bias factor (default 10)")
+    exp.add_argument("--barrier", type=float, help="OPES barrier, kJ/mol")
+    exp.add_argument("--pace", type=int, default=500, help="steps between hills/kernels (default 500)")
+    exp.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+    exp.add_argument("--walkers", type=int, help="number of PLUMED multiple walkers")
+    exp.add_argument("--walkers-dir", default="../", help="shared directory of the walkers (default ../)")
+    exp.set_defaults(func=_export)
 
 
 def build_parser():

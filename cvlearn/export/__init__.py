@@ -1,5 +1,6 @@
-"""Exports of trained CVs for other engines."""
+"""Exports of trained CVs for other engines: TorchScript, and PLUMED (model + plumed.dat)."""
 
+from ._plumed import plumed_feature_lines, to_plumed
 from ._torchscript import to_torchscript
 
-__all__ = ["to_torchscript"]
+__all__ = ["plumed_feature_lines", "to_plumed", "to_torchscript"]

@@ -1,0 +1,183 @@
+"""Export a trained CV to PLUMED: a TorchScript model for PYTORCH_MODEL plus a ready plumed.dat.
+
+PLUMED computes the features itself (DISTANCE, TORSION, COORDINATION, POSITION actions written
+here, with atom numbers converted to PLUMED's 1-based ones) and passes them, in the featurizer's
+order, to the exported network as a float32 tensor of shape (1, n_features) — what PLUMED's
+``PYTORCH_MODEL`` sends (src/pytorch/PytorchModel.cpp). The model's outputs are the components
+``<label>.node-0``, ``.node-1``, ... that the bias line acts on.
+"""
+
+import os
+import re
+
+import numpy as np
+import torch
+
+from ..features import AlignedPositions, Concatenate, Contacts, Dihedrals, Distances, Positions
+from ..io._atomic import write_text_atomic
+from ._torchscript import to_torchscript
+
+__all__ = ["to_plumed", "plumed_feature_lines"]
+
+
+def _label(name, used):
+    """A PLUMED label from a feature name (letters, digits, underscores), unique among ``used``."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not base or base[0].isdigit():
+        base = f"f_{base}"
+    label, k = base, 1
+    while label in used:
+        k += 1
+        label = f"{base}_{k}"
+    used.add(label)
+    return label
+
+
+def _atoms(*indices):
+    return ",".join(str(int(i) + 1) for i in indices)  # PLUMED counts atoms from 1
+
+
+def _switch(m):
+    return f"SWITCH={{RATIONAL R_0={m.r0!r} D_0={m.d0!r} NN={m.n} MM={m.m}}}"
+
+
+def _lines_for(m, used):
+    """(PLUMED action lines, argument labels in feature order) for one featurizer."""
+    lines, args = [], []
+    if isinstance(m, Concatenate):
+        for part in m.parts:
+            part_lines, part_args = _lines_for(part, used)
+            lines += part_lines
+            args += part_args
+    elif isinstance(m, Distances):
+        for (i, j), name in zip(m.pairs.tolist(), m.feature_names()):
+            label = _label(name, used)
+            lines.append(f"{label}: DISTANCE ATOMS={_atoms(i, j)} NOPBC")
+            args.append(label)
+    elif isinstance(m, Dihedrals):
+        for quad, name in zip(m.indices.tolist(), m.angle_names):
+            label = _label(name, used)
+            lines.append(f"{label}: TORSION ATOMS={_atoms(*quad)} NOPBC")
+            if m.sincos:
+                for fn in ("sin", "cos"):
+                    trig = _label(f"{fn}_{name}", used)
+                    lines.append(f"{trig}: CUSTOM ARG={label} FUNC={fn}(x) PERIODIC=NO")
+                    args.append(trig)
+            else:
+                args.append(label)
+    elif isinstance(m, Contacts):
+        pair_labels = []
+        for (i, j), name in zip(m.pairs.tolist(), [f"c_{a}_{b}" for a, b in m.pairs.tolist()]):
+            label = _label(name, used)
+            lines.append(f"{label}: COORDINATION GROUPA={_atoms(i)} GROUPB={_atoms(j)} {_switch(m)} NOPBC")
+            pair_labels.append(label)
+        if m.total:
+            label = _label("coordination", used)
+            lines.append(f"{label}: COMBINE ARG={','.join(pair_labels)} PERIODIC=NO")
+            args.append(label)
+        else:
+            args += pair_labels
+    elif isinstance(m, Positions):
+        if m.n_dims != 3:
+            raise ValueError("PLUMED positions are 3-D; this Positions featurizer has "
+                             f"{m.n_dims} dimensions (an analytic model system, not a molecule).")
+        for i in m.index.tolist():
+            label = _label(f"p{i}", used)
+            lines.append(f"{label}: POSITION ATOM={_atoms(i)} NOPBC")
+            args += [f"{label}.x", f"{label}.y", f"{label}.z"]
+    elif isinstance(m, AlignedPositions):
+        raise ValueError("AlignedPositions has no one-line PLUMED equivalent (PLUMED aligns with FIT_TO_TEMPLATE, "
+                         "which moves the whole frame); retrain the CV on Distances, Dihedrals or Contacts to "
+                         "export it, or run it in cvlearn's OpenMM engine.")
+    else:
+        raise ValueError(f"Cannot write PLUMED actions for a {type(m).__name__} featurizer; exportable: "
+                         "Distances, Dihedrals, Contacts, Positions and their concatenation.")
+    return lines, args
+
+
+def plumed_feature_lines(featurizer):
+    """PLUMED action lines computing ``featurizer``'s features, and the labels in feature order."""
+    if isinstance(featurizer, torch.nn.Identity):
+        raise ValueError("This CV has no featurizer (it takes features directly); PLUMED needs to know how to "
+                         "compute its inputs. Build it with to_module(featurizer=...).")
+    return _lines_for(featurizer, set())
+
+
+def _bias_lines(kind, arg, label, temperature, sigma, height, bias_factor, pace, grid, barrier, walkers):
+    if kind is None:
+        return []
+    if kind == "metad":
+        if sigma is None or grid is None:
+            raise ValueError("METAD needs sigma= and grid=(lo, hi, bins) per CV component.")
+        lo, hi, bins = (np.atleast_1d(np.asarray(g, dtype=float)) for g in grid)
+        fields = [f"ARG={arg}", f"SIGMA={_csv(sigma)}", f"HEIGHT={height!r}", f"PACE={int(pace)}",
+                  f"GRID_MIN={_csv(lo)}", f"GRID_MAX={_csv(hi)}", f"GRID_BIN={_csv(bins.astype(int))}",
+                  f"TEMP={temperature!r}", "FILE=HILLS"]
+        if bias_factor is not None:
+            fields.insert(3, f"BIASFACTOR={bias_factor!r}")
+        line = f"{label}: METAD " + " ".join(fields)
+    elif kind == "opes":
+        if barrier is None:
+            raise ValueError("OPES_METAD needs barrier= (kJ/mol), the free energy barrier to overcome.")
+        fields = [f"ARG={arg}", f"PACE={int(pace)}", f"BARRIER={barrier!r}", f"TEMP={temperature!r}",
+                  "FILE=KERNELS", "STATE_WFILE=STATE", f"STATE_WSTRIDE={int(pace) * 1000}"]
+        if sigma is not None:
+            fields.insert(2, f"SIGMA={_csv(sigma)}")
+        line = f"{label}: OPES_METAD " + " ".join(fields)
+    else:
+        raise ValueError(f"bias must be 'metad', 'opes' or None; got {kind!r}.")
+    if walkers:
+        n, directory = walkers
+        # PLUMED reads WALKERS_ID from the command line of each replica; the user edits it per walker.
+        line += f" WALKERS_N={int(n)} WALKERS_ID=0 WALKERS_DIR={directory} WALKERS_RSTRIDE={int(pace)}"
+    return [line]
+
+
+def _csv(values):
+    return ",".join(repr(float(v)) if not isinstance(v, (int, np.integer)) else str(int(v))
+                    for v in np.atleast_1d(values).tolist())
+
+
+def to_plumed(cv, directory, bias="metad", sigma=None, height=1.2, bias_factor=10.0, pace=500, grid=None,
+              barrier=None, temperature=300.0, walkers=None, stride=500, model="model.ptc", label="cv"):
+    """Write ``model.ptc`` (TorchScript, float32, features -> CV) and ``plumed.dat`` into ``directory``.
+
+    Parameters
+    ----------
+    cv : cvlearn.learners.CollectiveVariable
+        A trained CV with a featurizer (``learner.to_module(featurizer=...)`` or ``cl.load``).
+    bias : {"metad", "opes", None}
+        Bias line to add: well-tempered METAD (needs ``sigma`` and ``grid`` = (lo, hi, bins) per
+        component; ``bias_factor`` None = untempered), OPES_METAD (needs ``barrier``, kJ/mol), or none.
+    height : float
+        kJ/mol. ``pace``: steps between hills/kernels; ``stride``: steps between COLVAR rows.
+    temperature : float
+        K.
+    walkers : (int, str), optional
+        (number of walkers, shared directory) for PLUMED's multiple walkers; edit ``WALKERS_ID`` per walker.
+
+    Returns
+    -------
+    dict with the paths written and the feature labels in input order.
+    """
+    feature_lines, args = plumed_feature_lines(cv.featurizer)
+    if len(args) != cv.model.n_features:
+        raise ValueError(f"The featurizer gives {len(args)} features but the model takes {cv.model.n_features}.")
+    os.makedirs(directory, exist_ok=True)
+    model_path = os.path.join(directory, model)
+    to_torchscript(cv.model, model_path, dtype=torch.float32)  # PLUMED passes float32 inputs
+    outputs = [f"{label}.node-{k}" for k in range(cv.n_components)]
+    from .. import __version__
+
+    lines = [f"# cvlearn {__version__}: CV {', '.join(cv.names)} ({type(cv.model).__name__}) on "
+             f"{len(args)} features; units nm, ps, kJ/mol.",
+             "UNITS LENGTH=nm TIME=ps ENERGY=kj/mol", "", *feature_lines, "",
+             f"{label}: PYTORCH_MODEL FILE={model} ARG={','.join(args)}"]
+    bias_label = {"metad": "metad", "opes": "opes"}.get(bias)
+    lines += _bias_lines(bias, ",".join(outputs), bias_label, float(temperature), sigma, height, bias_factor, pace,
+                         grid, barrier, walkers)
+    printed = outputs + ([f"{bias_label}.*"] if bias_label else [])
+    lines += ["", f"PRINT ARG={','.join(printed)} STRIDE={int(stride)} FILE=COLVAR", ""]
+    dat = os.path.join(directory, "plumed.dat")
+    write_text_atomic(dat, "\n".join(lines))
+    return {"model": model_path, "plumed": dat, "features": args, "outputs": outputs}
