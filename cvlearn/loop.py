@@ -1,0 +1,195 @@
+"""The learn -> bias -> reweight -> relearn loop, run until the free energy and the CV stop changing.
+
+A CV learned from a run that never left its first basin knows nothing of the transition; biasing
+it still pushes the system out, and the biased frames, reweighted to the unbiased ensemble, teach
+the next CV about the path. :func:`iterate` repeats that and keeps every round (CV, bias, run,
+free energy difference, transition count) so the convergence can be inspected and plotted.
+"""
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.base import clone
+
+from . import fes as fes_mod
+from .bias import Grid, WellTemperedMetad
+from .exceptions import ConvergenceWarning
+from .fes import Basin
+
+__all__ = ["iterate", "Round", "IterationResult", "metad_for", "count_transitions"]
+
+log = logging.getLogger("cvlearn")
+
+
+@dataclass
+class Round:
+    """One round of :func:`iterate`.
+
+    ``delta_f`` is F(b) - F(a) (kJ/mol, with block error) from this round's biased run alone;
+    ``transitions`` counts committed basin changes in it (all walkers); ``cv_change`` is
+    1 - |Pearson r| between this round's CV and the previous one on the same frames (NaN in round 1).
+    """
+
+    index: int
+    cv: torch.nn.Module
+    bias: object
+    trajectory: object
+    delta_f: object
+    transitions: int
+    cv_change: float
+
+
+@dataclass
+class IterationResult:
+    """All rounds of :func:`iterate`, and whether the stopping criteria were met."""
+
+    rounds: list = field(default_factory=list)
+    converged: bool = False
+
+    @property
+    def cv(self):
+        """The CV of the last round."""
+        return self.rounds[-1].cv
+
+    def summary(self):
+        """One dict per round: index, delta_f, its error, transitions, cv_change (for tables and JSON)."""
+        return [{"round": r.index, "delta_f": r.delta_f.value, "error": r.delta_f.error,
+                 "transitions": r.transitions, "cv_change": r.cv_change} for r in self.rounds]
+
+    def plot(self, exact=None, axes=None):
+        """ΔF per round with error bars (and ``exact``, kJ/mol) and transitions per round; returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if axes is None:
+            _, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
+        rows = self.summary()
+        k = [r["round"] for r in rows]
+        axes[0].errorbar(k, [r["delta_f"] for r in rows], yerr=[r["error"] for r in rows], marker="o", capsize=3)
+        if exact is not None:
+            axes[0].axhline(exact, color="k", ls="--", lw=1, label="exact")
+            axes[0].legend()
+        axes[0].set(xlabel="round", ylabel="ΔF (kJ/mol)", xticks=k)
+        axes[1].bar(k, [r["transitions"] for r in rows], alpha=0.3)
+        axes[1].set(xlabel="round", ylabel="transitions", xticks=k)
+        return axes
+
+
+def count_transitions(values, basin_a, basin_b):
+    """Committed transitions between two basins along each walker's path (a visit to the other basin
+    after leaving one; time spent in neither does not count). ``values`` (frames, walkers, k)."""
+    a, b = (x if isinstance(x, Basin) else Basin(**x) for x in (basin_a, basin_b))
+    total = 0
+    for w in range(values.shape[1]):
+        state = 0
+        for in_a, in_b in zip(a.contains(values[:, w]), b.contains(values[:, w])):
+            now = 1 if in_a else 2 if in_b else 0
+            if now and state and now != state:
+                total += 1
+            state = now or state
+    return total
+
+
+def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5, margin=3.0, bins_per_sigma=5):
+    """A 1-D well-tempered metadynamics bias on ``cv`` sized from its values ``s`` on the training frames.
+
+    sigma = ``sigma_fraction`` x std(s); the grid spans the observed range widened by ``margin`` times
+    that range on each side (room for the basins the training data never saw), with harmonic walls
+    beyond whose stiffness scales with the CV (20 kJ/mol at one sigma past the edge), so that a CV
+    with small units does not become a wall too stiff for the timestep.
+    """
+    s = np.asarray(s, dtype=np.float64).ravel()
+    sigma = sigma_fraction * s.std()
+    span = max(np.ptp(s), sigma)
+    lo, hi = s.min() - margin * span, s.max() + margin * span
+    grid = Grid(lo, hi, int(np.ceil((hi - lo) / (sigma / bins_per_sigma))))
+    return WellTemperedMetad(cv, sigma=sigma, height=height, bias_factor=bias_factor, pace=pace, grid=grid,
+                             outside="wall", wall_kappa=40.0 / sigma**2)
+
+
+def _features(featurizer, trajectory):
+    return featurizer.transform(trajectory)
+
+
+def iterate(make_engine, learner, featurizer, initial, variables, basins, make_bias=metad_for, rounds=5,
+            steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False):
+    """Learn a CV, bias it, reweight, relearn from all frames so far; stop when ΔF and the CV settle.
+
+    Parameters
+    ----------
+    make_engine : callable
+        ``make_engine(bias, round) -> engine`` (a :class:`cvlearn.Langevin` or
+        :class:`cvlearn.engine.OpenMM` with ``bias`` attached; vary the seed with ``round``).
+    learner : estimator
+        An unfitted cvlearn learner (cloned every round); trained on all frames so far, the biased
+        ones with log-weights beta (V(s, t) - c(t)), i.e. reweighted to the unbiased ensemble.
+    featurizer : Featurizer
+        Positions -> features, for training and inside the CV.
+    initial : cvlearn.Trajectory
+        The starting data (an unbiased or exploratory run).
+    variables : callable
+        Positions -> the variables the free energy is reweighted onto (e.g.
+        ``system.slow_coordinates`` or a Dihedrals featurizer); ``basins`` = (a, b) in them.
+    make_bias : callable
+        ``make_bias(cv, s) -> bias`` from the CV and its values on the training frames (default
+        :func:`metad_for`).
+    rounds, steps, stride : int
+        Maximum rounds; steps and frame stride of each biased run.
+    tol : float
+        Stop when ΔF changed by less than ``tol`` kJ/mol (and by less than 2 combined standard
+        errors) from the previous round...
+    cv_tol : float
+        ...and the CV changed by less than this (1 - |r| between consecutive CVs on the same frames).
+    reweight : dict, optional
+        Keyword arguments for :func:`cvlearn.fes.reweight` (bins, ranges, skip, ...).
+
+    Returns
+    -------
+    IterationResult
+    """
+    reweight = {"skip": 0.1, **(reweight or {})}
+    basin_a, basin_b = basins
+    data = [(initial, np.zeros(initial.positions.shape[:2]))]
+    result = IterationResult()
+    previous = None
+    for k in range(1, rounds + 1):
+        X, logw = [], []
+        for traj, lw in data:
+            X += _features(featurizer, traj)
+            logw += [lw[:, w] for w in range(lw.shape[1])]
+        est = clone(learner)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # each round refines the last; short fits do
+            est.fit(X, logweights=logw)
+        cv = est.to_module(featurizer=featurizer)
+        s_train = np.concatenate(est.transform(X))[:, 0]
+        bias = make_bias(cv, s_train)
+        engine = make_engine(bias, k)
+        traj = engine.run(steps, stride=stride, progress=progress)
+        fes = fes_mod.reweight(traj, variables, bias=bias, **reweight)
+        d = fes.delta_f(basin_a, basin_b)
+        transitions = count_transitions(fes_mod._reweight._values(traj, variables), basin_a, basin_b)
+        change = float("nan")
+        if previous is not None:
+            with torch.no_grad():
+                pooled = torch.as_tensor(np.concatenate([t.positions.reshape(-1, *t.positions.shape[2:])
+                                                         for t, _ in data]))
+                r = np.corrcoef(previous(pooled)[:, 0].double().numpy(), cv(pooled)[:, 0].double().numpy())[0, 1]
+            change = 1.0 - abs(float(r))
+        result.rounds.append(Round(k, cv, bias, traj, d, transitions, change))
+        log.info("round %d: dF = %.2f +- %.2f kJ/mol, %d transitions, CV change %.3g", k, d.value, d.error,
+                 transitions, change)
+        data.append((traj, fes_mod.log_weights(traj, bias)))
+        if k > 1 and _settled(result.rounds[-2].delta_f, d, tol) and change < cv_tol:
+            result.converged = True
+            break
+        previous = cv
+    return result
+
+
+def _settled(before, now, tol):
+    diff = abs(now.value - before.value)
+    errors = np.hypot(before.error, now.error)
+    return diff < tol and (not np.isfinite(errors) or diff < 2 * errors)

@@ -1,0 +1,75 @@
+"""The learn -> bias -> relearn loop: transition counting, bias sizing, stopping rule, and a short run."""
+
+import numpy as np
+import pytest
+import torch
+
+import cvlearn as cl
+from cvlearn.fes import Basin
+from cvlearn.fes._surface import DeltaF
+from cvlearn.loop import _settled, count_transitions, iterate, metad_for
+
+
+def test_count_transitions_needs_commitment():
+    a, b = Basin(lo=[-2.0], hi=[-1.0]), Basin(lo=[1.0], hi=[2.0])
+    # walker 0: A -> gap -> A (no transition) -> gap -> B (1) -> A (2); walker 1: never leaves A.
+    w0 = [-1.5, 0.0, -1.5, 0.5, 1.5, 1.2, 0.0, -1.8]
+    w1 = [-1.5] * len(w0)
+    values = np.array([w0, w1]).T[:, :, None]
+    assert count_transitions(values, a, b) == 2
+
+
+def test_metad_for_scales_sigma_grid_and_walls_with_the_cv():
+    s = np.random.default_rng(0).normal(3.0, 0.02, 1000)  # a CV with small units
+    m = metad_for(torch.nn.Identity(), s)
+    assert m.sigma[0] == pytest.approx(0.5 * s.std())
+    span = np.ptp(s)
+    assert m.grid.lo[0] == pytest.approx(s.min() - 3 * span) and m.grid.hi[0] == pytest.approx(s.max() + 3 * span)
+    assert m.grid.spacing[0] <= m.sigma[0] / 5 + 1e-12
+    # 20 kJ/mol one sigma past the edge, whatever the CV's units.
+    assert 0.5 * m.wall_kappa * m.sigma[0] ** 2 == pytest.approx(20.0)
+
+
+def test_stopping_rule():
+    assert _settled(DeltaF(10.0, 0.5), DeltaF(10.4, 0.5), tol=1.0)
+    assert not _settled(DeltaF(10.0, 0.5), DeltaF(11.2, 0.5), tol=1.0)  # moved more than tol
+    assert not _settled(DeltaF(10.0, 0.1), DeltaF(10.8, 0.1), tol=1.0)  # within tol, but 5 sigma apart
+
+
+def test_short_loop_records_rounds_and_relearns_from_weighted_frames():
+    dw = cl.systems.DoubleWell(dim=2, barrier=10.0)  # two basins along x; a 300 K run stays in one
+    left, right = Basin(lo=[-2.0], hi=[-0.5]), Basin(lo=[0.5], hi=[2.0])  # cores: crossings must commit
+    start = np.array([[-1.0, 0.0]])
+    initial = cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=0, positions=start).run(2000, stride=10)
+    feat = cl.features.Positions.of(dw)
+    result = iterate(lambda bias, k: cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=k,
+                                                 positions=start, bias=bias),
+                     cl.TICA(lagtime=5, n_components=1, scaling=None), feat, initial, dw.slow_coordinates,
+                     (left, right), rounds=2, steps=4000, stride=10, tol=1e-9,
+                     reweight={"bins": 40, "ranges": dw.slow_bounds})
+    assert len(result.rounds) == 2 and not result.converged  # tol=1e-9 cannot be met
+    r1, r2 = result.rounds
+    assert np.isnan(r1.cv_change) and 0.0 <= r2.cv_change <= 1.0
+    assert r2.transitions > 0 and r2.trajectory.positions.shape == (400, 4, 1, 2)
+    assert np.isfinite(r2.delta_f.value)
+    with torch.no_grad():  # the relearned CV follows x, the barrier coordinate, once transitions are seen
+        grid = torch.tensor([[[x, y]] for x in (-1.0, 1.0) for y in (-0.3, 0.3)], dtype=torch.float64)
+        s = r2.cv(grid)[:, 0].numpy()
+    assert abs((s[2] + s[3]) - (s[0] + s[1])) > 2 * abs((s[1] - s[0]) + (s[3] - s[2]))
+
+
+@pytest.mark.slow
+def test_loop_on_muller_brown_reaches_the_exact_free_energy(tmp_path):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "tutorials" / "iterate_muller_brown.py"
+    spec = importlib.util.spec_from_file_location("iterate_tutorial", path)
+    tutorial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tutorial)
+    result = tutorial.main(rounds=5, steps=20000, out=str(tmp_path))
+    exact = cl.systems.MullerBrown().exact_delta_f("A", "B")
+    assert result.rounds[0].transitions <= result.rounds[-1].transitions or result.rounds[0].transitions > 0
+    last = result.rounds[-1].delta_f
+    assert abs(last.value - exact) < max(3 * last.error, 2.5)  # 1 kT = 2.49 kJ/mol
+    assert (tmp_path / "iterate.png").exists()
