@@ -85,12 +85,14 @@ def load(path, map_location="cpu"):
         blob = torch.load(os.fspath(path), map_location=map_location, weights_only=True)
         meta = json.loads(blob["metadata"])
     except Exception as exc:
-        raise ValueError(f"{path} is not a CV saved by cvlearn.save ({exc}).") from None
+        raise ValueError(f"{path} is not a CV saved by cvlearn.save ({type(exc).__name__}: {exc}). Save CVs with "
+                         "cl.save(cv, path); a TorchScript export loads with torch.jit.load instead.") from None
     if meta.get("format") != "cvlearn-cv":
-        raise ValueError(f"{path} is not a CV saved by cvlearn.save.")
+        raise ValueError(f"{path} is not a CV saved by cvlearn.save; save CVs with cl.save(cv, path).")
     if meta["cvlearn_version"] != __version__:
-        warnings.warn(f"{path} was saved by cvlearn {meta['cvlearn_version']}, this is {__version__}.", UserWarning,
-                      stacklevel=2)
+        warnings.warn(f"{path} was saved by cvlearn {meta['cvlearn_version']}, this is {__version__}: it loaded, "
+                      "but check its values on a few known frames, or save it again with this version.",
+                      UserWarning, stacklevel=2)
     cv = CollectiveVariable(_build_model(dict(meta["model"])), _build_featurizer(meta["featurizer"]), meta["names"])
     # assign=True keeps the saved tensors (and their dtypes) instead of casting into fresh ones.
     cv.load_state_dict(blob["state_dict"], strict=True, assign=True)

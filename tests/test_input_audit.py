@@ -1,0 +1,160 @@
+"""The bad-input audit: every mistake in docs/bad_input.md raises one clear error (or warning) naming the fix.
+
+Each case is (id, action(tmp_path), expected exception or warning, regex of the message). The
+docs table lists the same ids; a test checks that the two never drift apart. Cases that need a
+whole simulation use tiny ones.
+"""
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import cvlearn as cl
+from cvlearn.data import alanine_dipeptide_pdb
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200, 3))
+
+
+def _mb_metad(grid=None, **kw):
+    mb = cl.systems.MullerBrown()
+    cv = cl.TICA(lagtime=1, n_components=1).fit(rng.normal(size=(100, 2))).to_module(
+        featurizer=cl.features.Positions.of(mb))
+    args = {"sigma": 0.1, "height": 1.0, "bias_factor": 10, "pace": 10, "grid": grid or cl.Grid(-5, 5, 200)}
+    args.update(kw)
+    return mb, cl.WellTemperedMetad(cv, **args)
+
+
+def _hills(tmp_path, names=("cv0",)):
+    mb, metad = _mb_metad()
+    metad.cv.names = list(names)
+    metad.names = list(names)
+    eng = cl.Langevin(mb, timestep=0.005, friction=5.0, seed=0, bias=metad)
+    eng.run(30, stride=10, hills=tmp_path / "HILLS")
+    metad.close()
+    return tmp_path / "HILLS"
+
+
+def _grid_escape(tmp_path):
+    mb, metad = _mb_metad(grid=cl.Grid(-0.01, 0.01, 10), sigma=0.01)
+    cl.Langevin(mb, timestep=0.005, friction=5.0, seed=0, bias=metad).run(100, stride=10)
+
+
+def _restart_other_cv(tmp_path):
+    path = _hills(tmp_path, names=("other",))  # this bias names its CV tic1
+    _, metad = _mb_metad(hills=path, restart=True)
+    metad.load_hills(path)
+
+
+def _truncated_colvar(tmp_path):
+    path = tmp_path / "COLVAR"
+    path.write_text("#! FIELDS time cv\n0.0 1.0\n0.1 2.0 3.0\n")
+    cl.io.read_colvar(path)
+
+
+def _not_a_cv(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    cl.load(path)
+
+
+def _other_version(tmp_path):
+    feat = cl.features.Positions(1, 2)
+    cv = cl.TICA(lagtime=1, n_components=1).fit(X[:, :2]).to_module(featurizer=feat)
+    path = tmp_path / "cv.pt"
+    cl.save(cv, path)
+    import cvlearn
+
+    real = cvlearn.__version__
+    try:
+        cvlearn.__version__ = "0.0.1"
+        cl.load(path)
+    finally:
+        cvlearn.__version__ = real
+
+
+def _blow_up(tmp_path):
+    cl.Langevin(cl.systems.MullerBrown(), timestep=1.0, friction=1.0, seed=0).run(200, stride=10)
+
+
+def _openmm_blow_up(tmp_path):
+    pytest.importorskip("openmm")
+    cl.engine.OpenMM.from_pdb(alanine_dipeptide_pdb(), timestep=0.5, seed=0).run(2000, stride=10)
+
+
+def _top_mismatch(tmp_path):
+    md = pytest.importorskip("mdtraj")
+    traj = md.load(alanine_dipeptide_pdb())
+    traj.save(tmp_path / "a.dcd")
+    cl.load_trajectories(tmp_path / "a.dcd", top=traj.atom_slice(range(10)).topology)
+
+
+def _missing_top(tmp_path):
+    md = pytest.importorskip("mdtraj")
+    md.load(alanine_dipeptide_pdb()).save(tmp_path / "a.xtc")
+    cl.load_trajectories(tmp_path / "a.xtc")
+
+
+def _empty_selection(tmp_path):
+    cl.features.Distances(alanine_dipeptide_pdb(), selection="name XYZ")
+
+
+def _wrong_atom_count(tmp_path):
+    feat = cl.features.Distances(alanine_dipeptide_pdb(), selection="heavy")
+    feat(torch.zeros(1, 20, 3))
+
+
+def _unreadable(tmp_path):
+    path = tmp_path / "broken.xtc"
+    path.write_bytes(b"not an xtc file at all" * 10)
+    cl.load_trajectories(path, top=alanine_dipeptide_pdb())
+
+
+CASES = [
+    ("shape", lambda t: cl.TICA(lagtime=1).fit(rng.normal(size=(10, 2, 2))), ValueError, "must be 2-D"),
+    ("dtype", lambda t: cl.PCA().fit(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric array"),
+    ("nan-frame", lambda t: cl.PCA().fit(np.where(np.arange(600).reshape(200, 3) == 52, np.nan, X)), ValueError,
+     r"NaN or infinite values in 1 frame\(s\), first at frame 17"),
+    ("lag-too-long", lambda t: cl.TICA(lagtime=200).fit(X), ValueError, "Use a shorter lag or longer trajectories"),
+    ("zero-variance", lambda t: cl.PCA().fit(np.c_[X, np.full(200, 4.2)]), ValueError,
+     r"Feature\(s\) \[3\] are constant"),
+    ("feature-count", lambda t: cl.TICA(lagtime=1).fit([X, X[:, :2]]), ValueError, "has 2 features but X\\[0\\] has 3"),
+    ("missing-topology", _missing_top, ValueError, "top="),
+    ("topology-mismatch", _top_mismatch, ValueError, "22"),
+    ("unreadable-file", _unreadable, (ValueError, OSError), "broken.xtc"),
+    ("empty-selection", _empty_selection, ValueError, "matches no atom of the 22-atom topology"),
+    ("atom-count", _wrong_atom_count, ValueError, "20 atoms"),
+    ("grid-escape", _grid_escape, cl.SimulationError, "left the bias grid.*Widen the grid"),
+    ("bias-factor", lambda t: _mb_metad(bias_factor=1.0), ValueError, "bias_factor must be > 1"),
+    ("negative-height", lambda t: _mb_metad(height=-1.0), ValueError, "height"),
+    ("negative-sigma", lambda t: _mb_metad(sigma=-0.1), ValueError, "sigma must be positive"),
+    ("hills-other-cv", _restart_other_cv, ValueError, "lacks the columns"),
+    ("truncated-colvar", _truncated_colvar, ValueError, "COLVAR"),
+    ("not-a-cv-file", _not_a_cv, ValueError, "is not a CV saved by cvlearn.save"),
+    ("other-version", _other_version, UserWarning, "was saved by cvlearn"),
+    ("blow-up", _blow_up, cl.SimulationError, "blew up at step"),
+    ("openmm-blow-up", _openmm_blow_up, cl.SimulationError, "step"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_a_clear_message(case, tmp_path):
+    _, action, expected, match = case
+    if isinstance(expected, type) and issubclass(expected, Warning):
+        with pytest.warns(expected, match=match):
+            action(tmp_path)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cl.SamplingWarning)
+            with pytest.raises(expected, match=match):
+                action(tmp_path)
+
+
+def test_docs_table_lists_every_case():
+    table = (Path(__file__).parents[1] / "docs" / "bad_input.md").read_text()
+    documented = set(re.findall(r"^\| `([\w-]+)` \|", table, flags=re.M))
+    assert documented == {c[0] for c in CASES}
