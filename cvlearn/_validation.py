@@ -8,10 +8,10 @@ __all__ = ["as_trajectory_list", "is_single_table", "is_stream", "check_lagtime"
 
 
 def is_stream(data):
-    """True if ``data`` is a :class:`cvlearn.features.FeatureStream` (features read chunk by chunk)."""
-    from .features._loading import FeatureStream  # on use: cvlearn.features may import this module
+    """True if ``data`` is a :class:`cvlearn.features.FrameSource` (e.g. a FeatureStream: read chunk by chunk)."""
+    from .features._source import FrameSource  # on use: cvlearn.features may import this module
 
-    return isinstance(data, FeatureStream)
+    return isinstance(data, FrameSource)
 
 
 def _n_frames(x):
@@ -70,9 +70,8 @@ def as_trajectory_list(data, *, name="X", min_frames=1, n_features=None, dtype=n
         When the values are not numeric.
     """
     if is_stream(data):
-        raise TypeError(f"{owner} needs its {name} in memory and does not take a FeatureStream (only TICA and PCA "
-                        "do). Featurize in memory instead: [featurizer.transform(t.xyz) for t in "
-                        "cvlearn.features.load_trajectories(files, top=...)].")
+        raise TypeError(f"{owner} needs its {name} in memory here and does not take a {type(data).__name__}; pass "
+                        "arrays (one per trajectory, or one chunk), or pass the source to fit.")
     raws = _to_arrays(data)
     label = lambda i: name if len(raws) == 1 else f"{name}[{i}]"  # noqa: E731
     arrays = []

@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from ._source import FrameSource, _check_chunk
+
 __all__ = ["load_trajectories", "stream_features", "FeatureStream"]
 
 # Files that carry their own atoms and residues; every other trajectory format (xtc, trr, dcd,
@@ -198,7 +200,7 @@ def load_trajectories(files, top=None, stride=1, atoms=None):
     return out
 
 
-class FeatureStream:
+class FeatureStream(FrameSource):
     """Features of trajectory files, computed chunk by chunk on each pass, never all in memory.
 
     Iterating yields, per file, an iterator over that file's feature chunks (float64 arrays,
@@ -208,8 +210,9 @@ class FeatureStream:
     chunk of one file (plus the overlap) is in memory. Exception: mdtraj reads .pdb files whole
     before cutting them into chunks (only their features are then computed chunk by chunk).
 
-    Create one with :func:`stream_features`; TICA and PCA accept it in ``fit``, TICA in ``score``,
-    and ``transform`` returns one projection array per file.
+    Create one with :func:`stream_features`; every learner accepts it in ``fit``, TICA in
+    ``score``, and ``transform`` returns one array per file. It is a
+    :class:`~cvlearn.features.FrameSource` read front to back.
 
     Attributes
     ----------
@@ -223,9 +226,8 @@ class FeatureStream:
     def __init__(self, files, featurizer, top=None, chunk=10_000, stride=1, atoms=None):
         import mdtraj as md
 
-        if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 1:
-            raise ValueError(f"chunk must be an int >= 1 (frames read at once); got {chunk!r}.")
-        self.stride, self.chunk = _check_stride(stride), int(chunk)
+        self.chunk = _check_chunk(chunk)
+        self.stride = _check_stride(stride)
         self.files = _as_paths(files)
         if not (callable(getattr(featurizer, "transform", None)) and hasattr(featurizer, "n_features")):
             raise TypeError(f"featurizer must be a cvlearn Featurizer (positions -> features, e.g. "
@@ -258,50 +260,38 @@ class FeatureStream:
         return (f"FeatureStream({len(self.files)} file(s), {self.n_features} features, chunk={self.chunk}, "
                 f"stride={self.stride})")
 
-    def __iter__(self):
-        return self.blocks(overlap=0)
+    @property
+    def n_trajectories(self):
+        return len(self.files)
 
-    def blocks(self, overlap=0):
-        """Per file, an iterator over blocks: the last ``overlap`` frames before a chunk, then the chunk.
+    @property
+    def frames_note(self):
+        return f" (counted after stride {self.stride})"
 
-        A time-lagged pair (t, t + lag) of a file lies inside exactly one block when
-        ``overlap = lag``: the block whose chunk holds frame t + lag. Blocks never span two files.
-        The first block of a file has no overlap; a block is at most ``chunk + overlap`` frames.
+    def name(self, i):
+        return repr(self.files[i])
 
-        Returns
-        -------
-        iterator over the files, in order, each item an iterator of float64 arrays (frames x n_features).
-        """
-        if isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral) or overlap < 0:
-            raise ValueError(f"overlap must be an int >= 0 (frames); got {overlap!r}.")
-        return (self._file_blocks(path, plan, int(overlap)) for path, plan in zip(self.files, self._plans))
+    def _non_finite(self, name, frame):
+        return (f"The featurizer gave NaN or infinite values for frame {frame}{self.frames_note} of {name}. Repair "
+                "or drop that frame, or use features defined for every configuration.")
 
-    def _file_blocks(self, path, plan, overlap):
+    def _trajectories(self):
+        return ((self.name(i), self._featurized(path, plan)) for i, (path, plan) in
+                enumerate(zip(self.files, self._plans)))
+
+    def _featurized(self, path, plan):
         import mdtraj as md
 
         file_top, idx, _ = plan
         read_idx, slice_idx = _reader_atoms(path, idx, self.stride)
         reader = md.iterload(path, top=file_top, chunk=self.chunk, stride=self.stride, atom_indices=read_idx)
-        tail = np.zeros((0, self.n_features))  # last `overlap` frames read (several chunks if chunk < overlap)
-        done = 0  # frames of this file featurized so far
         while True:
             with _reading(path):
                 traj = next(reader, None)
             if traj is None:
                 return
-            x = self.featurizer.transform(traj.xyz if slice_idx is None else traj.xyz[:, slice_idx])
-            del traj
-            bad = ~np.isfinite(x).all(axis=1)
-            if bad.any():
-                raise ValueError(f"The featurizer gave NaN or infinite values for frame {done + np.argmax(bad)} "
-                                 f"(counted after stride {self.stride}) of {path!r}. Repair or drop that frame, "
-                                 "or use features defined for every configuration.")
-            done += len(x)
-            block = np.concatenate([tail, x]) if len(tail) else x
-            del x
-            yield block
-            if overlap:
-                tail = block[max(len(block) - overlap, 0):].copy()  # a copy frees the rest of the block
+            yield self.featurizer.transform(traj.xyz if slice_idx is None else traj.xyz[:, slice_idx])
+            del traj  # before the next chunk is read
 
 
 def stream_features(files, featurizer, top=None, chunk=10_000, stride=1, atoms=None):

@@ -3,46 +3,124 @@
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .._validation import as_trajectory_list, check_lagtime, check_weights, is_single_table, is_stream
+from .._validation import as_trajectory_list, check_lagtime, check_weights, is_single_table
 from ..exceptions import NotFittedError
+from ..features._source import as_source, join_tail, only_in_chunks
 from ._module import CollectiveVariable, LinearCV
 from ._moments import Moments
 
-__all__ = ["LinearLearner"]
+__all__ = ["LinearLearner", "source_weights"]
 
 
-def _stream_weights(stream, weights, logweights):
-    """Per-file weight arrays for a stream (None: unweighted); their lengths are checked while reading."""
+def source_weights(source, weights, logweights):
+    """Per-trajectory weight arrays for a FrameSource (None: unweighted); lengths are checked while reading."""
     given = weights if logweights is None else logweights
     if given is None:
         return None
-    n, name = len(stream.files), "weights" if logweights is None else "logweights"
+    n, name = source.n_trajectories, "weights" if logweights is None else "logweights"
     if n == 1 and not isinstance(given, (list, tuple)):
         given = [given]
-    if not isinstance(given, (list, tuple)) or len(given) != n:
-        raise ValueError(f"With a FeatureStream of {n} file(s), give {name} as a list of {n} 1-D arrays, one per "
-                         f"file in stream.files, each with one entry per frame read (after stride={stream.stride}).")
+    if not isinstance(given, (list, tuple)) or (n is not None and len(given) != n):
+        raise ValueError(f"With data of {n or 'several'} trajectories ({type(source).__name__}), give {name} as a list "
+                         f"of {n or 'the same number of'} 1-D arrays, one per trajectory in order, each with one "
+                         f"entry per frame read{source.frames_note}.")
     return check_weights(weights, [np.size(w) for w in given], logweights=logweights)
 
 
 class LinearLearner(TransformerMixin, BaseEstimator):
-    """Base of estimators whose CV is s = (x - mean_) @ eigenvectors_ (features x components)."""
+    """Base of estimators whose CV is s = (x - mean_) @ eigenvectors_ (features x components).
+
+    Subclasses define ``_pair_lag`` (the lag of the moments they need, or None), ``_not_enough``
+    and ``_solve`` (moments -> fitted attributes); ``fit``, ``partial_fit`` and ``transform`` live here.
+    """
 
     _prefix = "cv"
 
-    def _check_stream_features(self, stream, n_features):
-        if n_features is not None and stream.n_features != n_features:
-            raise ValueError(f"The stream has {stream.n_features} features, but {type(self).__name__} is expecting "
-                             f"{n_features} features as input (the number it was fitted with).")
+    def _pair_lag(self):
+        return None
+
+    def _not_enough(self, mom):
+        """Why the moments cannot be solved yet (a message), or None."""
+        raise NotImplementedError
+
+    def _solve(self, mom):
+        raise NotImplementedError
+
+    def partial_fit(self, X, y=None, weights=None, logweights=None, continues=False):
+        """Add frames to the fit, one trajectory or one chunk of a trajectory at a time (scikit-learn's partial_fit).
+
+        Time-lagged pairs never span two calls unless ``continues=True``: then the first (or only)
+        trajectory of ``X`` continues the last one of the previous call, whose last ``lagtime``
+        frames (and weights) were kept, so chunks of one trajectory give the same fit as the
+        whole trajectory, even chunks shorter than the lag. The fitted attributes are recomputed
+        after each call from all frames so far, once there are enough (for TICA: one time-lagged
+        pair with positive weight; for PCA: two frames); ``fit`` starts over.
+
+        Parameters
+        ----------
+        X : array (frames x features) or list of arrays
+            One trajectory (or chunk), or several independent ones.
+        weights, logweights : array or list of arrays, optional
+            Per frame of ``X``, as in ``fit``. Log-weights (e.g. bias / kT) may grow from call to
+            call: the sums so far are rescaled whenever a larger one comes.
+        continues : bool
+            True if ``X`` continues the trajectory of the previous call (no effect without a lag, as in PCA).
+
+        Returns
+        -------
+        self
+        """
+        owner = type(self).__name__
+        if only_in_chunks(X):
+            raise TypeError(f"{owner}.partial_fit takes frames in memory (an array, or a list of arrays); give "
+                            f"{type(X).__name__} to fit, which reads it chunk by chunk.")
+        lag = self._pair_lag()
+        mom = getattr(self, "_partial", None)
+        if continues and mom is None:
+            raise ValueError(f"continues=True, but this {owner} has no earlier partial_fit call to continue (fit "
+                             "starts over). Pass the first chunk of a trajectory with continues=False.")
+        arrays = as_trajectory_list(X, n_features=None if mom is None else mom.n_features, owner=owner)
+        if mom is None:
+            mom = Moments(arrays[0].shape[1], lag)
+            self._tail = (np.zeros((0, mom.n_features)), np.zeros(0))
+            self._logw_top = -np.inf
+        if logweights is not None:
+            logw = check_weights(logweights, arrays, name="logweights", logweights=None, _signed=True)
+            if weights is not None:
+                raise ValueError("Give either weights or logweights, not both.")
+            top = max(self._logw_top, max(float(w.max()) for w in logw))
+            if np.isfinite(self._logw_top) and top > self._logw_top:
+                mom.scale(np.exp(self._logw_top - top))
+                self._tail = (self._tail[0], self._tail[1] * np.exp(self._logw_top - top))
+            self._logw_top = top
+            weights = [np.exp(w - top) for w in logw]
+        else:
+            weights = check_weights(weights, arrays)
+        empty = (np.zeros((0, mom.n_features)), np.zeros(0))
+        for k, (x, w) in enumerate(zip(arrays, weights)):
+            frames, frame_w = self._tail if k == 0 and continues else empty
+            block, tail = join_tail(frames, x, lag or 0)
+            w_block, w_tail = join_tail(frame_w, w, lag or 0)
+            mom.add(block, w_block)
+            self._tail = (tail, w_tail)
+        self._partial = mom
+        if self._not_enough(mom) is None:
+            self._solve(mom)
+        return self
+
+    def _forget_partial(self):
+        for name in ("_partial", "_tail", "_logw_top"):
+            self.__dict__.pop(name, None)
 
     def _moments(self, X, weights, logweights, lagtime=None, n_features=None):
-        """Moments of the frames (with ``lagtime``: of the pairs) of arrays or a FeatureStream.
+        """Moments of the frames (with ``lagtime``: of the pairs) of arrays in memory or of a FrameSource.
 
         Every trajectory needs at least 2 frames and the longest more than ``lagtime``.
         """
         owner = type(self).__name__
-        if is_stream(X):
-            return self._stream_moments(X, weights, logweights, lagtime, n_features)
+        source = as_source(X)
+        if source is not None:
+            return self._source_moments(source, weights, logweights, lagtime, n_features)
         arrays = as_trajectory_list(X, min_frames=2, n_features=n_features, owner=owner)
         weights = check_weights(weights, arrays, logweights=logweights)
         if lagtime is not None:
@@ -52,42 +130,53 @@ class LinearLearner(TransformerMixin, BaseEstimator):
             mom.add(x, w)
         return mom
 
-    def _stream_moments(self, stream, weights, logweights, lagtime, n_features):
-        """One pass over a FeatureStream, file by file, chunk by chunk.
+    def _source_moments(self, source, weights, logweights, lagtime, n_features):
+        """One pass over a FrameSource, trajectory by trajectory, chunk by chunk.
 
         With a lag, each block carries the last ``lagtime`` frames read before it from the same
-        file, so each pair (t, t + lag) lies in exactly one block (the one whose new frames hold
-        t + lag) and Moments.add counts it once; no pair spans two files. Moments shifts the data by
-        the mean of the first block rather than of a whole trajectory: any fixed shift near the data
-        keeps the sums precise. Lengths are known only after reading, so too-short files are
-        reported after the pass.
+        trajectory, so each pair (t, t + lag) lies in exactly one block (the one whose new frames
+        hold t + lag) and Moments.add counts it once; no pair spans two trajectories. Moments
+        shifts the data by the mean of the first block rather than of a whole trajectory: any
+        fixed shift near the data keeps the sums precise. Lengths may be known only after reading,
+        so too-short trajectories are reported after the pass.
         """
         owner = type(self).__name__
-        self._check_stream_features(stream, n_features)
+        source.expect_features(n_features, owner)
         if lagtime is not None:
             lagtime = check_lagtime(lagtime, None, owner)
-        weights = _stream_weights(stream, weights, logweights)
-        name = "weights" if logweights is None else "logweights"
+        weights = source_weights(source, weights, logweights)
+        name, note = "weights" if logweights is None else "logweights", source.frames_note
         overlap = lagtime or 0
-        mom = Moments(stream.n_features, lagtime)
+        mom = None
         lengths = []
-        for i, blocks in enumerate(stream.blocks(overlap)):
-            done = 0  # frames of file i read so far
+        for i, blocks in enumerate(source.blocks(overlap)):
+            if weights is not None and i >= len(weights):
+                raise ValueError(f"Got {len(weights)} {name} arrays, but the data have more trajectories; give one "
+                                 "per trajectory.")
+            done = 0  # frames of trajectory i read so far
             for block in blocks:
-                start = done - min(overlap, done)  # frame index (in the file) of the block's first row
+                start = done - min(overlap, done)  # frame index (in the trajectory) of the block's first row
                 done = start + len(block)
                 if weights is not None and done > len(weights[i]):
-                    raise ValueError(f"{name}[{i}] has {len(weights[i])} entries but {stream.files[i]!r} has more "
-                                     f"frames (after stride={stream.stride}); give one weight per frame read.")
+                    raise ValueError(f"{name}[{i}] has {len(weights[i])} entries but {source.name(i)} has more "
+                                     f"frames{note}; give one weight per frame read.")
+                if mom is None:
+                    source.expect_features(n_features, owner)
+                    mom = Moments(source.n_features, lagtime)
                 mom.add(block, np.ones(len(block)) if weights is None else weights[i][start:done])
             if weights is not None and done != len(weights[i]):
-                raise ValueError(f"{name}[{i}] has {len(weights[i])} entries for {stream.files[i]!r}, which has "
-                                 f"{done} frames (after stride={stream.stride}); give one weight per frame read.")
+                raise ValueError(f"{name}[{i}] has {len(weights[i])} entries for {source.name(i)}, which has "
+                                 f"{done} frames{note}; give one weight per frame read.")
             lengths.append(done)
-        for path, n in zip(stream.files, lengths):
+        if not lengths:
+            raise ValueError(f"{owner} got data with no trajectories (an empty iterable); pass at least one "
+                             "(frames x features) array or file.")
+        if weights is not None and len(weights) != len(lengths):
+            raise ValueError(f"Got {len(weights)} {name} arrays for {len(lengths)} trajectories; give one per "
+                             "trajectory.")
+        for i, n in enumerate(lengths):
             if n < 2:
-                raise ValueError(f"{path!r} has {n} frame(s) (n_samples={n}) after stride={stream.stride}; at least "
-                                 "2 are needed.")
+                raise ValueError(f"{source.name(i)} has {n} frame(s) (n_samples={n}){note}; at least 2 are needed.")
         if lagtime is not None:
             check_lagtime(lagtime, lengths, owner)
         return mom
@@ -105,25 +194,33 @@ class LinearLearner(TransformerMixin, BaseEstimator):
 
     def _check_fitted(self):
         if not hasattr(self, "eigenvectors_"):
-            raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")
+            mom = getattr(self, "_partial", None)
+            why = "" if mom is None else f" (partial_fit has not seen enough data yet: {self._not_enough(mom)})"
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet{why}; call fit(X) first.")
 
     def transform(self, X):
         """Project frames onto the components.
 
         Parameters
         ----------
-        X : array (frames x features), list of arrays, cvlearn.Trajectory, or FeatureStream
+        X : array (frames x features), list of arrays, cvlearn.Trajectory, or data read chunk by chunk
+            (a FrameSource such as a FeatureStream or NpyFiles, memory-mapped arrays, an iterable of chunks)
 
         Returns
         -------
-        ndarray (frames x n_components), or a list of them for a list/trajectory input, or for a
-        FeatureStream one per file (read chunk by chunk; only the projections are kept).
+        ndarray (frames x n_components), or a list of them for a list/trajectory input, or for data
+        read chunk by chunk one per trajectory (only the projections are kept).
         """
         self._check_fitted()
-        if is_stream(X):
-            self._check_stream_features(X, self.n_features_in_)
-            empty = np.zeros((0, self.eigenvectors_.shape[1]))
-            return [np.concatenate([empty] + [(x - self.mean_) @ self.eigenvectors_ for x in chunks]) for chunks in X]
+        source = as_source(X)
+        if source is not None:
+            def project(x):
+                source.expect_features(self.n_features_in_, type(self).__name__)
+                return (x - self.mean_) @ self.eigenvectors_
+
+            source.expect_features(self.n_features_in_, type(self).__name__)
+            out = source.apply(project)
+            return out[0] if isinstance(X, np.ndarray) else out  # one memory-mapped array: one table
         arrays = as_trajectory_list(X, n_features=self.n_features_in_, owner=type(self).__name__)
         out = [(x - self.mean_) @ self.eigenvectors_ for x in arrays]
         return out[0] if is_single_table(X) else out

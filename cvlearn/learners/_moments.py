@@ -90,6 +90,14 @@ class Moments:
         self.w2 += (w**2).sum()
         self.n_pairs += len(w)
 
+    def scale(self, factor):
+        """Multiply every weight seen so far by ``factor`` (> 0): how a new largest log-weight rebases them."""
+        for name in ("s0", "st", "c00", "c_sym", "c_pair"):
+            if hasattr(self, name):
+                getattr(self, name)[...] *= factor
+        self.w *= factor
+        self.w2 *= factor**2
+
     def mean(self):
         """Weighted mean of the frames (first frames of pairs)."""
         return self.shift + self.s0 / self.w

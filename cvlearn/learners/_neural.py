@@ -6,12 +6,14 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .._validation import as_trajectory_list, check_lagtime, check_positive, check_weights, is_single_table
+from .._validation import as_trajectory_list, check_lagtime, check_positive, check_weights, is_single_table, is_stream
 from ..exceptions import NotFittedError
+from ..features._source import as_source
+from ._data import PairReader, PairStream, scan
 from ._module import CollectiveVariable, LinearCV
 from ._nn import Standardize, mlp
 from ._tica import TICA
-from ._training import split_blocks, train
+from ._training import Batch, minibatches, plan_blocks, split_blocks, train
 
 __all__ = ["AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA", "NeuralCV", "tica_eigenvalues"]
 
@@ -61,11 +63,28 @@ def tica_eigenvalues(z0, zt, w, epsilon):
     mean = (w @ z0 + w @ zt) / (2 * W)
     a, b = z0 - mean, zt - mean
     wa, wb = a * w[:, None], b * w[:, None]
-    eye = torch.eye(z0.shape[1], dtype=z0.dtype, device=z0.device)
-    c00 = (wa.T @ a + wb.T @ b) / (2 * W) + epsilon * eye
     c0t = wa.T @ b
-    c0t = (c0t + c0t.T) / (2 * W)
-    L = torch.linalg.cholesky(c00)
+    return _whitened_eigenvalues((wa.T @ a + wb.T @ b) / (2 * W), (c0t + c0t.T) / (2 * W), epsilon)
+
+
+def _pair_sums(z0, zt, w):
+    """Sums over pairs that add up across batches, in float64: W, sum w z0, sum w zt, sum w (z0 z0' + zt zt'),
+    sum w z0 zt' (:func:`_sums_eigenvalues` turns them into the eigenvalues of :func:`tica_eigenvalues`)."""
+    z0, zt, w = z0.double(), zt.double(), w.double()
+    wz0, wzt = z0 * w[:, None], zt * w[:, None]
+    return [w.sum(), w @ z0, w @ zt, wz0.T @ z0 + wzt.T @ zt, wz0.T @ zt]
+
+
+def _sums_eigenvalues(sums, epsilon):
+    W, s0, st, c_sym, c_0t = sums
+    mean = (s0 + st) / (2 * W)
+    mm = torch.outer(mean, mean)
+    return _whitened_eigenvalues(c_sym / (2 * W) - mm, (c_0t + c_0t.T) / (2 * W) - mm, epsilon)
+
+
+def _whitened_eigenvalues(c00, c0t, epsilon):
+    """Eigenvalues (ascending) of C00^-1/2 C0t C00^-1/2, with C00 regularized by ``epsilon`` times the identity."""
+    L = torch.linalg.cholesky(c00 + epsilon * torch.eye(c00.shape[0], dtype=c00.dtype, device=c00.device))
     m = torch.linalg.solve_triangular(L, c0t, upper=False)
     m = torch.linalg.solve_triangular(L, m.T, upper=False)
     return torch.linalg.eigvalsh(0.5 * (m + m.T))
@@ -85,22 +104,20 @@ class _NeuralLearner(TransformerMixin, BaseEstimator, metaclass=abc.ABCMeta):
     def _loss(self, cv, extra, batch):
         """Scalar training loss of a :class:`Batch` of standardized data (``cv.net`` maps it to outputs)."""
 
-    def _finish(self, cv, arrays, weights):
-        """After training (e.g. DeepTICA's TICA head)."""
+    @abc.abstractmethod
+    def _loss_parts(self, cv, extra, batch):
+        """Float64 tensors whose sums over the batches of a set give its loss by :meth:`_parts_loss` (the
+        validation loss of data read in pieces equals ``_loss`` on the whole set)."""
+
+    @abc.abstractmethod
+    def _parts_loss(self, parts):
+        """The loss from the summed :meth:`_loss_parts`."""
+
+    def _finish(self, cv, data, weights):
+        """After training (e.g. DeepTICA's TICA head); ``data`` are the arrays or the FrameSource trained on."""
 
     # -- estimator API ----------------------------------------------------------------------------
-    def fit(self, X, y=None, weights=None, logweights=None):
-        """Train on frames ``X`` (array, list of arrays, or Trajectory).
-
-        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional.
-
-        Time-lagged pairs (for lagged learners) never span two trajectories or two validation blocks.
-        """
-        owner = type(self).__name__
-        arrays = as_trajectory_list(X, min_frames=2, owner=owner)
-        weights = check_weights(weights, arrays, logweights=logweights)
-        if self._lagged:
-            check_lagtime(self.lagtime, arrays, owner)
+    def _check_params(self, owner):
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64'; got {self.dtype!r}.")
         check_positive(self.n_components, "n_components", owner, integer=True)
@@ -108,18 +125,107 @@ class _NeuralLearner(TransformerMixin, BaseEstimator, metaclass=abc.ABCMeta):
         check_positive(self.lr, "lr", owner)
         if not 0 < self.valid_fraction < 1:
             raise ValueError(f"valid_fraction must be in (0, 1); got {self.valid_fraction}.")
+
+    def fit(self, X, y=None, weights=None, logweights=None):
+        """Train on frames ``X``: in memory (array, list of arrays, Trajectory) or read from files.
+
+        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional;
+        one array per trajectory.
+
+        Data larger than memory: a FrameSource (``cvlearn.features.NpyFiles``, a FeatureStream),
+        memory-mapped arrays (``np.load(path, mmap_mode="r")``), or a list of trajectories each
+        given as a list of chunks. They are read once for the standardization (mean and std from
+        streamed moments), then once per epoch: a torch DataLoader yields minibatches
+        (``batch_size`` is then required) from a shuffle buffer of about 64 MB, filled with
+        pieces of the training blocks from all files in random order (files that can only be read
+        front to back are interleaved at random); the validation loss is summed exactly over
+        all validation blocks. Block split, initialization and validation loss are those of the
+        in-memory path; only the minibatches differ.
+
+        Time-lagged pairs (for lagged learners) never span two trajectories or two validation blocks.
+        """
+        owner = type(self).__name__
+        source = as_source(X)
+        lag = self.lagtime if self._lagged else None
+        self._check_params(owner)
         dtype, device = _DTYPES[self.dtype], torch.device(self.device)
-        n_features = arrays[0].shape[1]
-        allx = np.concatenate(arrays)
-        mean, std = allx.mean(0), allx.std(0)
+        if source is None:
+            arrays = as_trajectory_list(X, min_frames=2, owner=owner)
+            weights = check_weights(weights, arrays, logweights=logweights)
+            if self._lagged:
+                check_lagtime(self.lagtime, arrays, owner)
+            allx = np.concatenate(arrays)
+            mean, std = allx.mean(0), allx.std(0)
+            del allx
+            self._check_spread(mean, std)
+            # Standardize once: the networks train on standardized data (the saved CV standardizes itself).
+            scaled = [(x - mean) / std for x in arrays]
+            train_data, valid_data = split_blocks(scaled, weights, lag, self.valid_fraction, self.n_blocks, self.seed,
+                                                  dtype, device)
+            del scaled
+            epoch_batches = minibatches(train_data, self.batch_size)
+            valid_loss = lambda cv, extra: float(self._loss(cv, extra, valid_data))  # noqa: E731
+        else:
+            epoch_batches, valid_loss, mean, std, weights = self._source_data(source, weights, logweights, owner,
+                                                                             dtype, device)
+        cv, extra = self._new_modules(len(mean), mean, std, dtype, device)
+        self.history_, self.best_epoch_ = train(
+            [cv.net, *extra], lambda batch: self._loss(cv, extra, batch), epoch_batches,
+            lambda: valid_loss(cv, extra), max_epochs=self.max_epochs, lr=self.lr, patience=self.patience,
+            lr_schedule=self.lr_schedule, seed=self.seed, progress=self.progress, owner=owner)
+        cv.eval()
+        self.module_, self.extra_ = cv, extra
+        self.n_features_in_ = len(mean)
+        self._finish(cv, arrays if source is None else source, weights)
+        return self
+
+    def _source_data(self, source, weights, logweights, owner, dtype, device):
+        """Epoch batches (a DataLoader over :class:`PairStream`) and the streamed validation loss."""
+        if not source.reiterable:
+            raise ValueError(f"{owner} reads its data several times (once for the standardization, then every "
+                             "epoch), but this data is a one-shot iterator (e.g. a generator). Pass a list of arrays "
+                             "or of lists of chunks, cvlearn.features.NpyFiles, or a FeatureStream, which can be "
+                             "read again.")
+        if self.batch_size is None:
+            raise ValueError(f"{owner} trains on data read from files in minibatches: set batch_size (pairs per "
+                             "optimizer step, e.g. 4096); full-batch training (batch_size=None) needs all frames in "
+                             "memory.")
+        check_positive(self.batch_size, "batch_size", owner, integer=True)
+        lag = self.lagtime if self._lagged else None
+        if lag is not None:
+            check_lagtime(lag, None, owner)
+        mean, std, lengths = scan(source, owner)
+        self._check_spread(mean, std)
+        if lag is not None:
+            check_lagtime(lag, lengths, owner)
+        if weights is not None or logweights is not None:
+            weights = check_weights(weights, lengths, logweights=logweights)
+        blocks, valid = plan_blocks(lengths, lag, self.valid_fraction, self.n_blocks, self.seed)
+        reader = PairReader(source, lengths, blocks, valid, mean, std, lag, weights, dtype)
+        stream = PairStream(reader, self.batch_size)
+        loader = torch.utils.data.DataLoader(stream, batch_size=None, pin_memory=device.type == "cuda")
+
+        def epoch_batches(gen):
+            stream.seed = int(torch.randint(2**62, (1,), generator=gen))
+            for frames, w in loader:
+                n = len(w)
+                i0 = torch.arange(n, device=device)
+                yield Batch(frames.to(device, non_blocking=True), i0, i0 + n if lag else None,
+                            w.to(device, non_blocking=True))
+
+        def valid_loss(cv, extra):
+            return float(self._parts_loss(reader.valid_sum(lambda batch: self._loss_parts(cv, extra, batch), device)))
+
+        return epoch_batches, valid_loss, mean, std, weights
+
+    @staticmethod
+    def _check_spread(mean, std):
         const = np.nonzero(std <= 1e-12 * np.maximum(np.abs(mean), 1.0))[0]
         if len(const):
             raise ValueError(f"Feature(s) {const[:20].tolist()} are constant over all frames (zero variance); "
                              "remove them (e.g. X[:, X.std(0) > 0]).")
-        # Standardize once: the networks train on standardized data (the saved CV standardizes itself).
-        scaled = [(x - mean) / std for x in arrays]
-        train_data, valid_data = split_blocks(scaled, weights, self.lagtime if self._lagged else None,
-                                              self.valid_fraction, self.n_blocks, self.seed, dtype, device)
+
+    def _new_modules(self, n_features, mean, std, dtype, device):
         with torch.random.fork_rng(devices=[]):  # seeded initialization without touching the global RNG
             torch.manual_seed(self.seed)
             cv = NeuralCV(n_features, self.layers, self.n_components, self.activation, head=self._head)
@@ -127,29 +233,38 @@ class _NeuralLearner(TransformerMixin, BaseEstimator, metaclass=abc.ABCMeta):
         cv.standardize.mean.copy_(torch.as_tensor(mean))
         cv.standardize.std.copy_(torch.as_tensor(std))
         cv.to(device, dtype)
-        extra = [m.to(device, dtype) for m in extra]
-        self.history_, self.best_epoch_ = train(
-            [cv.net, *extra], lambda batch: self._loss(cv, extra, batch), train_data, valid_data,
-            max_epochs=self.max_epochs, lr=self.lr, batch_size=self.batch_size, patience=self.patience,
-            lr_schedule=self.lr_schedule, seed=self.seed, progress=self.progress, owner=owner)
-        cv.eval()
-        self.module_, self.extra_ = cv, extra
-        self.n_features_in_ = n_features
-        self._finish(cv, arrays, weights)
-        return self
+        return cv, [m.to(device, dtype) for m in extra]
+
+    def _outputs(self, data, fn):
+        """``fn`` (a torch function of features) on each trajectory of ``data`` (arrays, or a FrameSource read
+        chunk by chunk), as float64 numpy arrays: a list, or a source of the outputs."""
+        p = next(self.module_.parameters())
+
+        def run(x):
+            with torch.no_grad():
+                return fn(torch.as_tensor(x, dtype=p.dtype, device=p.device)).double().cpu().numpy()
+
+        return data.map(run) if is_stream(data) else [run(x) for x in data]
 
     def _check_fitted(self):
         if not hasattr(self, "module_"):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(X) first.")
 
     def transform(self, X):
-        """CV values of frames: (frames x n_components), or a list for a list/trajectory input."""
+        """CV values of frames: (frames x n_components), or a list (one per trajectory) for a list, a
+        Trajectory or data read chunk by chunk."""
         self._check_fitted()
+        source = as_source(X)
+        if source is not None:
+            def cv(x):
+                source.expect_features(self.n_features_in_, type(self).__name__)
+                return self._outputs([x], self.module_)[0]
+
+            source.expect_features(self.n_features_in_, type(self).__name__)
+            out = source.apply(cv)
+            return out[0] if isinstance(X, np.ndarray) else out
         arrays = as_trajectory_list(X, n_features=self.n_features_in_, owner=type(self).__name__)
-        p = next(self.module_.parameters())
-        with torch.no_grad():
-            out = [self.module_(torch.as_tensor(x, dtype=p.dtype, device=p.device)).double().cpu().numpy()
-                   for x in arrays]
+        out = self._outputs(arrays, self.module_)
         return out[0] if is_single_table(X) else out
 
     def fit_transform(self, X, y=None, **fit_params):
@@ -176,7 +291,8 @@ _COMMON_DOC = """
     lr_schedule : None, "cosine" or float
         Learning-rate schedule (a float is an exponential decay factor per epoch).
     batch_size : int or None
-        None: full batch (fast for data that fit in memory); else shuffled minibatches.
+        Pairs per optimizer step. None: full batch (fast for data that fit in memory; not allowed
+        for data read from files); else shuffled minibatches.
     valid_fraction : float
         Fraction of the trajectory blocks held out for validation.
     n_blocks : int
@@ -227,10 +343,18 @@ class AutoEncoder(_NeuralLearner):
     def _target(batch):
         return batch.x
 
-    def _loss(self, cv, extra, batch):
+    def _errors(self, cv, extra, batch):
         (decoder,) = extra
-        err = ((decoder(cv.net(batch.x)) - self._target(batch)) ** 2).mean(1)
-        return (batch.w * err).sum() / batch.w.sum()
+        return ((decoder(cv.net(batch.x)) - self._target(batch)) ** 2).mean(1)
+
+    def _loss(self, cv, extra, batch):
+        return (batch.w * self._errors(cv, extra, batch)).sum() / batch.w.sum()
+
+    def _loss_parts(self, cv, extra, batch):
+        return [(batch.w * self._errors(cv, extra, batch)).sum().double(), batch.w.sum().double()]
+
+    def _parts_loss(self, parts):
+        return parts[0] / parts[1]
 
     def decode(self, z):
         """Features (unstandardized) decoded from CV values ``z`` (n, n_components)."""
@@ -304,16 +428,22 @@ class DeepTICA(_NeuralLearner):
             raise ValueError(f"score must be 'vamp2' or 'sum'; got {self.score!r}.")
         return super().fit(X, y, weights, logweights)
 
-    def _loss(self, cv, extra, batch):
-        z0, zt = batch.pair_outputs(cv.net)
-        evals = tica_eigenvalues(z0, zt, batch.w, self.epsilon)
+    def _score_loss(self, evals):
         return -(evals**2).sum() if self.score == "vamp2" else -evals.sum()
 
-    def _finish(self, cv, arrays, weights):
+    def _loss(self, cv, extra, batch):
+        z0, zt = batch.pair_outputs(cv.net)
+        return self._score_loss(tica_eigenvalues(z0, zt, batch.w, self.epsilon))
+
+    def _loss_parts(self, cv, extra, batch):
+        return _pair_sums(*batch.pair_outputs(cv.net), batch.w)
+
+    def _parts_loss(self, parts):
+        return self._score_loss(_sums_eigenvalues(parts, self.epsilon))
+
+    def _finish(self, cv, data, weights):
         p = next(cv.parameters())
-        with torch.no_grad():
-            z = [cv.net(cv.standardize(torch.as_tensor(x, dtype=p.dtype, device=p.device))).double().cpu().numpy()
-                 for x in arrays]
+        z = self._outputs(data, lambda x: cv.net(cv.standardize(x)))
         tica = TICA(lagtime=self.lagtime, n_components=self.n_components, scaling=None, epsilon=0.0).fit(
             z, weights=weights)
         cv.head = LinearCV(tica.mean_, tica.eigenvectors_).to(p.device)

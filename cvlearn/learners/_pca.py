@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .._validation import check_positive, is_stream
+from .._validation import check_positive
+from ..features._source import as_source
 from ._linear import LinearLearner
 
 __all__ = ["PCA"]
@@ -56,19 +57,32 @@ class PCA(LinearLearner):
             raise ValueError(f"n_components={k} exceeds the {n_features} features.")
         return k
 
-    def fit(self, X, y=None, weights=None, logweights=None):
-        """Fit on frames ``X`` (array, list of arrays, Trajectory, or FeatureStream).
+    def _not_enough(self, mom):
+        return None if mom.w**2 > mom.w2 * (1 + 1e-12) else "PCA needs at least two frames with positive weight."
 
-        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional;
-        with a FeatureStream, one array per file (one entry per frame read). A stream is read once.
+    def fit(self, X, y=None, weights=None, logweights=None):
+        """Fit on frames ``X``: in memory (array, list of arrays, Trajectory) or read chunk by chunk.
+
+        Data read chunk by chunk (a FrameSource such as FeatureStream or NpyFiles, memory-mapped
+        arrays, an iterable of trajectories each an array or a list/iterator of chunks) are read
+        once. ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames),
+        optional; with data read chunk by chunk, one array per trajectory (one entry per frame
+        read). See also :meth:`partial_fit`.
         """
-        if is_stream(X):  # checked before a possibly long pass
-            self._n_kept(X.n_features)
+        source = as_source(X)
+        if source is not None and source.n_features is not None:  # checked before a possibly long pass
+            self._n_kept(source.n_features)
+        self._forget_partial()
         mom = self._moments(X, weights, logweights)
+        msg = self._not_enough(mom)
+        if msg:
+            raise ValueError(msg)
+        self._solve(mom)
+        return self
+
+    def _solve(self, mom):
         nf = mom.n_features
         k = self._n_kept(nf)
-        if mom.w**2 <= mom.w2 * (1 + 1e-12):
-            raise ValueError("PCA needs at least two frames with positive weight.")
         mean, cov = mom.mean(), mom.covariance(unbiased=True)
         self._check_variance(mean, np.diag(cov))
         evals, evecs = np.linalg.eigh(cov)
@@ -84,4 +98,3 @@ class PCA(LinearLearner):
         if self.whiten:
             proj /= np.sqrt(np.maximum(self.explained_variance_, 1e-300))
         self.eigenvectors_ = proj
-        return self

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._validation import check_positive
+from .._validation import check_lagtime, check_positive
 from ._linear import LinearLearner
 
 __all__ = ["TICA"]
@@ -88,7 +88,7 @@ class TICA(LinearLearner):
     ...     slow[t] = 0.99 * slow[t - 1] + rng.normal()
     >>> X = np.c_[slow, 10 * rng.normal(size=5000)]
     >>> tica = cl.TICA(lagtime=1, n_components=1).fit(X)
-    >>> abs(tica.eigenvalues_[0] - 0.99) < 0.01
+    >>> bool(abs(tica.eigenvalues_[0] - 0.99) < 0.01)
     True
     """
 
@@ -100,34 +100,57 @@ class TICA(LinearLearner):
         self.epsilon = epsilon
         self.scaling = scaling
 
+    def _pair_lag(self):
+        return check_lagtime(self.lagtime, None, "TICA")
+
+    def _not_enough(self, mom):
+        if mom.w <= 0:
+            return ("All time-lagged pairs have zero weight (or there are none: no trajectory longer than "
+                    f"lagtime={self.lagtime} frames); cannot estimate covariances.")
+        return None
+
     def _new_moments(self, X, weights, n_features=None, logweights=None):
         mom = self._moments(X, weights, logweights, lagtime=self.lagtime, n_features=n_features)
-        if mom.w <= 0:
-            raise ValueError("All time-lagged pairs have zero weight; cannot estimate covariances.")
+        msg = self._not_enough(mom)
+        if msg:
+            raise ValueError(msg)
         return mom
 
-    def fit(self, X, y=None, weights=None, logweights=None):
-        """Fit on frames ``X`` (array, list of arrays, Trajectory, or FeatureStream).
-
-        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional;
-        a pair (x_t, x_{t+lag}) is weighted by the weight of x_t. With a FeatureStream, give one
-        array per file (one entry per frame read) and ``lagtime`` in frames after the stride;
-        the stream is read once, in chunks that carry the last ``lagtime`` frames before them.
-        """
+    def _check_params(self):
         if self.scaling not in _SCALINGS:
             raise ValueError(f"scaling must be one of {_SCALINGS}; got {self.scaling!r}.")
         eps = check_positive(self.epsilon, "epsilon", "TICA", allow_zero=True)
         if self.n_components is not None:  # checked before a possibly long pass over a stream
             check_positive(self.n_components, "n_components", "TICA", integer=True)
-        mom = self._new_moments(X, weights, logweights=logweights)
+        return eps
+
+    def fit(self, X, y=None, weights=None, logweights=None):
+        """Fit on frames ``X``: in memory (array, list of arrays, Trajectory) or read chunk by chunk.
+
+        Data read chunk by chunk: a FrameSource (FeatureStream, NpyFiles), memory-mapped arrays
+        (``np.load(path, mmap_mode="r")``), or an iterable of trajectories, each an array or a
+        list/iterator of chunks; it is read once, each chunk carrying the last ``lagtime`` frames
+        before it from the same trajectory, and gives the in-memory result to round-off.
+
+        ``weights`` per frame, or ``logweights`` (e.g. the bias in kT of biased frames), optional;
+        a pair (x_t, x_{t+lag}) is weighted by the weight of x_t. With data read chunk by chunk,
+        give one array per trajectory (one entry per frame read) and ``lagtime`` in frames after
+        any stride. See also :meth:`partial_fit`.
+        """
+        self._check_params()
+        self._forget_partial()
+        self._solve(self._new_moments(X, weights, logweights=logweights))
+        return self
+
+    def _solve(self, mom):
+        eps = self._check_params()
         mean, c00, c0t = mom.reversible()
         self._check_variance(mean, np.diag(c00))
         L = _whitening(c00, eps)
         lam, r = np.linalg.eigh(L.T @ c0t @ L)
         order = np.argsort(np.abs(lam))[::-1]
         lam, vecs = lam[order], _canonical_signs(L @ r[:, order])
-        k = len(lam) if self.n_components is None else check_positive(self.n_components, "n_components", "TICA",
-                                                                        integer=True)
+        k = len(lam) if self.n_components is None else int(self.n_components)
         if k > len(lam):
             raise ValueError(f"n_components={k} exceeds the {len(lam)} independent directions left after the "
                              f"epsilon={eps:g} cut of {c00.shape[0]} features; lower n_components.")
@@ -147,13 +170,13 @@ class TICA(LinearLearner):
             reg = 0.5 * ts * np.maximum(np.tanh(np.pi * ((ts - lag) / lag) + 1), 0)
             vecs = vecs * np.sqrt(reg / 2)[None, :]
         self.eigenvectors_ = vecs
-        return self
 
     def score(self, X, y=None, weights=None):
         """VAMP-2 score (1 + sum of squared canonical correlations) of the fitted components on ``X``.
 
         Use held-out trajectories to compare lag times, features or numbers of components: the
-        higher, the better the components capture the slow dynamics. ``X`` may be a FeatureStream.
+        higher, the better the components capture the slow dynamics. ``X`` may be read chunk by chunk
+        (any input ``fit`` takes).
         """
         self._check_fitted()
         _, c00, c0t = self._new_moments(X, weights, n_features=self.n_features_in_).reversible()

@@ -15,7 +15,7 @@ import torch
 
 from ..exceptions import ConvergenceWarning, CVLearnError
 
-__all__ = ["Batch", "split_blocks", "train", "TrainingError"]
+__all__ = ["Batch", "minibatches", "plan_blocks", "split_blocks", "train", "TrainingError"]
 
 log = logging.getLogger("cvlearn")
 
@@ -62,34 +62,44 @@ class Batch:
         return fn(self.x), fn(self.y)
 
 
+def plan_blocks(lengths, lagtime, valid_fraction, n_blocks, seed):
+    """Cut each trajectory (``lengths`` in frames) into ``n_blocks`` contiguous blocks and choose a
+    ``valid_fraction`` of all blocks (at least one, with ``seed``) for validation.
+
+    Returns the blocks as (trajectory, first frame, end frame) and the set of validation block indices.
+    """
+    lag = lagtime or 0
+    blocks = []
+    for i, n in enumerate(lengths):
+        edges = np.linspace(0, n, n_blocks + 1).astype(int)
+        for a, b in zip(edges[:-1], edges[1:]):
+            if b - a <= lag:
+                raise ValueError(
+                    f"A validation block of {b - a} frames is not longer than the lag ({lag} frames): a "
+                    f"trajectory of {n} frames cut into n_blocks={n_blocks} blocks leaves no time-lagged "
+                    "pairs. Use fewer blocks, a shorter lag, or longer trajectories.")
+            blocks.append((i, int(a), int(b)))
+    if len(blocks) < 2:
+        raise ValueError("Need at least two blocks to hold out validation data; increase n_blocks.")
+    rng = np.random.default_rng(seed)
+    n_valid = min(len(blocks) - 1, max(1, int(round(valid_fraction * len(blocks)))))
+    return blocks, set(rng.choice(len(blocks), size=n_valid, replace=False).tolist())
+
+
 def split_blocks(arrays, weights, lagtime, valid_fraction, n_blocks, seed, dtype, device):
-    """Cut each trajectory into ``n_blocks`` contiguous blocks and send a ``valid_fraction`` of all
-    blocks (at least one, chosen with ``seed``) to validation.
+    """The block split of :func:`plan_blocks` on trajectories in memory.
 
     Returns (train, valid) :class:`Batch` objects; with a ``lagtime`` (frames) each holds the pairs
     (x_t, x_{t+lag}) of its blocks, weighted by w_t.
     """
     lag = lagtime or 0
-    blocks = []
-    for x, w in zip(arrays, weights):
-        edges = np.linspace(0, len(x), n_blocks + 1).astype(int)
-        for a, b in zip(edges[:-1], edges[1:]):
-            if b - a <= lag:
-                raise ValueError(
-                    f"A validation block of {b - a} frames is not longer than the lag ({lag} frames): a "
-                    f"trajectory of {len(x)} frames cut into n_blocks={n_blocks} blocks leaves no time-lagged "
-                    "pairs. Use fewer blocks, a shorter lag, or longer trajectories.")
-            blocks.append((x[a:b], w[a:b]))
-    if len(blocks) < 2:
-        raise ValueError("Need at least two blocks to hold out validation data; increase n_blocks.")
-    rng = np.random.default_rng(seed)
-    n_valid = min(len(blocks) - 1, max(1, int(round(valid_fraction * len(blocks)))))
-    valid_idx = set(rng.choice(len(blocks), size=n_valid, replace=False).tolist())
+    blocks, valid_idx = plan_blocks([len(x) for x in arrays], lagtime, valid_fraction, n_blocks, seed)
 
     def gather(indices):
         frames, i0, it, ws, start = [], [], [], [], 0
         for i in indices:
-            x, w = blocks[i]
+            traj, a, b = blocks[i]
+            x, w = arrays[traj][a:b], weights[traj][a:b]
             n_pairs = len(x) - lag
             frames.append(x)
             i0.append(start + np.arange(n_pairs))
@@ -104,13 +114,25 @@ def split_blocks(arrays, weights, lagtime, valid_fraction, n_blocks, seed, dtype
     return gather(train_idx), gather(sorted(valid_idx))
 
 
-def train(modules, loss_fn, train_data, valid_data, *, max_epochs, lr, batch_size, patience, lr_schedule, seed,
-          progress, owner, weight_decay=0.0):
+def minibatches(data, batch_size):
+    """One epoch of in-memory training: ``epoch(gen)`` gives the whole :class:`Batch` ``data`` when
+    ``batch_size`` is None or not smaller, else shuffled minibatches drawn with the generator ``gen``."""
+    n = len(data)
+    if batch_size is None or batch_size >= n:
+        return lambda gen: [data]
+    return lambda gen: [data.take(idx.to(data.frames.device))
+                        for idx in torch.randperm(n, generator=gen).split(batch_size) if len(idx) > 1]
+
+
+def train(modules, loss_fn, epoch_batches, valid_loss, *, max_epochs, lr, patience, lr_schedule, seed, progress,
+          owner, weight_decay=0.0):
     """Adam on ``loss_fn(batch)`` with early stopping on the validation loss; best weights restored.
 
     ``modules`` is the list of torch modules whose parameters are trained (e.g. encoder and decoder).
-    Full-batch when ``batch_size`` is None or not smaller than the training set; otherwise shuffled
-    minibatches drawn from the tensors with a generator seeded by ``seed`` (no DataLoader).
+    ``epoch_batches(gen)`` gives the :class:`Batch` objects of one epoch, shuffled with the torch
+    generator ``gen`` (seeded by ``seed``): :func:`minibatches` for data in memory, a DataLoader
+    for data read from files (:mod:`._data`). ``valid_loss()`` is the validation loss (a float),
+    called in eval mode without gradients.
     Returns the history {"train": [...], "valid": [...]} and the best epoch (0-based).
     """
     params = [p for m in modules for p in m.parameters()]
@@ -124,8 +146,6 @@ def train(modules, loss_fn, train_data, valid_data, *, max_epochs, lr, batch_siz
     else:
         raise ValueError(f"lr_schedule must be None, 'cosine' or a decay factor in (0, 1]; got {lr_schedule!r}.")
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    n = len(train_data)
-    full = batch_size is None or batch_size >= n
     history = {"train": [], "valid": []}
     best, best_epoch, best_state, wait = math.inf, 0, None, 0
     bar = None
@@ -137,11 +157,8 @@ def train(modules, loss_fn, train_data, valid_data, *, max_epochs, lr, batch_siz
         for epoch in range(max_epochs):
             for m in modules:
                 m.train()
-            batches = [train_data] if full else [
-                train_data.take(idx.to(train_data.frames.device))
-                for idx in torch.randperm(n, generator=gen).split(batch_size) if len(idx) > 1]
             total, count = 0.0, 0
-            for batch in batches:
+            for batch in epoch_batches(gen):
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(batch)
                 if not torch.isfinite(loss):
@@ -157,7 +174,7 @@ def train(modules, loss_fn, train_data, valid_data, *, max_epochs, lr, batch_siz
             for m in modules:
                 m.eval()
             with torch.no_grad():
-                v = float(loss_fn(valid_data))
+                v = float(valid_loss())
             history["train"].append(total / count)
             history["valid"].append(v)
             if bar is not None:
