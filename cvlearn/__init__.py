@@ -23,11 +23,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # cvlearn.plot needs matplotlib: imported on first use so that `import cvlearn` stays light.
-    if name == "plot":
+    # cvlearn.plot needs matplotlib and cvlearn.walkers launches Dask: imported on first use so that
+    # `import cvlearn` stays light.
+    if name in ("plot", "walkers"):
         import importlib
 
-        return importlib.import_module(".plot", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'cvlearn' has no attribute {name!r}")
 
 

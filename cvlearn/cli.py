@@ -202,6 +202,49 @@ def _add_molecular_commands(sub):
     exp.set_defaults(func=_export)
 
 
+def _walkers(args):
+    """Metadynamics walkers that share one bias through PLUMED's HILLS.<id> files, one Dask task each:
+    Muller-Brown or the hidden double well biased along a TICA CV (learned from a 1000 K exploration).
+    Writes each walker's COLVAR.<id>, HILLS.<id> and checkpoint, the merged fes.npz and report.json."""
+    from .walkers import DemoWalkers, connect, run
+
+    client = connect(args.scheduler, args.timeout) if args.scheduler else None  # fail fast, before any work
+    try:
+        demo = DemoWalkers(args.system, seed=args.seed)
+        result = run(demo, args.n_walkers, args.steps, args.out, client=client, stride=args.stride,
+                     read_stride=args.read_stride, seed=args.seed, resume=args.resume, progress=not args.no_progress)
+    finally:
+        if client is not None:
+            client.close()
+    report = demo.report(result)
+    with open(os.path.join(args.out, "report.json"), "w") as fh:
+        json.dump(report, fh, indent=2)
+    print(json.dumps(report, indent=2))
+    print(f"Wrote {args.out}/HILLS.*, COLVAR.*, fes.npz and report.json")
+    return 0
+
+
+def _add_walkers_command(sub):
+    wk = sub.add_parser("walkers", help="Walkers sharing one bias across processes or machines (Dask).",
+                        description=_walkers.__doc__)
+    wk.add_argument("--n-walkers", type=int, required=True, help="number of walkers (one Dask task each)")
+    wk.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: a "
+                    "LocalCluster of worker processes on this machine)")
+    wk.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for --scheduler (default 10)")
+    wk.add_argument("--system", choices=("muller-brown", "hidden-double-well"), default="muller-brown",
+                    help="system to sample (default muller-brown)")
+    wk.add_argument("--steps", type=int, default=20000, help="steps per walker (default 20000)")
+    wk.add_argument("--read-stride", type=int, default=500,
+                    help="steps between reads of the other walkers' HILLS files (default 500)")
+    wk.add_argument("--stride", type=int, default=100, help="steps between COLVAR rows; divides --read-stride "
+                    "(default 100)")
+    wk.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    wk.add_argument("--out", default="walkers_out", help="the shared walkers directory (default walkers_out)")
+    wk.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    wk.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    wk.set_defaults(func=_walkers)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="cvlearn", description="Learn collective variables, bias them, "
                                      "and estimate free energy surfaces. Units: nm, ps, kJ/mol, K.")
@@ -231,6 +274,7 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
     _add_molecular_commands(sub)
+    _add_walkers_command(sub)
     return parser
 
 

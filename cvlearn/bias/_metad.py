@@ -10,6 +10,7 @@ from .._validation import check_positive
 from ..io import PlumedWriter, read_plumed_table
 from ..units import BOLTZMANN, as_float
 from ._gridbias import GridBias
+from ._walkers import WalkerFiles, fsync_path
 
 __all__ = ["WellTemperedMetad"]
 
@@ -51,9 +52,34 @@ class WellTemperedMetad(GridBias):
     hills : str, optional
         Path of the HILLS file (PLUMED format) written as hills are deposited.
     restart : bool
-        Read the existing ``hills`` file, rebuild the bias from it, and append to it.
+        Read the existing ``hills`` file, rebuild the bias from it, and append to it. With
+        ``walkers_dir``: read every walker's file, this walker's own included.
     label : str
         Prefix of the COLVAR columns (``label.bias``, ``label.rct``), as PLUMED's action label.
+    walkers_dir : str, optional
+        Share the bias with other processes or machines by PLUMED's multiple-walkers protocol
+        (``WALKERS_DIR``): this walker appends its hills to ``walkers_dir/<hills>.<walker_id>``
+        (``hills`` is then the file name prefix, default ``"HILLS"``), pushes them to storage every
+        ``read_stride`` steps, and every ``read_stride`` steps adds the complete new lines of the other
+        walkers' files to its grid. The bias is therefore a pure function of the hills in the files:
+        a walker restarted from the directory (``restart=True``) rebuilds it. Without ``restart`` its
+        own old file is kept as ``bck.N.<name>`` and the others' existing hills are read at the first
+        read, as PLUMED does. PLUMED walkers (``WALKERS_N``, ``WALKERS_ID``, ``WALKERS_DIR``,
+        ``WALKERS_RSTRIDE``, same CV names, sigma and bias factor) can share the directory.
+    walker_id : int, optional
+        This walker's id, 0 to ``n_walkers - 1`` (``WALKERS_ID``); two live walkers with one id are refused.
+    n_walkers : int, optional
+        Number of walkers sharing ``walkers_dir`` (``WALKERS_N``).
+    read_stride : int, optional
+        Steps between reads of the other walkers' files (``WALKERS_RSTRIDE``); default ``pace``.
+        See ``docs/scaling.md`` for how to choose it with many walkers.
+
+    Attributes
+    ----------
+    autoflush : bool
+        With ``walkers_dir``: append this walker's new hills to its file at every read (True, the
+        default). A launcher that checkpoints the engine sets it to False and calls
+        :meth:`flush_hills` right after each checkpoint, so a restart neither repeats nor loses a hill.
 
     Examples
     --------
@@ -67,7 +93,8 @@ class WellTemperedMetad(GridBias):
     """
 
     def __init__(self, cv, sigma, height, bias_factor, pace, grid, temperature=None, outside="error",
-                 wall_kappa=1000.0, hills=None, restart=False, label="metad"):
+                 wall_kappa=1000.0, hills=None, restart=False, label="metad", walkers_dir=None, walker_id=None,
+                 n_walkers=None, read_stride=None):
         owner = "WellTemperedMetad"
         super().__init__(cv, grid, outside=outside, wall_kappa=wall_kappa, label=label)
         d = grid.ndim
@@ -86,13 +113,28 @@ class WellTemperedMetad(GridBias):
             raise ValueError(f"The grid spacing {grid.spacing.tolist()} is coarser than sigma/2 "
                              f"({(self.sigma / 2).tolist()}); hills would be poorly resolved. Use more bins.")
         self.timestep = None
-        self._hills = []  # rows: time, centers..., sigmas..., height (actual), step
+        self._hills, self._n_hills = [], 0  # arrays of rows: time, centers..., sigmas..., height (actual), step
         self.rct_steps, self.rct = [0], [0.0]
         self._writer = None
-        self.hills_path = None if hills is None else os.fspath(hills)
-        if restart and self.hills_path is None:
-            raise ValueError("restart=True needs the path of the HILLS file to restart from (hills=...).")
         self._restart = restart
+        self.autoflush, self._pending, self._step = True, [], 0
+        if walkers_dir is None:
+            if walker_id is not None or n_walkers is not None or read_stride is not None:
+                raise ValueError("walker_id, n_walkers and read_stride set up multiple walkers: pass walkers_dir= too "
+                                 "(the directory the walkers share), or drop them for a single run.")
+            self._walkers, self.read_stride = None, None
+            self.hills_path = None if hills is None else os.fspath(hills)
+            if restart and self.hills_path is None:
+                raise ValueError("restart=True needs the path of the HILLS file to restart from (hills=...).")
+            return
+        if walker_id is None or n_walkers is None:
+            raise ValueError("walkers_dir= needs walker_id= (this walker, counted from 0) and n_walkers= (how many "
+                             "walkers share the directory), as PLUMED's WALKERS_ID and WALKERS_N.")
+        self.read_stride = self.pace if read_stride is None else check_positive(read_stride, "read_stride", owner,
+                                                                               integer=True)
+        self._walkers = WalkerFiles(walkers_dir, walker_id, n_walkers, file="HILLS" if hills is None else hills)
+        self.hills_path = self._walkers.own_path
+        self._from = [0] * self._walkers.n_walkers  # hills in this bias by walker of origin
 
     # -- engine protocol -------------------------------------------------------------------------
     def bind(self, temperature, timestep):
@@ -109,8 +151,12 @@ class WellTemperedMetad(GridBias):
     def open_hills(self, path, restart=False):
         """Write hills to ``path`` from now on; with ``restart``, first rebuild the bias from it and append.
 
-        Without ``restart`` an existing file is kept as ``bck.N.<name>`` (never overwritten).
+        Without ``restart`` an existing file is kept as ``bck.N.<name>`` (never overwritten). With
+        ``walkers_dir`` the path is this walker's file, and ``restart`` reads every walker's file.
         """
+        if self._walkers is not None and os.path.abspath(path) != os.path.abspath(self._walkers.own_path):
+            raise ValueError(f"This walker writes {self._walkers.own_path} (walkers_dir, walker_id and the hills= "
+                             f"prefix set it); got hills={os.fspath(path)!r}. Drop hills= from run().")
         if self._writer is not None:
             if os.path.abspath(path) == os.path.abspath(self._writer.path):
                 return
@@ -118,7 +164,12 @@ class WellTemperedMetad(GridBias):
         self.hills_path = os.fspath(path)
         if restart and os.path.exists(self.hills_path):
             n = self.load_hills(self.hills_path)
+            if self._walkers is not None:
+                self._from[self._walkers.walker_id] += n
             log.info("Restarted metadynamics from %d hills in %s", n, self.hills_path)
+        if restart and self._walkers is not None:
+            n = self.read_walkers()
+            log.info("Read %d hills of the other walkers in %s", n, self._walkers.directory)
         self._writer = PlumedWriter(self.hills_path, self._hill_fields(), self._hill_constants(), append=restart)
         self._restart = False
 
@@ -130,10 +181,16 @@ class WellTemperedMetad(GridBias):
         return BOLTZMANN * self.temperature
 
     def update(self, step, positions):
-        """Deposit one hill per walker every ``pace`` steps, at the CV values of the last energy call."""
+        """Deposit one hill per walker every ``pace`` steps, at the CV values of the last energy call;
+        with ``walkers_dir``, every ``read_stride`` steps also flush this walker's hills and read the others'."""
+        self._step = step
         if step % self.pace == 0:
             s = self._last_s if self._last_s is not None else self.cv_values(positions).detach()
             self.deposit(s, step)
+        if self._walkers is not None and step % self.read_stride == 0:
+            if self.autoflush:
+                self.flush_hills()
+            self.read_walkers()
 
     def colvar(self):
         """COLVAR columns of the last evaluated configuration: CVs, ``label.bias``, ``label.rct``."""
@@ -156,18 +213,89 @@ class WellTemperedMetad(GridBias):
                     v[inside.numpy()] = self.field.evaluate(c[inside].to(self.field.data.device)).cpu().numpy()
             heights *= np.exp(-v / (self.kT * (self.bias_factor - 1.0)))
         self._add(c.cpu().numpy(), heights, step)
+        if self._walkers is not None:
+            self._from[self._walkers.walker_id] += len(c)
 
-    def _add(self, centers, heights, step, time=None, write=True):
-        self.field.add_gaussians(centers, self.sigma, heights)
-        if time is None:
-            time = step * self.timestep if self.timestep is not None else float(step)
+    def _add(self, centers, heights, step, time=None, write=True, at=None):
+        """Add hills (n, d) to the grid and the record; ``step`` and ``time`` (ps) per hill or one for all.
+
+        ``at`` is the step from which they act in this run (default: the latest hill's), for c(t).
+        """
+        centers = np.asarray(centers, dtype=np.float64).reshape(-1, self.grid.ndim)
         n = len(centers)
-        rows = np.column_stack([np.full(n, time), centers, np.tile(self.sigma, (n, 1)), heights, np.full(n, step)])
-        self._hills.extend(rows.tolist())
-        self.rct_steps.append(int(step))
+        if n == 0:
+            return
+        self.field.add_gaussians(centers, self.sigma, heights)
+        step = np.broadcast_to(np.asarray(step, dtype=np.int64), (n,))
+        if time is None:
+            time = step * self.timestep if self.timestep is not None else step.astype(np.float64)
+        rows = np.column_stack([np.broadcast_to(time, (n,)), centers, np.tile(self.sigma, (n, 1)),
+                                np.broadcast_to(heights, (n,)), step])
+        self._hills.append(rows)
+        self._n_hills += n
+        # Other walkers' hills arrive out of time order: c(t) steps in the order the bias changed.
+        self.rct_steps.append(max(int(step.max()) if at is None else int(at), self.rct_steps[-1]))
         self.rct.append(self._c_of_t())
-        if write and self._writer is not None:
+        if not write:
+            return
+        if self._walkers is not None:
+            self._pending.append(self._file_rows(rows))
+        elif self._writer is not None:
             self._writer.write(self._file_rows(rows))
+
+    # -- multiple walkers ------------------------------------------------------------------------
+    def flush_hills(self):
+        """Append this walker's pending hills to its HILLS file and push them to storage (walkers_dir only).
+
+        Returns the number of hills written.
+        """
+        if not self._pending:
+            return 0
+        if self._writer is None:
+            self.open_hills(self.hills_path, self._restart)
+        rows = np.concatenate(self._pending)
+        self._writer.write(rows)
+        fsync_path(self._writer.path)  # visible to walkers on other machines (NFS commits on fsync)
+        self._pending = []
+        return len(rows)
+
+    def read_walkers(self):
+        """Add the complete hills the other walkers appended to their files since the last read.
+
+        They act from the current step on (for c(t)). Returns the number of hills added.
+        """
+        if self._walkers is None:
+            raise ValueError("read_walkers() needs multiple walkers: create the bias with walkers_dir=, walker_id= "
+                             "and n_walkers=.")
+        parts, dt = [], self.timestep or 1.0
+        for j, tail in self._walkers.tails.items():
+            for fields, rows in tail.read():
+                parts.append(self._hill_table(tail.path, fields, tail.constants, rows))
+                self._from[j] += len(rows)
+        if not parts:
+            return 0
+        time, centers, heights = (np.concatenate(a) for a in zip(*parts))
+        self._add(centers, heights, np.rint(time / dt).astype(np.int64), time=time, write=False, at=self._step)
+        return len(time)
+
+    @property
+    def walker_hill_counts(self):
+        """Hills in this bias by walker of origin (list of n_walkers ints): the prefix of each walker's file
+        (this walker's own: deposited, pending included) that the bias is the sum of."""
+        if self._walkers is None:
+            raise ValueError("walker_hill_counts needs multiple walkers (walkers_dir=).")
+        return list(self._from)
+
+    @property
+    def walker_files(self):
+        """The :class:`~cvlearn.bias._walkers.WalkerFiles` of a multiple-walkers bias (None for a single run)."""
+        return self._walkers
+
+    def walker_state(self):
+        """What a checkpoint must hold so that a restart neither repeats nor loses this walker's hills:
+        ``n_hills_in_file`` and ``hills_pending``, the rows (in the file's units) not yet appended."""
+        pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self._hill_fields())))
+        return {"n_hills_in_file": self._from[self._walkers.walker_id] - len(pending), "hills_pending": pending}
 
     def _c_of_t(self):
         """c(t) of Tiwary & Parrinello (JPCB 119, 736 (2015)) on the grid, kJ/mol (NaN without a temperature)."""
@@ -206,46 +334,68 @@ class WellTemperedMetad(GridBias):
         Columns are matched by name (time, the CV names, sigma_<name>, height). Hills sharing a time
         stamp are one deposition (several walkers), for the c(t) series.
         """
-        fields, _, rows, _ = read_plumed_table(path)
+        fields, constants, rows, _ = read_plumed_table(path)
+        return self._load_table(path, fields, constants, np.array(rows, dtype=np.float64).reshape(-1, len(fields)))
+
+    def _load_table(self, path, fields, constants, data):
+        """Add the hills of a parsed HILLS table (see :meth:`load_hills`); returns their number."""
+        time, centers, heights = self._hill_table(path, fields, constants, data)
+        dt = self.timestep or 1.0
+        for t in np.unique(time):
+            sel = time == t
+            self._add(centers[sel], heights[sel], int(round(t / dt)), time=t, write=False)
+        return len(data)
+
+    def _hill_table(self, path, fields, constants, data):
+        """(time (ps), centers (n, d), heights (kJ/mol, as deposited)) of HILLS rows, checked against this bias."""
         missing = [f for f in self._hill_fields()[:-1] if f not in fields]
         if missing:
             raise ValueError(f"{path} lacks the columns {missing} (it has {fields}); the CV names of this bias "
-                             f"are {self.names}.")
-        data = np.array(rows, dtype=np.float64).reshape(-1, len(fields))
+                             f"are {self.names}. Every file read into one bias must come from the same CVs "
+                             "(same names, e.g. cv.names) and the same sigma.")
+        for i, name in enumerate(self.names):
+            if f"min_{name}" in constants:
+                from ._static import _parse_number  # _static imports this module
+
+                period = (_parse_number(constants[f"min_{name}"]), _parse_number(constants[f"max_{name}"]))
+                if not self.grid.periodic[i] or not np.allclose(period, (self.grid.lo[i], self.grid.hi[i])):
+                    raise ValueError(f"{path} has {name} periodic in {period}, but this bias's grid on {name} is "
+                                     f"{'periodic in ' if self.grid.periodic[i] else 'not periodic, '}"
+                                     f"[{self.grid.lo[i]}, {self.grid.hi[i]}]. Use the same CV and grid period.")
         col = {f: i for i, f in enumerate(fields)}
         if "biasf" in col and len(data) and self.bias_factor is not None:
             file_gamma = data[:, col["biasf"]]
             if np.any(np.abs(file_gamma - self.bias_factor) > 1e-6 * self.bias_factor):
                 raise ValueError(f"{path} was written with bias factor {file_gamma[0]}, this bias has "
                                  f"{self.bias_factor}; heights would be rescaled wrongly.")
-        time = data[:, col["time"]]
-        centers = data[:, [col[n] for n in self.names]]
         sigmas = data[:, [col[f"sigma_{n}"] for n in self.names]]
-        heights = data[:, col["height"]] / self._height_scale()
-        dt = self.timestep or 1.0
-        for t in np.unique(time):
-            sel = time == t
-            if not np.allclose(sigmas[sel], self.sigma, rtol=1e-9):
-                raise ValueError(f"{path} has hills of width {sigmas[sel][0]} but this bias uses sigma={self.sigma}.")
-            self._add(centers[sel], heights[sel], int(round(t / dt)), time=t, write=False)
-        return len(data)
+        if not np.allclose(sigmas, self.sigma, rtol=1e-9):
+            bad = sigmas[~np.isclose(sigmas, self.sigma, rtol=1e-9).all(1)][0]
+            raise ValueError(f"{path} has hills of width {bad} but this bias uses sigma={self.sigma}.")
+        return (data[:, col["time"]], data[:, [col[n] for n in self.names]],
+                data[:, col["height"]] / self._height_scale())
 
     @property
     def hills(self):
-        """Deposited hills as a dict of arrays: time (ps), center (n, d), sigma (n, d), height (kJ/mol), step."""
+        """Hills in this bias as a dict of arrays: time (ps), center (n, d), sigma (n, d), height (kJ/mol), step."""
         d = self.grid.ndim
-        a = np.array(self._hills, dtype=np.float64).reshape(-1, 3 + 2 * d)
+        a = np.concatenate(self._hills) if self._hills else np.zeros((0, 3 + 2 * d))
         return {"time": a[:, 0], "center": a[:, 1:1 + d], "sigma": a[:, 1 + d:1 + 2 * d],
                 "height": a[:, 1 + 2 * d], "step": a[:, 2 + 2 * d].astype(np.int64)}
 
     @property
     def n_hills(self):
-        return len(self._hills)
+        return self._n_hills
 
     def close(self):
-        """Close the HILLS file (it is flushed after every deposition anyway)."""
+        """Close the HILLS file (flushed after every deposition anyway; with ``walkers_dir`` pending hills
+        are flushed first if ``autoflush``) and release the walker id."""
+        if self._walkers is not None and self.autoflush:
+            self.flush_hills()
         if self._writer is not None:
             self._writer.close()
+        if self._walkers is not None:
+            self._walkers.close()
 
     # -- analysis --------------------------------------------------------------------------------
     def c_of_t(self, steps):

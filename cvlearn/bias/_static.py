@@ -1,5 +1,7 @@
 """Static (frozen) biases on a grid: rerun or reweight with a bias from a run, a HILLS file or an array."""
 
+import os
+
 import numpy as np
 import torch
 
@@ -7,6 +9,7 @@ from ..io import read_plumed_table
 from ._grid import Grid
 from ._gridbias import GridBias
 from ._metad import WellTemperedMetad
+from ._walkers import walker_files
 
 __all__ = ["StaticBias", "read_hills"]
 
@@ -58,46 +61,59 @@ def _derivative(values, axis, grid):
 
 
 def read_hills(path, cv=None, grid=None, temperature=None, bias_factor=None, names=None):
-    """The bias of a PLUMED (or cvlearn) HILLS file, as a :class:`StaticBias`.
+    """The bias of PLUMED (or cvlearn) HILLS files, as a :class:`StaticBias`.
 
-    ``evaluate(points)`` gives the bias PLUMED's METAD computes on restart from the same file:
+    ``evaluate(points)`` gives the bias PLUMED's METAD computes on restart from the same files:
     V(s) = sum over hills of height * (gamma - 1) / gamma * exp(-|s - c|^2 / (2 sigma^2)) for
     well-tempered runs (PLUMED writes heights scaled by gamma / (gamma - 1)), and ``free_energy()``
     what ``plumed sum_hills`` prints, -gamma / (gamma - 1) V, up to a constant.
 
     Parameters
     ----------
-    path : str
+    path : str, list of str, or directory
+        A HILLS file; several (their hills are summed); or a multiple-walkers directory, whose
+        ``HILLS.<id>`` files are summed as PLUMED's walkers (``WALKERS_DIR``) and cvlearn's
+        (``WellTemperedMetad(walkers_dir=...)``) share them.
     cv : torch.nn.Module, optional
         To apply the bias in a new run; not needed for analysis.
     grid : Grid, optional
-        Default: the hills' range +- 6 sigma at sigma / 5 spacing; periodic CVs from the file's
+        Default: the hills' range +- 6 sigma at sigma / 5 spacing; periodic CVs from the files'
         ``#! SET min_<cv>`` / ``max_<cv>`` lines.
     temperature : float, optional
         K, recorded in the returned free energy.
     bias_factor : float, optional
-        Default: the file's ``biasf`` column (1 = untempered).
+        Default: the files' ``biasf`` column (1 = untempered).
     names : list of str, optional
-        CV column names (default: the columns between time and the first sigma_).
+        CV column names (default: the first file's columns between time and the first sigma_).
     """
-    fields, consts, rows, _ = read_plumed_table(path)
-    if "height" not in fields or "time" not in fields:
-        raise ValueError(f"{path} is not a HILLS file: its FIELDS are {fields}.")
+    paths = _hills_paths(path)
+    tables = []
+    for p in paths:
+        fields, consts, rows, _ = read_plumed_table(p)
+        if "height" not in fields or "time" not in fields:
+            raise ValueError(f"{p} is not a HILLS file: its FIELDS are {fields}.")
+        tables.append((p, fields, consts, np.array(rows, dtype=np.float64).reshape(-1, len(fields))))
+    _, fields, consts, _ = tables[0]
     if names is None:
         names = [f for f in fields[1:] if not f.startswith("sigma_") and f not in ("height", "biasf", "clock")]
-    data = np.array(rows, dtype=np.float64).reshape(-1, len(fields))
+    needed = ["time", *names, *[f"sigma_{n}" for n in names], "height"]
+    for p, f, _, _ in tables:
+        missing = [c for c in needed if c not in f]
+        if missing:
+            raise ValueError(f"{p} lacks the columns {missing} (its FIELDS are {f}); expected the CVs {names} of "
+                             f"{paths[0]}. Files summed into one bias must come from the same CVs (same names); "
+                             "multivariate hills (sigma_<a>_<b>) are not supported yet.")
+    d = len(names)
+    data = np.concatenate([rows[:, [f.index(c) for c in needed]] for _, f, _, rows in tables])
     if not len(data):
         raise ValueError(f"{path} holds no hills.")
-    col = {f: i for i, f in enumerate(fields)}
-    missing = [f"sigma_{n}" for n in names if f"sigma_{n}" not in col]
-    if missing:
-        raise ValueError(f"{path} lacks {missing}; multivariate hills are not supported yet.")
     if bias_factor is None:
-        biasf = data[0, col["biasf"]] if "biasf" in col else 1.0
+        gammas = [rows[0, f.index("biasf")] for _, f, _, rows in tables if "biasf" in f and len(rows)]
+        biasf = gammas[0] if gammas else 1.0
         bias_factor = None if biasf <= 1.0 else float(biasf)
     if grid is None:
-        centers = data[:, [col[n] for n in names]]
-        sig = data[:, [col[f"sigma_{n}"] for n in names]].max(0)
+        centers = data[:, 1:1 + d]
+        sig = data[:, 1 + d:1 + 2 * d].max(0)
         lo, hi, per = [], [], []
         for i, n in enumerate(names):
             if f"min_{n}" in consts:
@@ -110,13 +126,32 @@ def read_hills(path, cv=None, grid=None, temperature=None, bias_factor=None, nam
                 per.append(False)
         bins = [max(2, int(np.ceil((h - l) / (s / 5)))) for l, h, s in zip(lo, hi, sig)]
         grid = Grid(lo, hi, bins, periodic=per)
-    sigma = data[0, [col[f"sigma_{n}"] for n in names]]
+    sigma = data[0, 1 + d:1 + 2 * d]
     holder = cv if cv is not None else _Named(names)
     metad = WellTemperedMetad(holder, sigma=sigma, height=1.0, bias_factor=bias_factor, pace=1, grid=grid,
                               temperature=temperature)
     metad.names = list(names)
-    metad.load_hills(path)
+    for p, fields, consts, rows in tables:
+        metad._load_table(p, fields, consts, rows)
     return StaticBias.from_metad(metad, cv=cv, label="metad")
+
+
+def _hills_paths(path):
+    """The HILLS files named by ``path``: a file, a list of files, or a walkers directory (its HILLS.<id>)."""
+    if isinstance(path, (list, tuple)):
+        if not path:
+            raise ValueError("Got an empty list of HILLS files; pass at least one path.")
+        return [os.fspath(p) for p in path]
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        found = [p for _, p in walker_files(path)]
+        if not found:
+            raise FileNotFoundError(f"{path} holds no HILLS.<id> files (PLUMED's multiple-walkers naming); pass "
+                                    "a HILLS file, a list of them, or the WALKERS_DIR of a run.")
+        return found
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No HILLS file at {path}.")
+    return [path]
 
 
 class _Named(torch.nn.Module):
