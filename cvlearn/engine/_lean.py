@@ -179,6 +179,13 @@ class _Distances(_AtomStep):
         return self.scatter(np.concatenate([u, -u]))
 
 
+def _cross(a, b):
+    """Row-wise cross product of (k, 3) arrays; np.cross costs ~50x more for a few rows (axis handling)."""
+    ax, ay, az = a[:, 0], a[:, 1], a[:, 2]
+    bx, by, bz = b[:, 0], b[:, 1], b[:, 2]
+    return np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=1)
+
+
 class _Dihedrals(_AtomStep):
     """Dihedral angles (atan2 form, as the torch featurizer) with their analytic gradient
     (Blondel & Karplus, J. Comput. Chem. 17, 1132 (1996), eqs. 27, in the bond vectors b1, b2, b3)."""
@@ -191,7 +198,7 @@ class _Dihedrals(_AtomStep):
         self.check(x)
         p0, p1, p2, p3 = (x[self.quads[:, k]] for k in range(4))
         b1, b2, b3 = p1 - p0, p2 - p1, p3 - p2
-        c1, c2 = np.cross(b2, b3), np.cross(b1, b2)
+        c1, c2 = _cross(b2, b3), _cross(b1, b2)
         nb2 = np.sqrt(np.einsum("ij,ij->i", b2, b2))
         a = np.arctan2(np.einsum("ij,ij->i", b1, c1) * nb2, np.einsum("ij,ij->i", c1, c2))
         self.geometry = b1, b2, b3, c1, c2, nb2
