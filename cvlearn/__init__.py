@@ -4,7 +4,7 @@ Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
 from . import bias, data, engine, export, features, fes, io, learners, systems, units
-from .bias import Grid, WellTemperedMetad
+from .bias import OPES, Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .exceptions import (
     ConvergenceWarning,
@@ -36,7 +36,7 @@ __all__ = [
     "__version__",
     "bias", "data", "engine", "export", "features", "fes", "io", "learners", "systems", "units", "save", "load",
     "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
-    "WellTemperedMetad", "load_trajectories", "stream_features",
+    "WellTemperedMetad", "OPES", "load_trajectories", "stream_features",
     "CVLearnError", "GridError", "NoReferenceError", "NotFittedError", "SimulationError",
     "ConvergenceWarning", "SamplingWarning",
 ]

@@ -3,8 +3,9 @@
 from ._grid import Grid
 from ._gridbias import GridBias
 from ._metad import WellTemperedMetad
+from ._opes import OPES
 from ._static import StaticBias, read_hills
 from ._walls import HarmonicRestraint, LowerWall, UpperWall
 
-__all__ = ["Grid", "GridBias", "WellTemperedMetad", "StaticBias", "read_hills", "HarmonicRestraint",
+__all__ = ["Grid", "GridBias", "WellTemperedMetad", "OPES", "StaticBias", "read_hills", "HarmonicRestraint",
            "LowerWall", "UpperWall"]

@@ -11,6 +11,11 @@ while the bias grows, so it is the default for well-tempered metadynamics.
 the bias is quasi-static (late in a well-tempered run, OPES, or any static bias), so discard the
 transient with ``skip`` (e.g. the first 30 % of frames). Use it for static biases, or to check c(t).
 
+``method="bias"``: every frame gets exp(beta V(s, t)), the bias acting when it was recorded, with no
+offset: the reweighting of OPES (Invernizzi & Parrinello, JPCL 11, 2731 (2020)), whose bias is
+quasi-static after a short transient (discard it with ``skip``). It is the default for a bias that
+says so (``bias.reweighting = "bias"``, as :class:`cvlearn.OPES`); "ct" is the default otherwise.
+
 Unbiased runs (``bias=None``) get uniform weights.
 """
 
@@ -36,16 +41,24 @@ def _temperature(trajectory, bias, temperature):
     return float(t)
 
 
-def log_weights(trajectory, bias=None, method="ct", temperature=None):
+def _method(bias, method):
+    return getattr(bias, "reweighting", "ct") if method is None else method
+
+
+def log_weights(trajectory, bias=None, method=None, temperature=None):
     """Log-weights (frames, walkers) that undo ``bias`` for the frames of ``trajectory``.
 
     ``method`` is "ct" (bias at each frame minus c(t); needs a bias with ``c_of_t``, e.g.
-    :class:`cvlearn.WellTemperedMetad`) or "final" (the final bias at each frame's CV).
+    :class:`cvlearn.WellTemperedMetad`), "final" (the final bias at each frame's CV) or "bias" (the
+    bias at each frame, for OPES); default the bias's own ``reweighting``, else "ct".
     """
     shape = trajectory.positions.shape[:2]
     if bias is None:
         return np.zeros(shape)
     beta = 1.0 / _kT(_temperature(trajectory, bias, temperature))
+    method = _method(bias, method)
+    if method == "bias":
+        return beta * trajectory.bias_energy
     if method == "ct":
         if not hasattr(bias, "c_of_t"):
             raise ValueError(f"method='ct' needs a metadynamics bias with a c(t) history; {type(bias).__name__} has "
@@ -58,7 +71,7 @@ def log_weights(trajectory, bias=None, method="ct", temperature=None):
         with torch.no_grad():
             s = bias.cv_values(pos).numpy()
         return beta * bias.evaluate(s).reshape(shape)
-    raise ValueError(f"method must be 'ct' or 'final'; got {method!r}.")
+    raise ValueError(f"method must be 'ct', 'final' or 'bias'; got {method!r}.")
 
 
 def _values(trajectory, variables):
@@ -98,7 +111,7 @@ def _normalized(logw):
     return np.exp(logw - logw.max())
 
 
-def reweight(trajectory, variables, bias=None, method="ct", bins=50, ranges=None, skip=0.0, n_blocks=5,
+def reweight(trajectory, variables, bias=None, method=None, bins=50, ranges=None, skip=0.0, n_blocks=5,
              temperature=None, names=None):
     """Free energy surface of any variable(s) from (biased) frames, with block-averaged errors.
 
@@ -111,8 +124,8 @@ def reweight(trajectory, variables, bias=None, method="ct", bins=50, ranges=None
         module, a featurizer), or precomputed values (frames, walkers, k); k = 1 to 3.
     bias : object, optional
         The bias that acted (e.g. the :class:`cvlearn.WellTemperedMetad` of the run).
-    method : {"ct", "final"}
-        See the module documentation.
+    method : {"ct", "final", "bias"}, optional
+        See the module documentation; default the bias's own (``bias.reweighting``), else "ct".
     bins : int or sequence of int
     ranges : [(lo, hi), ...], optional
         Histogram range per variable (default: the sampled range).
@@ -131,6 +144,7 @@ def reweight(trajectory, variables, bias=None, method="ct", bins=50, ranges=None
         F in kJ/mol on the bin centers (inf in empty bins), ``error`` and ``samples`` set.
     """
     vals = _values(trajectory, variables)
+    method = _method(bias, method)
     logw = log_weights(trajectory, bias, method, temperature)
     T = _temperature(trajectory, bias, temperature)
     n = vals.shape[0]
@@ -165,7 +179,7 @@ def reweight(trajectory, variables, bias=None, method="ct", bins=50, ranges=None
                                                     "n_frames": int((n - first) * vals.shape[1])})
 
 
-def delta_f_timeseries(trajectory, variables, basin_a, basin_b, bias=None, method="ct", n_points=20,
+def delta_f_timeseries(trajectory, variables, basin_a, basin_b, bias=None, method=None, n_points=20,
                        n_blocks=5, temperature=None):
     """F(b) - F(a) (kJ/mol) from the frames up to each of ``n_points`` times, to judge convergence.
 

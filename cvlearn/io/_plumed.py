@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-__all__ = ["read_colvar", "read_plumed_table", "PlumedWriter", "backup"]
+__all__ = ["read_colvar", "read_plumed_table", "PlumedWriter", "backup", "plumed_table_text"]
 
 
 def backup(path):
@@ -25,6 +25,16 @@ def backup(path):
     new = os.path.join(head, f"bck.{n}.{name}")
     os.replace(path, new)
     return new
+
+
+def _rows_text(rows):
+    return "".join(" ".join(f"{v:.17g}" for v in row) + "\n" for row in rows)
+
+
+def plumed_table_text(fields, constants=None, rows=()):
+    """A PLUMED table as text: the ``#! FIELDS`` line, ``#! SET`` lines, then rows at full precision."""
+    head = "#! FIELDS " + " ".join(fields) + "\n" + "".join(f"#! SET {k} {v}\n" for k, v in (constants or {}).items())
+    return head + _rows_text(np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)) if len(rows) else head
 
 
 def read_plumed_table(path, complete_lines_only=True, offset=0):
@@ -117,9 +127,7 @@ class PlumedWriter:
             if exists:
                 backup(self.path)
             self._fh = open(self.path, "w")
-            self._fh.write("#! FIELDS " + " ".join(self.fields) + "\n")
-            for k, v in (constants or {}).items():
-                self._fh.write(f"#! SET {k} {v}\n")
+            self._fh.write(plumed_table_text(self.fields, constants))
             self._fh.flush()
 
     def write(self, rows):
@@ -127,7 +135,7 @@ class PlumedWriter:
         rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
         if rows.shape[1] != len(self.fields):
             raise ValueError(f"Row has {rows.shape[1]} values for {len(self.fields)} fields.")
-        self._fh.write("".join(" ".join(f"{v:.17g}" for v in row) + "\n" for row in rows))
+        self._fh.write(_rows_text(rows))
         self._fh.flush()
 
     def close(self):
