@@ -3,7 +3,7 @@
 Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
-from . import bias, data, engine, export, features, fes, io, learners, systems, units
+from . import bias, data, engine, export, features, fes, io, learners, loop, systems, units
 from .bias import OPES, Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .exceptions import (
@@ -18,6 +18,7 @@ from .exceptions import (
 from .features import load_trajectories, stream_features
 from .io._models import load, save
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
+from .loop import IterationResult, iterate
 
 __version__ = "0.1.0"
 
@@ -34,9 +35,9 @@ def __getattr__(name):
 
 __all__ = [
     "__version__",
-    "bias", "data", "engine", "export", "features", "fes", "io", "learners", "systems", "units", "save", "load",
+    "bias", "data", "engine", "export", "features", "fes", "io", "learners", "loop", "systems", "units", "save", "load",
     "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
-    "WellTemperedMetad", "OPES", "load_trajectories", "stream_features",
+    "WellTemperedMetad", "OPES", "load_trajectories", "stream_features", "iterate", "IterationResult",
     "CVLearnError", "GridError", "NoReferenceError", "NotFittedError", "SimulationError",
     "ConvergenceWarning", "SamplingWarning",
 ]
