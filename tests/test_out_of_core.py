@@ -100,7 +100,23 @@ def test_partial_fit_pairs_never_cross_calls_unless_continued(trajs):
     assert_same_fit(cl.TICA(lagtime=LAG).fit(pieces), est)
     est.partial_fit([trajs[1], trajs[3]])  # a list: independent trajectories
     assert_same_fit(cl.TICA(lagtime=LAG).fit(pieces + [trajs[1], trajs[3]]), est)
-    assert_same_fit(cl.TICA(lagtime=LAG).fit(trajs[0]), cl.TICA(lagtime=LAG).partial_fit(x).fit(x))  # fit restarts
+    assert_same_fit(cl.TICA(lagtime=LAG).fit(x), cl.TICA(lagtime=LAG).partial_fit(x[:50]).fit(x))  # fit restarts
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_partial_fit_after_fit_adds_trajectories(trajs, name):
+    """As in scikit-learn, partial_fit after fit adds to fit's frames, also with (log-)weights."""
+    rng = np.random.default_rng(4)
+    w = [rng.random(len(x)) for x in trajs]
+    logw = [rng.normal(scale=3.0, size=len(x)) + 100.0 * i for i, x in enumerate(trajs)]
+    for kw in ({}, {"weights": w}, {"logweights": logw}):
+        first = {k: v[:2] for k, v in kw.items()}
+        est = LINEAR[name]().fit(trajs[:2], **first)
+        for i in (2, 3):
+            est.partial_fit(trajs[i], **{k: v[i] for k, v in kw.items()})
+        assert_same_fit(LINEAR[name]().fit(trajs, **kw), est)
+    with pytest.raises(ValueError, match=r"fit keeps no frames of its last trajectory"):
+        LINEAR[name]().fit(trajs).partial_fit(trajs[0], continues=True)
 
 
 def test_partial_fit_logweights_rebased(trajs):
@@ -226,6 +242,37 @@ def test_streamed_training_matches_in_memory(hidden):
     a, b = fits["npy"].transform(NpyFiles(paths)), fits["npy"].transform(train)
     for p, q in zip(a, b):
         np.testing.assert_allclose(p, q, rtol=0, atol=1e-6)
+
+
+def test_networks_train_from_a_feature_stream(tmp_path):
+    """A FeatureStream (mdtraj files, read front to back) trains a TimeLaggedAutoEncoder: the same
+    standardization as the features in memory, one CV array per file."""
+    md = pytest.importorskip("mdtraj")
+    from cvlearn.data import alanine_dipeptide_pdb
+    from cvlearn.features import Positions, load_trajectories, stream_features
+
+    pdb = alanine_dipeptide_pdb()
+    top = md.load_topology(pdb)
+    rng = np.random.default_rng(0)
+    ref = md.load(pdb).xyz[0]
+    files = []
+    for i, n in enumerate([700, 450]):
+        walk = np.cumsum(rng.normal(scale=0.01, size=(n, 1, 3)), axis=0)
+        xyz = (ref + walk + 0.02 * rng.normal(size=(n, 22, 3))).astype(np.float32)
+        files.append(str(tmp_path / f"{i}.dcd"))
+        md.Trajectory(xyz, top).save(files[-1])
+    feat = Positions(22, 3)
+    stream = stream_features(files, feat, top=pdb, chunk=128)
+    in_memory = [feat.transform(t.xyz) for t in load_trajectories(files, top=pdb)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cl.ConvergenceWarning)
+        est = cl.TimeLaggedAutoEncoder(lagtime=LAG, layers=[8], max_epochs=3, batch_size=256).fit(stream)
+    allx = np.concatenate(in_memory)
+    np.testing.assert_allclose(est.module_.standardize.mean.numpy(), allx.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(est.module_.standardize.std.numpy(), allx.std(0), rtol=1e-6)
+    for p, q in zip(est.transform(stream), est.transform(in_memory)):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-6)
+    assert len(est.history_["valid"]) == 3
 
 
 def test_scan_statistics_equal_numpy(trajs, npy_paths):

@@ -50,11 +50,13 @@ class LinearLearner(TransformerMixin, BaseEstimator):
         """Add frames to the fit, one trajectory or one chunk of a trajectory at a time (scikit-learn's partial_fit).
 
         Time-lagged pairs never span two calls unless ``continues=True``: then the first (or only)
-        trajectory of ``X`` continues the last one of the previous call, whose last ``lagtime``
-        frames (and weights) were kept, so chunks of one trajectory give the same fit as the
-        whole trajectory, even chunks shorter than the lag. The fitted attributes are recomputed
-        after each call from all frames so far, once there are enough (for TICA: one time-lagged
-        pair with positive weight; for PCA: two frames); ``fit`` starts over.
+        trajectory of ``X`` continues the last one of the previous partial_fit call, whose last
+        ``lagtime`` frames (and weights) were kept, so chunks of one trajectory give the same fit
+        as the whole trajectory, even chunks shorter than the lag. The fitted attributes are
+        recomputed after each call from all frames so far, once there are enough (for TICA: one
+        time-lagged pair with positive weight; for PCA: two frames). As in scikit-learn, ``fit``
+        starts over and ``partial_fit`` after ``fit`` adds to the frames ``fit`` saw (as new
+        trajectories: ``fit`` keeps no frames to continue).
 
         Parameters
         ----------
@@ -62,7 +64,8 @@ class LinearLearner(TransformerMixin, BaseEstimator):
             One trajectory (or chunk), or several independent ones.
         weights, logweights : array or list of arrays, optional
             Per frame of ``X``, as in ``fit``. Log-weights (e.g. bias / kT) may grow from call to
-            call: the sums so far are rescaled whenever a larger one comes.
+            call: the sums so far are rescaled whenever a larger one comes. Plain weights count
+            as exp(log-weight).
         continues : bool
             True if ``X`` continues the trajectory of the previous call (no effect without a lag, as in PCA).
 
@@ -76,34 +79,37 @@ class LinearLearner(TransformerMixin, BaseEstimator):
                             f"{type(X).__name__} to fit, which reads it chunk by chunk.")
         lag = self._pair_lag()
         mom = getattr(self, "_partial", None)
-        if continues and mom is None:
+        if continues and getattr(self, "_tail", None) is None:
             raise ValueError(f"continues=True, but this {owner} has no earlier partial_fit call to continue (fit "
-                             "starts over). Pass the first chunk of a trajectory with continues=False.")
+                             "keeps no frames of its last trajectory). Pass the first chunk of a trajectory with "
+                             "continues=False.")
         arrays = as_trajectory_list(X, n_features=None if mom is None else mom.n_features, owner=owner)
         if mom is None:
-            mom = Moments(arrays[0].shape[1], lag)
-            self._tail = (np.zeros((0, mom.n_features)), np.zeros(0))
-            self._logw_top = -np.inf
-        if logweights is not None:
-            logw = check_weights(logweights, arrays, name="logweights", logweights=None, _signed=True)
-            if weights is not None:
-                raise ValueError("Give either weights or logweights, not both.")
-            top = max(self._logw_top, max(float(w.max()) for w in logw))
-            if np.isfinite(self._logw_top) and top > self._logw_top:
-                mom.scale(np.exp(self._logw_top - top))
-                self._tail = (self._tail[0], self._tail[1] * np.exp(self._logw_top - top))
-            self._logw_top = top
-            weights = [np.exp(w - top) for w in logw]
-        else:
-            weights = check_weights(weights, arrays)
+            mom = self._keep(Moments(arrays[0].shape[1], lag))
+        if weights is not None and logweights is not None:
+            raise ValueError("Give either weights or logweights, not both.")
         empty = (np.zeros((0, mom.n_features)), np.zeros(0))
+        tail = self._tail if continues else empty
+        ref = self._logw_top  # accumulated weights are exp(log-weight - ref)
+        if logweights is None:
+            weights = [w * np.exp(-ref) for w in check_weights(weights, arrays)]
+        else:
+            logw = check_weights(logweights, arrays, name="logweights", _signed=True)
+            top = max(float(w.max()) for w in logw)
+            if mom.w2 == 0 and not tail[1].any():  # nothing weighs yet: any reference will do
+                ref = top
+            elif top > ref:
+                mom.scale(np.exp(ref - top))
+                tail = (tail[0], tail[1] * np.exp(ref - top))
+                ref = top
+            self._logw_top = ref
+            weights = [np.exp(w - ref) for w in logw]
         for k, (x, w) in enumerate(zip(arrays, weights)):
-            frames, frame_w = self._tail if k == 0 and continues else empty
-            block, tail = join_tail(frames, x, lag or 0)
+            frames, frame_w = tail if k == 0 else empty
+            block, x_tail = join_tail(frames, x, lag or 0)
             w_block, w_tail = join_tail(frame_w, w, lag or 0)
             mom.add(block, w_block)
-            self._tail = (tail, w_tail)
-        self._partial = mom
+            self._tail = (x_tail, w_tail)
         if self._not_enough(mom) is None:
             self._solve(mom)
         return self
@@ -111,6 +117,14 @@ class LinearLearner(TransformerMixin, BaseEstimator):
     def _forget_partial(self):
         for name in ("_partial", "_tail", "_logw_top"):
             self.__dict__.pop(name, None)
+
+    def _keep(self, mom, logweights=None):
+        """Keep moments for partial_fit: a fresh accumulation, or fit's (with the reference of its log-weights)."""
+        self._partial, self._tail, self._logw_top = mom, None, 0.0
+        if logweights is not None:  # fit's weights were exp(logw - max logw): check_weights' normalization
+            self._logw_top = max(float(np.max(w)) for w in (logweights if isinstance(logweights, (list, tuple))
+                                                            else [logweights]))
+        return mom
 
     def _moments(self, X, weights, logweights, lagtime=None, n_features=None):
         """Moments of the frames (with ``lagtime``: of the pairs) of arrays in memory or of a FrameSource.
@@ -195,7 +209,8 @@ class LinearLearner(TransformerMixin, BaseEstimator):
     def _check_fitted(self):
         if not hasattr(self, "eigenvectors_"):
             mom = getattr(self, "_partial", None)
-            why = "" if mom is None else f" (partial_fit has not seen enough data yet: {self._not_enough(mom)})"
+            msg = mom is not None and self._not_enough(mom)
+            why = f" (partial_fit has not seen enough data yet: {msg})" if msg else ""
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet{why}; call fit(X) first.")
 
     def transform(self, X):

@@ -77,7 +77,7 @@ class PCA(LinearLearner):
         msg = self._not_enough(mom)
         if msg:
             raise ValueError(msg)
-        self._solve(mom)
+        self._solve(self._keep(mom, logweights))
         return self
 
     def _solve(self, mom):

@@ -139,7 +139,7 @@ class TICA(LinearLearner):
         """
         self._check_params()
         self._forget_partial()
-        self._solve(self._new_moments(X, weights, logweights=logweights))
+        self._solve(self._keep(self._new_moments(X, weights, logweights=logweights), logweights))
         return self
 
     def _solve(self, mom):
