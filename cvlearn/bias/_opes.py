@@ -557,7 +557,9 @@ class OPES:
 
         ``grid``: a :class:`cvlearn.Grid`; default the kernels' range +- 3 sigma (whole period on periodic
         CVs) with ``bins`` intervals per CV. The reweighted histogram (``cl.fes.reweight``) is the
-        estimate PLUMED recommends; this one is for a quick look.
+        estimate PLUMED recommends; this one is for a quick look: as in PLUMED, kernel heights are not
+        divided by the (adaptive, per-walker) sigma they were deposited with, so with adaptive sigma
+        wells of different widths are weighted slightly wrongly (0.5 kT on the tests' double well).
         """
         self._require_configured()
         if grid is None:
