@@ -192,11 +192,23 @@ class WellTemperedMetad(GridBias):
                 self.flush_hills()
             self.read_walkers()
 
+    def energy(self, positions):
+        self._rct_in_force = self.rct[-1]
+        return super().energy(positions)
+
+    def value_and_gradient(self, s):
+        self._rct_in_force = self.rct[-1]
+        return super().value_and_gradient(s)
+
     def colvar(self):
-        """COLVAR columns of the last evaluated configuration: CVs, ``label.bias``, ``label.rct``."""
+        """COLVAR columns of the last evaluated configuration: CVs, ``label.bias``, ``label.rct``.
+
+        ``rct`` is c(t) of the bias that was evaluated (before a hill deposited at the same step), as
+        PLUMED prints it, so (bias - rct) / kT in the file is each frame's c(t) log-weight.
+        """
         out = super().colvar()
         bias = out[f"{self.label}.bias"]
-        out[f"{self.label}.rct"] = torch.full_like(bias, self.rct[-1])
+        out[f"{self.label}.rct"] = torch.full_like(bias, getattr(self, "_rct_in_force", self.rct[-1]))
         return out
 
     # -- hills -----------------------------------------------------------------------------------
@@ -267,14 +279,15 @@ class WellTemperedMetad(GridBias):
         if self._walkers is None:
             raise ValueError("read_walkers() needs multiple walkers: create the bias with walkers_dir=, walker_id= "
                              "and n_walkers=.")
-        parts, dt = [], self.timestep or 1.0
+        parts = []
         for j, tail in self._walkers.tails.items():
             for fields, rows in tail.read():
-                parts.append(self._hill_table(tail.path, fields, tail.constants, rows))
+                parts.append((tail.path, self._hill_columns(tail.path, fields, tail.constants, rows)))
                 self._from[j] += len(rows)
         if not parts:
             return 0
-        time, centers, heights = (np.concatenate(a) for a in zip(*parts))
+        time, centers, heights = self._checked(parts)
+        dt = self.timestep or 1.0
         self._add(centers, heights, np.rint(time / dt).astype(np.int64), time=time, write=False, at=self._step)
         return len(time)
 
@@ -339,15 +352,16 @@ class WellTemperedMetad(GridBias):
 
     def _load_table(self, path, fields, constants, data):
         """Add the hills of a parsed HILLS table (see :meth:`load_hills`); returns their number."""
-        time, centers, heights = self._hill_table(path, fields, constants, data)
+        time, centers, heights = self._checked([(path, self._hill_columns(path, fields, constants, data))])
         dt = self.timestep or 1.0
         for t in np.unique(time):
             sel = time == t
             self._add(centers[sel], heights[sel], int(round(t / dt)), time=t, write=False)
         return len(data)
 
-    def _hill_table(self, path, fields, constants, data):
-        """(time (ps), centers (n, d), heights (kJ/mol, as deposited)) of HILLS rows, checked against this bias."""
+    def _hill_columns(self, path, fields, constants, data):
+        """HILLS rows as columns time, centers, sigmas, height (file units), biasf (NaN if absent), after
+        checking the file's CV names and periods against this bias."""
         missing = [f for f in self._hill_fields()[:-1] if f not in fields]
         if missing:
             raise ValueError(f"{path} lacks the columns {missing} (it has {fields}); the CV names of this bias "
@@ -363,17 +377,28 @@ class WellTemperedMetad(GridBias):
                                      f"{'periodic in ' if self.grid.periodic[i] else 'not periodic, '}"
                                      f"[{self.grid.lo[i]}, {self.grid.hi[i]}]. Use the same CV and grid period.")
         col = {f: i for i, f in enumerate(fields)}
-        if "biasf" in col and len(data) and self.bias_factor is not None:
-            file_gamma = data[:, col["biasf"]]
-            if np.any(np.abs(file_gamma - self.bias_factor) > 1e-6 * self.bias_factor):
-                raise ValueError(f"{path} was written with bias factor {file_gamma[0]}, this bias has "
+        gamma = data[:, col["biasf"]] if "biasf" in col else np.full(len(data), np.nan)
+        return np.column_stack([data[:, [col[f] for f in self._hill_fields()[:-1]]], gamma])
+
+    def _checked(self, parts):
+        """(time (ps), centers (n, d), heights (kJ/mol, as deposited)) of the hills of ``parts``, a list of
+        (path, columns from :meth:`_hill_columns`), once every hill's bias factor and sigma are checked
+        against this bias (in one vectorized pass; the error names the file)."""
+        table = np.concatenate([c for _, c in parts])
+        d = self.grid.ndim
+        gamma, sigmas = table[:, -1], table[:, 1 + d:1 + 2 * d]
+        bad_gamma = np.zeros(len(table), dtype=bool)
+        if self.bias_factor is not None:
+            bad_gamma = np.abs(gamma - self.bias_factor) > 1e-6 * self.bias_factor  # NaN (no biasf column): False
+        bad_sigma = ~np.isclose(sigmas, self.sigma, rtol=1e-9).all(1)
+        if bad_gamma.any() or bad_sigma.any():
+            i = int(np.argmax(bad_gamma | bad_sigma))
+            path = parts[int(np.searchsorted(np.cumsum([len(c) for _, c in parts]), i, side="right"))][0]
+            if bad_gamma[i]:
+                raise ValueError(f"{path} was written with bias factor {gamma[i]}, this bias has "
                                  f"{self.bias_factor}; heights would be rescaled wrongly.")
-        sigmas = data[:, [col[f"sigma_{n}"] for n in self.names]]
-        if not np.allclose(sigmas, self.sigma, rtol=1e-9):
-            bad = sigmas[~np.isclose(sigmas, self.sigma, rtol=1e-9).all(1)][0]
-            raise ValueError(f"{path} has hills of width {bad} but this bias uses sigma={self.sigma}.")
-        return (data[:, col["time"]], data[:, [col[n] for n in self.names]],
-                data[:, col["height"]] / self._height_scale())
+            raise ValueError(f"{path} has hills of width {sigmas[i]} but this bias uses sigma={self.sigma}.")
+        return table[:, 0], table[:, 1:1 + d], table[:, 1 + 2 * d] / self._height_scale()
 
     @property
     def hills(self):

@@ -112,7 +112,7 @@ def _normalized(logw):
 
 
 def reweight(trajectory, variables, bias=None, method=None, bins=50, ranges=None, skip=0.0, n_blocks=5,
-             temperature=None, names=None):
+             temperature=None, names=None, logweights=None):
     """Free energy surface of any variable(s) from (biased) frames, with block-averaged errors.
 
     Parameters
@@ -137,6 +137,9 @@ def reweight(trajectory, variables, bias=None, method=None, bins=50, ranges=None
     temperature : float, optional
         K (default: the trajectory's).
     names : list of str, optional
+    logweights : ndarray (frames, walkers), optional
+        Log-weights computed elsewhere (e.g. :func:`cvlearn.fes.colvar_logweights` of a PLUMED run),
+        used instead of ``bias``/``method``; ``temperature`` is then required unless the trajectory has one.
 
     Returns
     -------
@@ -145,7 +148,10 @@ def reweight(trajectory, variables, bias=None, method=None, bins=50, ranges=None
     """
     vals = _values(trajectory, variables)
     method = _method(bias, method)
-    logw = log_weights(trajectory, bias, method, temperature)
+    if logweights is None:
+        logw = log_weights(trajectory, bias, method, temperature)
+    else:
+        logw = np.asarray(logweights, dtype=np.float64).reshape(vals.shape[:2])
     T = _temperature(trajectory, bias, temperature)
     n = vals.shape[0]
     first = int(np.floor(skip * n))

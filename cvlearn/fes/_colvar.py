@@ -1,0 +1,86 @@
+"""Free energies from PLUMED runs done elsewhere: COLVAR files in, reweighted surfaces and weights out.
+
+A run on a cluster (GROMACS, LAMMPS or OpenMM with PLUMED, e.g. from ``cvlearn export --plumed``)
+leaves COLVAR files with the CVs, the bias acting at each row (``metad.bias``) and, for
+well-tempered metadynamics with ``CALC_RCT``, its c(t) offset (``metad.rct``). Those are all the
+c(t) reweighting needs: log w = (V(s, t) - c(t)) / kT. OPES prints no rct and needs none.
+"""
+
+import os
+
+import numpy as np
+
+from ..engine._trajectory import Trajectory
+from ..io import read_colvar
+from ..units import kT as _kT
+from ._reweight import reweight
+
+__all__ = ["colvar_logweights", "from_colvar"]
+
+
+def _tables(colvar):
+    """One dict of columns per walker from a path, a dict, or a list of them (e.g. COLVAR.0, COLVAR.1)."""
+    items = colvar if isinstance(colvar, (list, tuple)) else [colvar]
+    tables = [c if isinstance(c, dict) else read_colvar(os.fspath(c)) for c in items]
+    n = min(len(next(iter(t.values()))) for t in tables)
+    if any(len(next(iter(t.values()))) != n for t in tables):
+        # Walkers of one run end at slightly different rows when it is stopped; use the common part.
+        tables = [{k: v[:n] for k, v in t.items()} for t in tables]
+    return tables
+
+
+def _column(table, name, path_hint):
+    if name not in table:
+        raise ValueError(f"COLVAR {path_hint} has no column {name!r}; it has {sorted(table)}. Name the bias and rct "
+                         "columns as PLUMED printed them (e.g. bias='metad.bias', rct='metad.rct', or for OPES "
+                         "bias='opes.bias', rct=None).")
+    return table[name]
+
+
+def colvar_logweights(colvar, bias="metad.bias", rct="metad.rct", temperature=300.0):
+    """Log-weights (frames, walkers) that undo the bias of a PLUMED run, from its COLVAR file(s).
+
+    ``bias`` is a column name or a list of them (summed, e.g. a bias and its walls); ``rct`` the
+    c(t) column (None for OPES or a static bias). Temperature in K. Use them for
+    :func:`cvlearn.fes.reweight` (``logweights=``) or to retrain a learner on the cluster's frames
+    (``learner.fit(X, logweights=...)``, one column per walker).
+    """
+    tables = _tables(colvar)
+    names = [bias] if isinstance(bias, str) else list(bias or [])
+    beta = 1.0 / _kT(temperature)
+    out = []
+    for i, t in enumerate(tables):
+        v = sum((_column(t, b, i) for b in names), np.zeros(len(next(iter(t.values())))))
+        if rct is not None:
+            v = v - _column(t, rct, i)
+        out.append(beta * v)
+    return np.stack(out, axis=1)
+
+
+def from_colvar(colvar, variables, bias="metad.bias", rct="metad.rct", temperature=300.0, bins=50, ranges=None,
+                skip=0.0, n_blocks=5):
+    """Free energy surface (kJ/mol) of COLVAR columns ``variables`` (1 to 3 names), reweighted from a PLUMED run.
+
+    ``colvar`` is a path, a dict of columns, or a list of them (one per walker). Block-averaged
+    errors as in :func:`cvlearn.fes.reweight`, whose ``bins``, ``ranges``, ``skip``, ``n_blocks`` these are.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "COLVAR")
+    >>> rows = np.c_[np.arange(400) * 0.1, np.tile([-1.0, 1.0], 200), np.tile([0.0, 2.0], 200), np.zeros(400)]
+    >>> text = "\\n".join(" ".join(map(str, r)) for r in rows)
+    >>> _ = open(p, "w").write("#! FIELDS time phi metad.bias metad.rct\\n" + text + "\\n")
+    >>> fes = from_colvar(p, ["phi"], bins=2, ranges=[(-2.0, 2.0)])
+    >>> round(float(fes.F[1] - fes.F[0]), 3)  # equal populations, but phi = +1 carried a 2 kJ/mol bias
+    -2.0
+    """
+    tables = _tables(colvar)
+    names = [variables] if isinstance(variables, str) else list(variables)
+    values = np.stack([np.column_stack([_column(t, v, i) for v in names]) for i, t in enumerate(tables)], axis=1)
+    logw = colvar_logweights(tables, bias, rct, temperature)
+    n, w = values.shape[:2]
+    time = tables[0]["time"] if "time" in tables[0] else np.arange(n, dtype=float)
+    frames = Trajectory(np.zeros((n, w, 1, 1)), time, temperature=temperature)
+    return reweight(frames, values, bins=bins, ranges=ranges, skip=skip, n_blocks=n_blocks, temperature=temperature,
+                    names=names, logweights=logw)
