@@ -36,3 +36,12 @@ def test_03_your_own_potential(tmp_path):
     d, exact = tutorial.main(fast=True, out=str(tmp_path))
     # Tilt 2 kJ/mol/nm: the right well is 4 kJ/mol higher, less the small entropic difference.
     assert 3.5 < exact < 4.3 and np.isfinite(d.value)
+
+
+def test_05_to_the_cluster(tmp_path):
+    pytest.importorskip("openmm")
+    fes_cv, fes_s, logw = _load("05_to_the_cluster").main(fast=True, out=str(tmp_path))
+    text = (tmp_path / "plumed" / "plumed.dat").read_text()
+    assert "PYTORCH_MODEL FILE=model.ptc ARG=sin_phi_2,cos_phi_2,sin_psi_2,cos_psi_2" in text
+    assert (tmp_path / "plumed" / "model.ptc").exists() and (tmp_path / "run" / "HILLS").exists()
+    assert len(logw) == 40 and np.isfinite(logw).all() and np.isfinite(fes_s.F).sum() >= 5
