@@ -209,6 +209,9 @@ def main():
         return
     if args.quick:
         args.frames, args.files, args.epochs = 2_000_000, 4, 1
+    import torch
+
+    torch.set_num_threads(1)  # as in the workers, so that the machine description in RESULTS.md says so
 
     directory = tempfile.mkdtemp(prefix="cvlearn_out_of_core_", dir=args.dir)
     try:

@@ -13,7 +13,8 @@ The neural learners train on data that do not fit in memory in three steps:
    (``NpyFiles``, memory-mapped arrays) are read in pieces of ``_PIECE`` pairs in random order, so a
    buffer holds hundreds of places from all files; the others (a FeatureStream reads its files
    front to back) are read chunk by chunk, switching at random between trajectories, in
-   proportion to the frames each has left. Validation pairs are read in order, and their loss is
+   proportion to the frames each has left (each epoch reads them twice: for the training pairs,
+   then for the validation pairs). Validation pairs are read in order, and their loss is
    accumulated exactly over the whole validation set (:meth:`PairReader.valid_sum`).
 
 At any time one buffer (plus one piece and one batch) is in memory, whatever the size of the data.
