@@ -274,3 +274,19 @@ def test_unreachable_scheduler_fails_fast():
     with pytest.raises(cl.walkers.SchedulerUnreachableError):
         main(["walkers", "--n-walkers", "2", "--scheduler", address, "--timeout", "2", "--steps", "100"])
 
+
+
+def test_demo_walkers_learn_the_hidden_coordinate():
+    """`cvlearn walkers --system hidden-double-well`: the TICA CV it biases follows the hidden x."""
+    import doctest
+
+    import cvlearn.walkers._demo as demo_module
+
+    assert doctest.testmod(demo_module).failed == 0
+    demo = cl.walkers.DemoWalkers("hidden-double-well", explore_steps=1500)
+    run = demo.engine(n_walkers=4, seed=2).run(600, stride=20)
+    pos = torch.as_tensor(run.positions.reshape(-1, *run.positions.shape[2:]))
+    with torch.no_grad():
+        s = demo.cv(pos).numpy().ravel()
+    x = demo.system().slow_coordinates(run.positions.reshape(-1, *run.positions.shape[2:]))[:, 0]
+    assert abs(np.corrcoef(s, x)[0, 1]) > 0.9
