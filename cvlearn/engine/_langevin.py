@@ -35,6 +35,17 @@ class Frame:
     bias_energy: torch.Tensor
 
 
+def open_hills(biases, hills, restart):
+    """Point the biases that deposit hills at the file ``hills`` (None: leave them as they are)."""
+    if hills is None:
+        return
+    holders = [b for b in biases if hasattr(b, "open_hills")]
+    if not holders:
+        raise ValueError("hills= was given but no bias deposits hills (pass bias=WellTemperedMetad(...)).")
+    for b in holders:
+        b.open_hills(hills, restart=restart)
+
+
 class Langevin:
     """Langevin dynamics of many independent walkers at once, with the BAOAB splitting.
 
@@ -188,12 +199,7 @@ class Langevin:
         """
         n_steps = check_positive(n_steps, "n_steps", "Langevin.run", integer=True)
         stride = check_positive(stride, "stride", "Langevin.run", integer=True)
-        if hills is not None:
-            holders = [b for b in self.biases if hasattr(b, "open_hills")]
-            if not holders:
-                raise ValueError("hills= was given but no bias deposits hills (pass bias=WellTemperedMetad(...)).")
-            for b in holders:
-                b.open_hills(hills, restart=restart)
+        open_hills(self.biases, hills, restart)
         frames = []
         writers = None
         bar = None

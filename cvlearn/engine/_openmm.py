@@ -13,6 +13,7 @@ from ..exceptions import CVLearnError, GridError, SamplingWarning, SimulationErr
 from ..io import PlumedWriter
 from ..io._atomic import save_npz_atomic
 from ..units import BOLTZMANN, as_array, as_float
+from ._langevin import open_hills
 from ._lean import Unsupported, compile_cv
 from ._trajectory import Trajectory
 
@@ -358,12 +359,7 @@ class OpenMM:
         for name, value in [("n_steps", n_steps), ("stride", stride)] + [("a bias pace", p) for p in paces]:
             if value % k:
                 raise ValueError(f"{name} ({value}) must be a multiple of bias_interval ({k}).")
-        if hills is not None:
-            holders = [b for b in self.biases if hasattr(b, "open_hills")]
-            if not holders:
-                raise ValueError("hills= was given but no bias deposits hills (pass bias=WellTemperedMetad(...)).")
-            for b in holders:
-                b.open_hills(hills, restart=restart)
+        open_hills(self.biases, hills, restart)
         records, writer, bar = [], None, None
         if progress:
             from tqdm.auto import tqdm
