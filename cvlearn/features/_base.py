@@ -17,6 +17,29 @@ class Featurizer(torch.nn.Module):
     The same object featurizes stored frames (:meth:`transform`, for training) and live positions
     inside a bias (``forward``, differentiable), so the two can never drift apart. Combine
     featurizers with ``|``.
+
+    Positions are in nm; features are in the units of their definition (nm for distances, radians
+    for angles, dimensionless for contacts). A subclass defines ``forward`` and ``n_features``
+    (and ``config()`` if CVs built on it are to be saved with :func:`cvlearn.save`).
+
+    Examples
+    --------
+    A custom featurizer, the distance of particle 0 from the origin (nm):
+
+    >>> import numpy as np, torch, cvlearn as cl
+    >>> class Radius(cl.features.Featurizer):
+    ...     n_features = 1
+    ...     def forward(self, positions):                   # (..., particles, dims) nm -> (..., 1) nm
+    ...         return positions[..., 0, :].norm(dim=-1, keepdim=True)
+    >>> frames = np.array([[[0.3, 0.4]], [[0.0, 1.0]]])     # (frames, particles, dims), nm
+    >>> Radius().transform(frames).tolist()                 # stored frames -> float64 numpy
+    [[0.5], [1.0]]
+    >>> x = torch.tensor([[[0.3, 0.4]]], requires_grad=True)
+    >>> Radius()(x).sum().backward()                        # live positions -> differentiable torch
+    >>> x.grad.tolist()
+    [[[0.6000000238418579, 0.800000011920929]]]
+    >>> (Radius() | cl.features.Positions(1, 2)).feature_names()
+    ['f0', 'x0', 'y0']
     """
 
     # Python-side helpers, kept out of the TorchScript graph.
@@ -66,7 +89,23 @@ class Featurizer(torch.nn.Module):
 
 
 class Concatenate(Featurizer):
-    """Several featurizers side by side: features of the first, then of the second, ..."""
+    """Several featurizers side by side: features of the first, then of the second, ...
+
+    Usually made with ``|``; nested concatenations are flattened. Each part keeps its own units.
+
+    Parameters
+    ----------
+    parts : sequence of Featurizer
+
+    Examples
+    --------
+    >>> import torch, cvlearn as cl
+    >>> both = cl.features.Positions(2, 3, particles=[0]) | cl.features.Distances(pairs=[[0, 1]])
+    >>> both.n_features, both.feature_names()
+    (4, ['x0', 'y0', 'z0', 'd_0_1'])
+    >>> both(torch.tensor([[0.1, 0.2, 0.3], [0.1, 0.2, 0.8]])).tolist()   # nm
+    [0.10000000149011612, 0.20000000298023224, 0.30000001192092896, 0.5]
+    """
 
     def __init__(self, parts):
         super().__init__()

@@ -184,6 +184,15 @@ def load_trajectories(files, top=None, stride=1, atoms=None):
         A file cannot be read (named in the message), a coordinate-only format without ``top``, a
         topology whose atom count differs from the file's, a selection that matches no atoms, or
         ``stride < 1``.
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> (traj,) = cl.load_trajectories(cl.data.alanine_dipeptide_pdb(), atoms="not element H")
+    >>> traj.n_frames, traj.n_atoms, traj.xyz.dtype                    # positions in nm
+    (1, 10, dtype('float32'))
+    >>> cl.features.Dihedrals(traj.topology, "phi psi").transform(traj).round(3).tolist()   # radians
+    [[3.142, 3.142]]
     """
     import mdtraj as md
 
@@ -221,6 +230,20 @@ class FeatureStream(FrameSource):
     n_features : int
     chunk, stride : int
         Frames per chunk (counted after striding) and the stride.
+
+    Examples
+    --------
+    Three copies of one frame, read in chunks of two frames; features in nm:
+
+    >>> import mdtraj as md, cvlearn as cl
+    >>> md.load(cl.data.alanine_dipeptide_pdb()).join([md.load(cl.data.alanine_dipeptide_pdb())] * 2).save("ala.pdb")
+    >>> stream = cl.stream_features("ala.pdb", cl.features.Distances(pairs=[[4, 14]], n_atoms=22), chunk=2)
+    >>> stream
+    FeatureStream(1 file(s), 1 features, chunk=2, stride=1)
+    >>> [[x.shape for x in chunks] for chunks in stream]                 # per file, per chunk
+    [[(2, 1), (1, 1)]]
+    >>> [[x.shape for x in blocks] for blocks in stream.blocks(overlap=1)]   # + the frame before each chunk
+    [[(2, 1), (2, 1)]]
     """
 
     def __init__(self, files, featurizer, top=None, chunk=10_000, stride=1, atoms=None):

@@ -66,6 +66,21 @@ class FrameSource:
         True if :meth:`read` can return any range of frames (array-backed sources).
     reiterable : bool
         False for a source over a one-shot iterator (e.g. a generator), which can be read once.
+
+    Examples
+    --------
+    :class:`NpyFiles` and :class:`FeatureStream` are FrameSources; learners also accept plain lists
+    of chunks or generators and wrap them in one. Reading with an overlap for time-lagged pairs:
+
+    >>> import numpy as np, cvlearn as cl
+    >>> np.save("run0.npy", np.arange(10.0).reshape(5, 2))
+    >>> source = cl.features.NpyFiles(["run0.npy"], chunk=2)
+    >>> isinstance(source, cl.features.FrameSource), source.lengths, source.n_features
+    (True, [5], 2)
+    >>> [[x[:, 0].tolist() for x in blocks] for blocks in source.blocks(overlap=1)]
+    [[[0.0, 2.0], [2.0, 4.0, 6.0], [6.0, 8.0]]]
+    >>> source.apply(lambda x: x.sum(axis=1, keepdims=True))[0].ravel().tolist()
+    [1.0, 5.0, 9.0, 13.0, 17.0]
     """
 
     n_features = None

@@ -16,9 +16,35 @@ _HELP = ("Feature specifications: 'distances:<selection>' (all pairs, e.g. dista
 def from_spec(spec, top):
     """A featurizer from one or more specifications (a string, ``+``-separated, or a list of strings).
 
-    Examples: ``"distances:heavy"``, ``"dihedrals:phi,psi"``, ``"sincos:phi,psi+distances:name CA"``,
-    ``"contacts:heavy:0.5"``, ``"positions:backbone"``. ``top`` is an mdtraj Topology, Trajectory or
-    a structure file (positions: needs coordinates, so a file or Trajectory).
+    Specifications: ``"distances:heavy"`` (nm), ``"dihedrals:phi,psi"`` (radians),
+    ``"sincos:phi,psi+distances:element O"``, ``"contacts:heavy:0.5"`` (switching length r0 in nm),
+    ``"positions:backbone"`` (nm, after alignment).
+
+    Parameters
+    ----------
+    spec : str or list of str
+    top : mdtraj.Topology, mdtraj.Trajectory or path
+        ``positions:`` needs coordinates, so a structure file or a Trajectory.
+
+    Returns
+    -------
+    Featurizer
+        One featurizer, or a :class:`Concatenate` of several.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind or a malformed specification (the message lists the valid ones).
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> pdb = cl.data.alanine_dipeptide_pdb()
+    >>> feat = cl.features.from_spec("sincos:phi,psi+distances:element O", pdb)   # 2 oxygens: 1 distance
+    >>> feat.n_features, feat.feature_names()[:2]
+    (5, ['sin_phi_2', 'cos_phi_2'])
+    >>> cl.features.from_spec("contacts:heavy:0.5", pdb).n_features     # pairs of the 10 heavy atoms
+    45
     """
     parts = spec if isinstance(spec, (list, tuple)) else str(spec).split("+")
     feats = [_one(p.strip(), top) for p in parts if p.strip()]

@@ -61,6 +61,30 @@ def save(cv, path, info=None):
     The file holds the state dict and JSON metadata (class, featurizer, architecture, names,
     cvlearn version, units, and your ``info`` dict, e.g. the learner's parameters). It is loaded
     by :func:`load` with ``torch.load(weights_only=True)``: no pickle, no code from the file runs.
+
+    Parameters
+    ----------
+    cv : cvlearn.learners.CollectiveVariable
+        From a learner's ``to_module()``; its featurizer must be a cvlearn featurizer (or none).
+    path : str or path-like
+        Destination, conventionally ``.pt``; written atomically.
+    info : dict, optional
+        JSON-serialisable extra metadata, returned as ``cv.info`` after :func:`load`.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> cv = cl.PCA(n_components=1).fit(X).to_module(featurizer=cl.features.Positions(1, 2))
+    >>> cl.save(cv, "cv.pt", info={"lagtime": 0})
+    'cv.pt'
+    >>> cl.load("cv.pt").info
+    {'lagtime': 0}
     """
     from .. import __version__
 
@@ -75,7 +99,38 @@ def save(cv, path, info=None):
 
 
 def load(path, map_location="cpu"):
-    """Load a CV saved by :func:`save` (safe: ``weights_only=True``); warns if saved by another version."""
+    """Load a CV saved by :func:`save` (safe: ``weights_only=True``); warns if saved by another version.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+    map_location : str or torch.device
+        Device for the loaded tensors (default "cpu").
+
+    Returns
+    -------
+    cvlearn.learners.CollectiveVariable
+        In eval mode, with the saved featurizer and names; ``.info`` holds the saved ``info`` dict.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a CV saved by :func:`save` (e.g. a TorchScript export).
+
+    Examples
+    --------
+    >>> import numpy as np, torch, cvlearn as cl
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> cv = cl.PCA(n_components=1).fit(X).to_module(featurizer=cl.features.Positions(1, 2))
+    >>> _ = cl.save(cv, "cv.pt")
+    >>> back = cl.load("cv.pt")
+    >>> x = torch.tensor([[[0.3, -0.2]]], dtype=torch.float64)   # (frames, atoms, dim) in nm
+    >>> bool(torch.allclose(back(x), cv(x)))
+    True
+    """
     from .. import __version__
     from ..learners import CollectiveVariable
 

@@ -14,7 +14,26 @@ __all__ = ["read_colvar", "read_plumed_table", "PlumedWriter", "backup", "plumed
 
 
 def backup(path):
-    """Rename an existing ``path`` to ``bck.N.<name>`` (first free N); return the new name or None."""
+    """Rename an existing ``path`` to ``bck.N.<name>`` (first free N), as PLUMED does.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    str or None
+        The new name, or None if ``path`` did not exist.
+
+    Examples
+    --------
+    >>> from cvlearn.io import backup
+    >>> _ = open("HILLS", "w").write("#! FIELDS time s sigma_s height biasf\\n")
+    >>> backup("HILLS")
+    'bck.0.HILLS'
+    >>> backup("HILLS") is None   # nothing left to back up
+    True
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         return None
@@ -43,6 +62,39 @@ def read_plumed_table(path, complete_lines_only=True, offset=0):
     Returns ``(fields, constants, rows, end)``: column names from the last ``#! FIELDS`` line,
     ``#! SET`` constants (name -> string), a list of float rows, and the byte offset after the last
     complete line (to resume reading a growing file from there).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A PLUMED text file (COLVAR, HILLS, KERNELS ...).
+    complete_lines_only : bool
+        Leave a last line without its newline unparsed (another process may still be writing it).
+    offset : int
+        Byte offset to start from; the text from there on must begin with a ``#! FIELDS`` line.
+
+    Returns
+    -------
+    fields : list of str
+    constants : dict of str to str
+    rows : list of list of float
+        Values in the file's units (PLUMED's defaults: nm, ps, kJ/mol).
+    end : int
+        Byte offset after the last complete line.
+
+    Raises
+    ------
+    ValueError
+        Data before any ``#! FIELDS`` line, a row with the wrong column count, a non-numeric value.
+
+    Examples
+    --------
+    >>> from cvlearn.io import read_plumed_table
+    >>> _ = open("COLVAR", "w").write("#! FIELDS time phi\\n#! SET min_phi -pi\\n0 -1.5\\n1 -1.4\\n2 -1.")
+    >>> fields, constants, rows, end = read_plumed_table("COLVAR")
+    >>> fields, constants, rows     # the unfinished last line is not read
+    (['time', 'phi'], {'min_phi': '-pi'}, [[0.0, -1.5], [1.0, -1.4]])
+    >>> end == len("#! FIELDS time phi\\n#! SET min_phi -pi\\n0 -1.5\\n1 -1.4\\n")   # bytes read so far
+    True
     """
     with open(os.fspath(path), "rb") as fh:
         fh.seek(offset)
@@ -81,6 +133,17 @@ def read_plumed_table(path, complete_lines_only=True, offset=0):
 def read_colvar(path):
     """Read a PLUMED COLVAR (or any FIELDS file) as a dict: column name -> float64 array.
 
+    Restarted files (several headers) and comment lines are handled; values keep the file's units
+    (PLUMED's defaults: nm, ps, kJ/mol, radians).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+
     Examples
     --------
     >>> import tempfile, os
@@ -110,6 +173,24 @@ class PlumedWriter:
         ``#! SET`` lines (e.g. periodic ranges).
     append : bool
         Continue an existing file (restart) instead of backing it up and starting a new one.
+
+    Values are written as given, at full precision; cvlearn writes nm, ps, kJ/mol and radians.
+
+    Examples
+    --------
+    >>> from cvlearn.io import PlumedWriter, read_colvar
+    >>> with PlumedWriter("COLVAR", ["time", "phi"], constants={"min_phi": "-pi", "max_phi": "pi"}) as w:
+    ...     w.write([[0.0, -1.5], [0.1, -1.4]])
+    >>> print(open("COLVAR").read(), end="")
+    #! FIELDS time phi
+    #! SET min_phi -pi
+    #! SET max_phi pi
+    0 -1.5
+    0.10000000000000001 -1.3999999999999999
+    >>> with PlumedWriter("COLVAR", ["time", "phi"], append=True) as w:   # restart: continue the file
+    ...     w.write([0.2, -1.3])
+    >>> read_colvar("COLVAR")["time"].tolist()
+    [0.0, 0.1, 0.2]
     """
 
     def __init__(self, path, fields, constants=None, append=False):

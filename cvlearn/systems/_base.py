@@ -28,6 +28,30 @@ class System(torch.nn.Module, metaclass=abc.ABCMeta):
         Default temperature (K) for engines and exact references.
     masses : array_like, optional
         Particle masses in amu (default 1).
+
+    Examples
+    --------
+    A harmonic well in 1-D (one particle) with an exact reference along its only coordinate:
+
+    >>> import numpy as np, torch, cvlearn as cl
+    >>> class Harmonic(cl.systems.System):
+    ...     slow_names, slow_bounds = ("x",), ((-1.0, 1.0),)
+    ...     def __init__(self, k=100.0):
+    ...         super().__init__(n_particles=1, n_dims=1, temperature=300.0)
+    ...         self.k = k                                  # kJ/mol/nm^2
+    ...     def potential(self, x):                         # x: (walkers, 1, 1) nm -> kJ/mol
+    ...         return 0.5 * self.k * x[:, 0, 0] ** 2
+    ...     def slow_coordinates(self, x):
+    ...         return x[..., 0, :]
+    ...     def exact_free_energy(self, s, temperature=None):
+    ...         return 0.5 * self.k * np.asarray(s)[..., 0] ** 2
+    >>> h = Harmonic()
+    >>> e, f = h.energy_and_forces(torch.tensor([[[0.1]]], dtype=torch.float64))   # forces by autograd
+    >>> round(float(e[0]), 6), round(float(f[0, 0, 0]), 6)                          # kJ/mol, kJ/mol/nm
+    (0.5, -10.0)
+    >>> fes = h.exact_fes(bins=201)
+    >>> fes.F.shape, round(float(fes.F.max()), 6)                                   # kJ/mol, minimum at 0
+    ((201,), 50.0)
     """
 
     #: Names of the slow coordinates, e.g. ("x", "y").
@@ -127,7 +151,23 @@ class System(torch.nn.Module, metaclass=abc.ABCMeta):
 
 
 class FunctionSystem(System):
-    """A system from any torch function of positions; see :func:`from_function`."""
+    """A system from any torch function of positions; see :func:`from_function`.
+
+    Parameters are those of :func:`from_function`: ``fn(x)`` maps positions (walkers, particles,
+    dims) in nm to energies (walkers,) in kJ/mol; ``start`` in nm; ``masses`` in amu; ``temperature``
+    in K; ``slow(x)`` gives the known slow coordinates.
+
+    Examples
+    --------
+    >>> import torch, cvlearn as cl
+    >>> sys = cl.systems.FunctionSystem(lambda x: 50.0 * (x ** 2).sum(dim=(1, 2)), n_particles=2, n_dims=3,
+    ...                                 slow=lambda x: x[..., 0, :1])
+    >>> x = torch.full((4, 2, 3), 0.1, dtype=torch.float64)        # 4 walkers, nm
+    >>> sys.potential(x).tolist()                                   # kJ/mol
+    [3.0000000000000004, 3.0000000000000004, 3.0000000000000004, 3.0000000000000004]
+    >>> tuple(sys.slow_coordinates(x).shape)
+    (4, 1)
+    """
 
     def __init__(self, fn, n_particles, n_dims, temperature=300.0, masses=None, start=None, slow=None):
         super().__init__(n_particles, n_dims, temperature, masses)

@@ -32,6 +32,18 @@ class DoubleWell(System):
         Force constant along y, kJ/mol/nm^2.
     temperature : float
         Default temperature, K.
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> dw = cl.systems.DoubleWell(dim=2, barrier=25.0, tilt=2.0)
+    >>> round(dw.barrier / dw.kT(), 2)                                  # barrier in kT at 300 K
+    10.02
+    >>> round(dw.exact_delta_f("left", "right"), 2)                     # kJ/mol, ~2 * tilt
+    3.92
+    >>> traj = cl.Langevin(dw, timestep=0.002, friction=10.0, n_walkers=2, seed=0).run(100, stride=50)
+    >>> traj.positions.shape                                            # (frames, walkers, particles, dims)
+    (2, 2, 1, 2)
     """
 
     slow_names = ("x",)

@@ -32,6 +32,19 @@ class Embedded(System):
         Thermal standard deviation (nm) of each noise direction at the system's temperature.
     seed : int
         Seed of the rotation.
+
+    Examples
+    --------
+    Hide the Muller-Brown surface in 6 dimensions; its (x, y) are recovered by ``slow_coordinates``:
+
+    >>> import numpy as np, cvlearn as cl
+    >>> mb = cl.systems.MullerBrown()
+    >>> sys = cl.systems.Embedded(mb, dim=6, noise_std=0.5, seed=0)
+    >>> x = sys.start_positions("A")                                # (1 particle, 6 dims), nm
+    >>> tuple(x.shape), sys.slow_coordinates(x.numpy()).round(3).tolist()   # basin A's minimum, nm
+    ((1, 6), [-0.558, 1.442])
+    >>> bool(np.allclose(sys.slow_direction() @ sys.slow_direction().T, np.eye(2)))   # orthonormal
+    True
     """
 
     def __init__(self, base, dim=10, noise_std=2.0, seed=0):
