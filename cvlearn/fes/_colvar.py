@@ -44,6 +44,33 @@ def colvar_logweights(colvar, bias="metad.bias", rct="metad.rct", temperature=30
     c(t) column (None for OPES or a static bias). Temperature in K. Use them for
     :func:`cvlearn.fes.reweight` (``logweights=``) or to retrain a learner on the cluster's frames
     (``learner.fit(X, logweights=...)``, one column per walker).
+
+    Parameters
+    ----------
+    colvar : path, dict of arrays, or a list of them (one per walker)
+    bias : str or list of str
+        Bias column(s), kJ/mol.
+    rct : str or None
+        c(t) column, kJ/mol.
+    temperature : float
+        K.
+
+    Returns
+    -------
+    numpy.ndarray, (frames, walkers)
+        ``(V - c(t)) / kT``, dimensionless. Walkers that stopped at different rows are cut to the
+        shortest.
+
+    Examples
+    --------
+    Two walkers given as dicts of columns (as :func:`cvlearn.io.read_colvar` returns them):
+
+    >>> import numpy as np, cvlearn as cl
+    >>> w0 = {"time": np.array([0.0, 1.0]), "metad.bias": np.array([0.0, 2.494]), "metad.rct": np.array([0.0, 0.0])}
+    >>> w1 = {"time": np.array([0.0, 1.0, 2.0]), "metad.bias": np.array([1.0, 1.0, 1.0]),
+    ...       "metad.rct": np.array([0.0, 1.0, 1.0])}
+    >>> cl.fes.colvar_logweights([w0, w1], temperature=300.0).round(3).tolist()   # V / kT, kT = 2.494 kJ/mol
+    [[0.0, 0.401], [1.0, 0.0]]
     """
     tables = _tables(colvar)
     names = [bias] if isinstance(bias, str) else list(bias or [])
@@ -63,6 +90,8 @@ def from_colvar(colvar, variables, bias="metad.bias", rct="metad.rct", temperatu
 
     ``colvar`` is a path, a dict of columns, or a list of them (one per walker). Block-averaged
     errors as in :func:`cvlearn.fes.reweight`, whose ``bins``, ``ranges``, ``skip``, ``n_blocks`` these are.
+    ``bias``, ``rct`` and ``temperature`` (K) as in :func:`colvar_logweights`. Returns a
+    :class:`FreeEnergySurface` (kJ/mol) on the variables' own units.
 
     Examples
     --------

@@ -9,7 +9,22 @@ class LinearCV(torch.nn.Module):
     """s = (f - mean) @ weights: the CV of a linear learner (PCA, TICA) as a torch module.
 
     The mean (n_features,) and weights (n_features, n_components) are registered buffers, so
-    ``.to()``, ``state_dict`` and TorchScript carry them.
+    ``.to()``, ``state_dict`` and TorchScript carry them. Units: those of the features in, those of
+    the features times the weights out.
+
+    Parameters
+    ----------
+    mean : array_like, (n_features,)
+    weights : array_like, (n_features, n_components)
+
+    Examples
+    --------
+    >>> import torch, cvlearn as cl
+    >>> lin = cl.learners.LinearCV(mean=[1.0, 0.0], weights=[[0.5], [2.0]])
+    >>> lin.n_features, lin.n_components
+    (2, 1)
+    >>> lin(torch.tensor([[3.0, 1.0]], dtype=torch.float64)).tolist()      # (3 - 1) * 0.5 + 1 * 2
+    [[3.0]]
     """
 
     __jit_unused_properties__ = ["n_features", "n_components", "config"]
@@ -50,6 +65,28 @@ class CollectiveVariable(torch.nn.Module):
     ----------
     names : list of str
         One name per CV component (used for COLVAR columns).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Features -> CV values, with an ``n_components`` attribute (a :class:`LinearCV`, a network).
+    featurizer : cvlearn.features.Featurizer, optional
+        Positions (nm) -> features.
+    names : list of str, optional
+        Default ``cv0, cv1, ...``.
+
+    Examples
+    --------
+    Usually made by a learner's ``to_module``; by hand, a CV that is x - y of one particle (nm):
+
+    >>> import torch, cvlearn as cl
+    >>> cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0], [[1.0], [-1.0]]),
+    ...                                     featurizer=cl.features.Positions(1, 2), names=["x_minus_y"])
+    >>> x = torch.tensor([[[0.5, 0.2]], [[0.1, 0.4]]], dtype=torch.float64, requires_grad=True)
+    >>> cv(x).detach().round(decimals=6).tolist()        # (walkers, n_components)
+    [[0.3], [-0.3]]
+    >>> cv(x).sum().backward(); x.grad[0].tolist()         # ds/dx, what a bias force needs
+    [[1.0, -1.0]]
     """
 
     __jit_unused_properties__ = ["n_components"]

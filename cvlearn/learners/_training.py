@@ -21,7 +21,20 @@ log = logging.getLogger("cvlearn")
 
 
 class TrainingError(CVLearnError, RuntimeError):
-    """Training failed (e.g. the loss became NaN)."""
+    """Training failed (e.g. the loss became NaN).
+
+    Examples
+    --------
+    An absurd learning rate sends the loss to infinity in the first epochs:
+
+    >>> import numpy as np, cvlearn as cl
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> try:
+    ...     cl.AutoEncoder(layers=[4], max_epochs=5, lr=1e30, seed=0).fit(X)
+    ... except cl.learners.TrainingError as err:
+    ...     print(str(err)[:57])
+    AutoEncoder: the training loss became inf at epoch 1. ...
+    """
 
 
 @dataclass
