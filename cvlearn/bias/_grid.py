@@ -20,6 +20,8 @@ class Grid:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from cvlearn import Grid
     >>> g = Grid(-np.pi, np.pi, 4, periodic=True)
     >>> g.axes[0].round(3).tolist(), g.spacing.round(3).tolist()
     ([-3.142, -1.571, 0.0, 1.571], [1.571])

@@ -17,7 +17,25 @@ __all__ = ["StaticBias", "read_hills"]
 class StaticBias(GridBias):
     """A bias V(s) that does not change during the run (same grid machinery as metadynamics).
 
-    Build it with :meth:`from_metad`, :meth:`from_grid` or :func:`read_hills`.
+    Build it with :meth:`from_metad`, :meth:`from_grid` or :func:`read_hills`. Values in kJ/mol, CVs
+    in their own units; ``evaluate`` interpolates the grid (cubic Hermite, C1).
+
+    Examples
+    --------
+    A harmonic restraint 50 (s - 0.5)^2 kJ/mol on the x coordinate (nm) of one particle, from grid values:
+
+    >>> import numpy as np, cvlearn as cl
+    >>> grid = cl.Grid(-1.0, 1.0, 40)
+    >>> s = grid.axes[0]
+    >>> bias = cl.bias.StaticBias.from_grid(cl.features.Positions(1, 1), grid, 50.0 * (s - 0.5) ** 2)
+    >>> np.round(bias.evaluate([[0.5], [0.0], [0.123]]), 6).tolist()         # exact for a quadratic
+    [0.0, 12.5, 7.10645]
+    >>> metad = cl.WellTemperedMetad(cl.features.Positions(1, 1), sigma=0.1, height=1.0, bias_factor=10,
+    ...                              pace=10, grid=grid, temperature=300.0)
+    >>> metad.deposit(np.array([[0.0]]), step=10)
+    >>> frozen = cl.bias.StaticBias.from_metad(metad)                         # a copy that no longer grows
+    >>> round(float(frozen.evaluate([[0.0]])[0]), 6)
+    1.0
     """
 
     @classmethod
@@ -85,6 +103,25 @@ def read_hills(path, cv=None, grid=None, temperature=None, bias_factor=None, nam
         Default: the files' ``biasf`` column (1 = untempered).
     names : list of str, optional
         CV column names (default: the first file's columns between time and the first sigma_).
+
+    Returns
+    -------
+    StaticBias
+        With ``bias_factor`` and ``temperature`` set; ``evaluate`` in kJ/mol.
+
+    Examples
+    --------
+    One well-tempered hill (bias factor 10) as PLUMED writes it, height scaled by 10 / 9:
+
+    >>> import cvlearn as cl
+    >>> _ = open("HILLS", "w").write("#! FIELDS time phi sigma_phi height biasf\\n"
+    ...                              "#! SET min_phi -pi\\n#! SET max_phi pi\\n"
+    ...                              "1.0 0.5 0.2 1.1111111111 10\\n")
+    >>> bias = cl.bias.read_hills("HILLS", temperature=300.0)
+    >>> bias.names, bias.bias_factor, bool(bias.grid.periodic[0])
+    (['phi'], 10.0, True)
+    >>> round(float(bias.evaluate([[0.5]])[0]), 4)                 # the deposited height, kJ/mol
+    1.0
     """
     paths = _hills_paths(path)
     tables = []
