@@ -96,7 +96,34 @@ def _lines_for(m, used):
 
 
 def plumed_feature_lines(featurizer):
-    """PLUMED action lines computing ``featurizer``'s features, and the labels in feature order."""
+    """PLUMED action lines computing ``featurizer``'s features, and the labels in feature order.
+
+    The lines use PLUMED's default units (nm, radians) and atom numbers from 1; periodic boundaries
+    are ignored (``NOPBC``), as cvlearn's featurizers do.
+
+    Parameters
+    ----------
+    featurizer : cvlearn.features.Featurizer
+        Distances, Dihedrals, Contacts, Positions, AlignedPositions, or a Concatenate of them.
+
+    Returns
+    -------
+    lines : list of str
+    labels : list of str
+        One PLUMED label per feature, in the featurizer's order.
+
+    Examples
+    --------
+    >>> import mdtraj as md, cvlearn as cl
+    >>> top = md.load_topology(cl.data.alanine_dipeptide_pdb())
+    >>> lines, labels = cl.export.plumed_feature_lines(cl.features.Dihedrals(top, "phi")
+    ...                                                | cl.features.Distances(top, pairs=[[4, 14]]))
+    >>> print("\\n".join(lines))
+    phi_2: TORSION ATOMS=5,7,9,15 NOPBC
+    d_4_14: DISTANCE ATOMS=5,15 NOPBC
+    >>> labels
+    ['phi_2', 'd_4_14']
+    """
     if isinstance(featurizer, torch.nn.Identity):
         raise ValueError("This CV has no featurizer (it takes features directly); PLUMED needs to know how to "
                          "compute its inputs. Build it with to_module(featurizer=...).")
@@ -159,6 +186,33 @@ def to_plumed(cv, directory, bias="metad", sigma=None, height=1.2, bias_factor=1
     Returns
     -------
     dict with the paths written and the feature labels in input order.
+
+    Examples
+    --------
+    >>> import numpy as np, mdtraj as md, cvlearn as cl
+    >>> top = md.load_topology(cl.data.alanine_dipeptide_pdb())
+    >>> feat = cl.features.Dihedrals(top, "phi psi", sincos=True)
+    >>> X = np.random.default_rng(0).normal(size=(300, 4))      # stands for features of real frames
+    >>> cv = cl.PCA(n_components=1).fit(X).to_module(featurizer=feat)
+    >>> out = cl.export.to_plumed(cv, "plumed_run", bias="opes", barrier=40.0, pace=500)
+    >>> out["plumed"], out["outputs"]
+    ('plumed_run/plumed.dat', ['cv.node-0'])
+    >>> print(open(out["plumed"]).read())
+    # cvlearn ...: CV pc1 (LinearCV) on 4 features; units nm, ps, kJ/mol.
+    UNITS LENGTH=nm TIME=ps ENERGY=kj/mol
+    <BLANKLINE>
+    phi_2: TORSION ATOMS=5,7,9,15 NOPBC
+    sin_phi_2: CUSTOM ARG=phi_2 FUNC=sin(x) PERIODIC=NO
+    cos_phi_2: CUSTOM ARG=phi_2 FUNC=cos(x) PERIODIC=NO
+    psi_2: TORSION ATOMS=7,9,15,17 NOPBC
+    sin_psi_2: CUSTOM ARG=psi_2 FUNC=sin(x) PERIODIC=NO
+    cos_psi_2: CUSTOM ARG=psi_2 FUNC=cos(x) PERIODIC=NO
+    <BLANKLINE>
+    cv: PYTORCH_MODEL FILE=model.ptc ARG=sin_phi_2,cos_phi_2,sin_psi_2,cos_psi_2
+    opes: OPES_METAD ARG=cv.node-0 PACE=500 BARRIER=40.0 TEMP=300.0 FILE=KERNELS STATE_WFILE=STATE ...
+    <BLANKLINE>
+    PRINT ARG=cv.node-0,opes.* STRIDE=500 FILE=COLVAR
+    <BLANKLINE>
     """
     feature_lines, args = plumed_feature_lines(cv.featurizer)
     if len(args) != cv.model.n_features:
