@@ -19,10 +19,13 @@ import doctest
 import importlib
 import inspect
 import io
+import os
 import re
 import time
 
 import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # plot examples on machines without a display
 
 MODULES = [
     "cvlearn", "cvlearn.bias", "cvlearn.data", "cvlearn.engine", "cvlearn.export", "cvlearn.features",

@@ -175,6 +175,15 @@ def fes(surface, ax=None, units="kJ/mol", levels=None, max_value=None, exact=Non
     ------
     ValueError
         For a 3-D surface (project it first) or bad ``units``/``levels``.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt, cvlearn as cl
+    >>> mb = cl.systems.MullerBrown()
+    >>> fig = cl.plot.fes(mb.exact_fes(bins=60), units="kT", basins=mb.basins, cv_units="nm")
+    >>> fig.axes[0].get_xlabel(), fig.axes[1].get_ylabel()          # the plot and its colorbar
+    ('x (nm)', 'F (kT)')
+    >>> fig.savefig("mb_fes.png"); plt.close(fig)
     """
     _check_surface(surface)
     if exact is not None:
@@ -229,6 +238,15 @@ def fes_comparison(estimate, exact, units="kJ/mol", max_value=None, levels=None,
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt, cvlearn as cl
+    >>> mb = cl.systems.MullerBrown()
+    >>> fig = cl.plot.fes_comparison(mb.exact_fes(bins=40), mb.exact_fes(bins=60), units="kT")
+    >>> [ax.get_title() for ax in fig.axes[:3]]
+    ['estimate', 'exact', 'estimate − exact']
+    >>> plt.close(fig)
     """
     _check_surface(estimate, "estimate")
     _check_surface(exact, "exact")

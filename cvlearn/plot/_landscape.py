@@ -108,6 +108,18 @@ def cv_on_landscape(system, cv_module, bins=200, ax=None, n_levels=12, trajector
     ------
     ValueError
         If the system is not one particle in two dimensions.
+
+    Examples
+    --------
+    The CV s = x - y (nm) on the Muller-Brown potential:
+
+    >>> import matplotlib.pyplot as plt, cvlearn as cl
+    >>> cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0], [[1.0], [-1.0]]),
+    ...                                     featurizer=cl.features.Positions(1, 2))
+    >>> fig = cl.plot.cv_on_landscape(cl.systems.MullerBrown(), cv, bins=40)
+    >>> fig.axes[0].get_xlabel(), fig.axes[1].get_ylabel()
+    ('x (nm)', 'V − V_min (kJ/mol)')
+    >>> plt.close(fig)
     """
     n_p, n_d = getattr(system, "n_particles", None), getattr(system, "n_dims", None)
     if (n_p, n_d) != (1, 2):

@@ -48,6 +48,18 @@ def cv_timeseries(time, cv, hill_time=None, hill_height=None, names=None, ax=Non
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Two walkers' CV and the shrinking hills of a well-tempered run:
+
+    >>> import numpy as np, matplotlib.pyplot as plt, cvlearn as cl
+    >>> t = np.arange(100) * 0.5                                         # ps
+    >>> cv = np.random.default_rng(0).normal(size=(100, 2))              # (frames, walkers)
+    >>> fig = cl.plot.cv_timeseries(t, cv, hill_time=t[::10], hill_height=np.linspace(1.2, 0.2, 10), names="phi")
+    >>> [ax.get_ylabel() for ax in fig.axes], fig.axes[-1].get_xlabel()
+    (['phi', 'hill height (kJ/mol)'], 'time (ps)')
+    >>> plt.close(fig)
     """
     t, tu = time_scale(time, time_unit)
     cv = _cv_array(t, cv)
@@ -113,6 +125,15 @@ def delta_f_convergence(time, delta_f, error=None, exact=None, units="kJ/mol", t
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt, cvlearn as cl
+    >>> fig = cl.plot.delta_f_convergence([100, 200, 400, 800], [3.1, 3.6, 3.9, 3.95], error=[0.5, 0.3, 0.2, 0.1],
+    ...                                   exact=3.92, label="F(right) − F(left)")
+    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()
+    ('simulated time (ps)', 'F(right) − F(left) (kJ/mol)')
+    >>> plt.close(fig)
     """
     t, tu = time_scale(time, time_unit)
     d = np.asarray(delta_f, dtype=np.float64).reshape(-1)
@@ -154,6 +175,14 @@ def loss(history, ax=None):
     -------
     matplotlib.figure.Figure
         The y axis is logarithmic when every finite loss is positive.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt, cvlearn as cl
+    >>> fig = cl.plot.loss({"train": [1.0, 0.5, 0.3], "valid": [1.1, 0.6, 0.4]})   # e.g. learner.history_
+    >>> fig.axes[0].get_yscale(), [line.get_label() for line in fig.axes[0].lines]
+    ('log', ['train', 'valid'])
+    >>> plt.close(fig)
     """
     if not isinstance(history, Mapping) or not history:
         raise ValueError("history must be a non-empty dict like {'train': [...], 'valid': [...]}; "
