@@ -30,7 +30,19 @@ _RUN_FILES = re.compile(r"(HILLS|COLVAR)\.\d+|checkpoint\.\d+\.npz|fes\.npz")
 
 
 class SchedulerUnreachableError(CVLearnError, ConnectionError):
-    """No Dask scheduler answered at the given address within the timeout."""
+    """No Dask scheduler answered at the given address within the timeout.
+
+    Also a ``ConnectionError``; raised by :func:`connect` and :func:`run` with a scheduler address.
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> try:
+    ...     cl.walkers.connect("tcp://127.0.0.1:9", timeout=0.5)     # nothing listens there
+    ... except cl.walkers.SchedulerUnreachableError as err:
+    ...     print(isinstance(err, (cl.CVLearnError, ConnectionError)), str(err).split(" (")[0])
+    True No Dask scheduler answered at 'tcp://127.0.0.1:9' within 0.5 s
+    """
 
 
 @dataclass
@@ -48,6 +60,23 @@ class WalkersResult:
     fes : cvlearn.fes.FreeEnergySurface
         Free energy implied by ``bias`` (kJ/mol), also saved as ``walkers_dir/fes.npz``.
     wall_time_s : float
+
+    Examples
+    --------
+    Two walkers of 400 steps on an in-process Dask cluster (any cluster's client works the same):
+
+    >>> import cvlearn as cl
+    >>> from distributed import Client
+    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)     # picklable make_engine
+    >>> with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+    ...     result = cl.walkers.run(demo, n_walkers=2, n_steps=400, walkers_dir="walkers", client=client,
+    ...                             progress=False)
+    >>> [(w.walker_id, w.steps, w.n_hills) for w in result.walkers]       # pace 100: a hill every 100 steps
+    [(0, 400, 4), (1, 400, 4)]
+    >>> result.hills["walker"].tolist()                                   # as read back from HILLS.0, HILLS.1
+    [0, 0, 0, 0, 1, 1, 1, 1]
+    >>> result.fes.F.shape == result.bias.grid.shape
+    True
     """
 
     walkers_dir: str
@@ -80,10 +109,29 @@ class WalkersResult:
 def connect(address, timeout=10.0):
     """A ``dask.distributed.Client`` of the scheduler at ``address`` (e.g. ``tcp://host:8786``).
 
+    Parameters
+    ----------
+    address : str
+    timeout : float
+        Seconds.
+
+    Returns
+    -------
+    distributed.Client
+
     Raises
     ------
     SchedulerUnreachableError
         If no scheduler answers within ``timeout`` seconds (never hangs longer).
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> from distributed import LocalCluster
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    ...     with cl.walkers.connect(cluster.scheduler_address, timeout=5.0) as client:
+    ...         print(client.submit(sum, [1, 2, 3]).result())
+    6
     """
     Client = _distributed().Client
     try:
@@ -139,6 +187,19 @@ def run(make_engine, n_walkers, n_steps, walkers_dir, client=None, *, stride=100
     Returns
     -------
     WalkersResult
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> from distributed import Client
+    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)     # picklable make_engine
+    >>> with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+    ...     result = cl.walkers.run(demo, n_walkers=2, n_steps=400, walkers_dir="walkers", client=client,
+    ...                             progress=False)
+    >>> sorted(name for name in os.listdir("walkers") if not name.startswith("."))
+    ['COLVAR.0', 'COLVAR.1', 'HILLS.0', 'HILLS.1', 'checkpoint.0.npz', 'checkpoint.1.npz', 'fes.npz']
+    >>> result.fes
+    FreeEnergySurface(tic1; ... bins; T=300.0 K)
     """
     n_walkers = check_positive(n_walkers, "n_walkers", "walkers.run", integer=True)
     n_steps = check_positive(n_steps, "n_steps", "walkers.run", integer=True)

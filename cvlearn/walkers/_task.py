@@ -40,6 +40,13 @@ class Walker:
         Steps between reads of the other walkers' hills (None: the bias's ``pace``).
     restart : bool
         True when the walker resumes from its checkpoint and files (its bias is rebuilt from all files).
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> w = cl.walkers.Walker(walker_id=1, n_walkers=4, walkers_dir="/shared/run1", seed=12345)
+    >>> w.metad_kwargs         # for WellTemperedMetad(cv, ..., **w.metad_kwargs) inside make_engine
+    {'walkers_dir': '/shared/run1', 'walker_id': 1, 'n_walkers': 4, 'restart': False}
     """
 
     walker_id: int
@@ -66,7 +73,19 @@ class WalkerReport:
 
     ``bias`` is its final bias on ``grid`` (kJ/mol), the sum of the first ``hills_read[j]`` hills of
     each walker j's file; ``n_hills`` the hills it deposited; ``restarts`` how often its task was
-    resumed from its checkpoint (e.g. after its worker process died).
+    resumed from its checkpoint (e.g. after its worker process died). ``wall_time_s`` in seconds,
+    ``temperature`` in K.
+
+    Examples
+    --------
+    >>> import os, cvlearn as cl
+    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)
+    >>> os.makedirs("run")
+    >>> report = cl.walkers.run_walker(demo, cl.walkers.Walker(0, 1, os.path.abspath("run"), seed=1), n_steps=300)
+    >>> report.walker_id, report.steps, report.n_hills, report.hills_read, report.restarts
+    (0, 300, 3, [3], 0)
+    >>> report.bias.shape == report.grid.shape                         # kJ/mol on the bias grid
+    True
     """
 
     walker_id: int
@@ -81,7 +100,14 @@ class WalkerReport:
 
 
 def walker_paths(walkers_dir, walker_id):
-    """``{"hills", "colvar", "checkpoint"}`` paths of one walker (PLUMED's ``<FILE>.<id>`` naming)."""
+    """``{"hills", "colvar", "checkpoint"}`` paths of one walker (PLUMED's ``<FILE>.<id>`` naming).
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> cl.walkers.walker_paths("/shared/run1", 3)
+    {'hills': '/shared/run1/HILLS.3', 'colvar': '/shared/run1/COLVAR.3', 'checkpoint': '/shared/run1/checkpoint.3.npz'}
+    """
     return {"hills": os.path.join(walkers_dir, f"HILLS.{walker_id}"),
             "colvar": os.path.join(walkers_dir, f"COLVAR.{walker_id}"),
             "checkpoint": os.path.join(walkers_dir, f"checkpoint.{walker_id}.npz")}
@@ -108,6 +134,24 @@ def run_walker(make_engine, walker, n_steps, stride=100, threads=1, progress=Non
         torch intra-op threads (1: walkers share the cores).
     progress : callable, optional
         ``progress(walker_id, step)``, called every ``read_stride`` steps.
+
+    Returns
+    -------
+    WalkerReport
+
+    Examples
+    --------
+    One walker of two, run here (as one task of a SLURM array would), then resumed to more steps:
+
+    >>> import os, cvlearn as cl
+    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)
+    >>> os.makedirs("run")                      # on a cluster: a directory every walker's machine sees
+    >>> walker = cl.walkers.Walker(0, 2, os.path.abspath("run"), seed=1)
+    >>> cl.walkers.run_walker(demo, walker, n_steps=200).n_hills
+    2
+    >>> again = cl.walkers.run_walker(demo, walker, n_steps=400)        # continues from its checkpoint
+    >>> again.steps, again.n_hills, again.restarts
+    (400, 4, 1)
     """
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
