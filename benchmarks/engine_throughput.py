@@ -4,13 +4,16 @@ What is measured
 ----------------
 For each system (Muller-Brown, 2-D; HiddenDoubleWell(dim=10), a 10-D double well), each dtype
 (float64, float32), each device (CPU; also CUDA when ``torch.cuda.is_available()``) and each
-number of walkers (1, 10, 100, 1000, 10000; ``--quick``: 1, 100, 10000), a fresh engine
+number of walkers (1, 10, 100, 1000, 10000; ``--quick``: 1, 100, 10000; ``--sizes`` any list), a fresh engine
 ``cl.Langevin(system, timestep=0.005, friction=5.0, n_walkers=N, seed=0)`` is warmed up
 (``--warmup`` steps, default 20), a calibration run picks the number of steps so that the
 ``--repeats`` timed runs (default 5) take about ``--target`` seconds together (default 2.5 s; at
 least 10 steps each), and then ``run(n_steps, stride=n_steps)`` is timed that many times (a single
 frame is recorded per run: this measures integration, not trajectory storage). CUDA runs are
-synchronized before and after.
+synchronized before and after. ``--metad`` adds rows with a well-tempered metadynamics bias on the
+Muller-Brown x coordinate (height 1.5 kJ/mol x min(1, 100 / walkers), sigma 0.1 nm, bias factor 10, deposition every 100
+steps by every walker, 300-bin grid), so the bias's cost (evaluation every step, deposition of
+N hills at once) is measured on each device too.
 
 Reported: steps per timed run, the time per step (all walkers) of the best and of the median
 timed run, and walker-steps per second of the best run (N x steps / best time; best-of-N as in
@@ -41,6 +44,14 @@ try:
 except ImportError:  # imported as benchmarks.engine_throughput
     from benchmarks._common import append_section, markdown_table
 
+def _metad(system, n_walkers):
+    # Every walker deposits a hill at each deposition: the height shrinks with the walker count so
+    # that the bias grows at the same total rate (1.5 kJ/mol per 100 walkers per 100 steps at most).
+    cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0], [[1.0], [0.0]]), cl.features.Positions(1, 2))
+    return cl.WellTemperedMetad(cv, sigma=0.1, height=1.5 * min(1.0, 100 / n_walkers), bias_factor=10.0, pace=100,
+                                grid=cl.Grid(-2.0, 1.5, 300), outside="wall")
+
+
 SYSTEMS = {
     "Muller-Brown": lambda: cl.systems.MullerBrown(),
     "HiddenDoubleWell(dim=10)": lambda: cl.systems.HiddenDoubleWell(dim=10),
@@ -60,10 +71,11 @@ def _timed_run(engine, n_steps, device):
     return time.perf_counter() - t0
 
 
-def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=5):
+def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=5, metad=False):
     """(steps per repeat, best and median seconds per repeat) for a freshly built, warmed-up engine."""
-    engine = cl.Langevin(SYSTEMS[system_name](), timestep=0.005, friction=5.0, n_walkers=n_walkers,
-                         seed=0, device=device, dtype=dtype)
+    system = SYSTEMS[system_name]()
+    engine = cl.Langevin(system, timestep=0.005, friction=5.0, n_walkers=n_walkers,
+                         seed=0, device=device, dtype=dtype, bias=_metad(system, n_walkers) if metad else None)
     _timed_run(engine, warmup, device)
     calib_steps = 5  # double until the calibration run takes long enough to time reliably
     while (secs := _timed_run(engine, calib_steps, device)) < 0.05 and calib_steps < 100_000:
@@ -83,27 +95,34 @@ def main():
     parser.add_argument("--warmup", type=int, default=20, help="warm-up steps (default 20)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's default)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None,
+                        help="numbers of walkers to time (default 1 10 100 1000 10000)")
+    parser.add_argument("--metad", action="store_true",
+                        help="also time Muller-Brown with a well-tempered metadynamics bias on x")
+    parser.add_argument("--metad-only", action="store_true", help="only the metadynamics rows (implies --metad)")
     parser.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    sizes = [1, 100, 10000] if args.quick else [1, 10, 100, 1000, 10000]
+    sizes = args.sizes or ([1, 100, 10000] if args.quick else [1, 10, 100, 1000, 10000])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     dtypes = {"float64": torch.float64, "float32": torch.float32}
     print(f"torch {torch.__version__}, intra-op threads: {torch.get_num_threads()}, devices: {devices}")
 
-    header = ["system", "device", "dtype", "walkers", "steps / run", "ms / step (best)",
+    cases = ([] if args.metad_only else [(name, False) for name in SYSTEMS])
+    cases += [("Muller-Brown", True)] if args.metad or args.metad_only else []
+    header = ["system", "bias", "device", "dtype", "walkers", "steps / run", "ms / step (best)",
               "ms / step (median)", "walker-steps / s (best)"]
     rows = []
-    for system_name in SYSTEMS:
+    for system_name, metad in cases:
         for device in devices:
             for dtype_name, dtype in dtypes.items():
                 for n in sizes:
                     steps, best, median = measure(system_name, device, dtype, n, args.warmup,
-                                                  args.target, args.repeats)
-                    row = [system_name, device, dtype_name, n, steps, f"{1e3 * best / steps:.3f}",
-                           f"{1e3 * median / steps:.3f}", f"{n * steps / best:.3g}"]
+                                                  args.target, args.repeats, metad)
+                    row = [system_name, "metad" if metad else "none", device, dtype_name, n, steps,
+                           f"{1e3 * best / steps:.3f}", f"{1e3 * median / steps:.3f}", f"{n * steps / best:.3g}"]
                     rows.append(row)
                     print("  ".join(str(c) for c in row), flush=True)
 

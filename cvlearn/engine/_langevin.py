@@ -108,6 +108,9 @@ class Langevin:
                               else torch.seed())
         if self.device.type != "cpu":
             self.system.to(self.device)
+            for b in self.biases:  # a bias's CV reads the walkers' positions: same device
+                if isinstance(getattr(b, "cv", None), torch.nn.Module):
+                    b.cv.to(self.device)
         self._masses = system.masses.to(self.device, dtype)[None, :, None]
         self.kT = BOLTZMANN * self.temperature
         for b in self.biases:

@@ -100,8 +100,8 @@ class Embedded(System):
         return self.base.exact_free_energy(s, temperature)
 
     def start_positions(self, basin=None):
-        z = torch.zeros(self.n_dims, dtype=torch.float64)
-        z[: self.base.n_dims] = self.base.start_positions(basin)[0]
+        z = torch.zeros(self.n_dims, dtype=self.rotation.dtype, device=self.rotation.device)  # after .to(device)
+        z[: self.base.n_dims] = torch.as_tensor(self.base.start_positions(basin)[0]).to(z)
         return (self.rotation @ z)[None, :]
 
 
