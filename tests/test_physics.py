@@ -115,14 +115,23 @@ def t4(tmp_path_factory):
     return prmtop, np.array([f.value_in_unit(mm.unit.nanometer) for f in frames])
 
 
-@pytest.fixture(scope="module")
-def solvated(tmp_path_factory):
-    """Alanine dipeptide (ff96) in a box of 749 TIP3P waters, built in vacuum with NoCutoff."""
-    tmp = tmp_path_factory.mktemp("ala_explicit")
-    prmtop = app.AmberPrmtopFile(_unzip(tmp, "alanine-dipeptide-explicit/alanine-dipeptide.prmtop"))
-    crd = app.AmberInpcrdFile(_unzip(tmp, "alanine-dipeptide-explicit/alanine-dipeptide.crd"))
-    system = prmtop.createSystem(nonbondedMethod=app.NoCutoff, constraints=None, rigidWater=True)
-    return prmtop, system, crd.getPositions(asNumpy=True).value_in_unit(mm.unit.nanometer)
+SOLVATED = {
+    # name: (prmtop, crd, number of solute atoms, solute residues)
+    "alanine-dipeptide": ("alanine-dipeptide-explicit/alanine-dipeptide", 22, 3),  # ff96, 749 TIP3P
+    "trpzip2": ("trpzip2-explicit/trpzip2", 218, 12),  # 12 residues, 1 Cl-, 3605 TIP3P (prmtop converted, README)
+}
+
+
+@pytest.fixture(scope="module", params=list(SOLVATED))
+def solvated(request, tmp_path_factory):
+    """A peptide in a box of water read from an Amber prmtop, built in vacuum (NoCutoff), HBonds constraints."""
+    stem, n_solute, n_res = SOLVATED[request.param]
+    tmp = tmp_path_factory.mktemp(request.param)
+    prmtop = app.AmberPrmtopFile(_unzip(tmp, stem + ".prmtop"))
+    crd = app.AmberInpcrdFile(_unzip(tmp, stem + ".crd"))
+    system = prmtop.createSystem(nonbondedMethod=app.NoCutoff, constraints=app.HBonds, rigidWater=True)
+    positions = crd.getPositions(asNumpy=True).value_in_unit(mm.unit.nanometer)
+    return prmtop, system, positions, n_solute, n_res
 
 
 def test_coulomb_constant_is_openmms():
@@ -203,25 +212,37 @@ def test_t4_lysozyme_matches_openmm(t4):
 
 
 def test_solvent_stripped(solvated):
-    prmtop, system, positions = solvated
+    prmtop, system, positions, n_solute, n_res = solvated
     atoms = solute_atoms(prmtop.topology)
-    np.testing.assert_array_equal(atoms, np.arange(22))  # ACE ALA NME come first
+    np.testing.assert_array_equal(atoms, np.arange(n_solute))  # the peptide comes first in both files
+    every = list(prmtop.topology.atoms())
+    assert len({every[i].residue.index for i in atoms}) == n_res
     energy = ForceFieldEnergy(system, atoms=atoms)
-    assert energy.n_atoms == 22 and "constraints" not in energy.groups  # rigid waters' constraints went with them
-    # Independent reference: OpenMM on the whole box with the waters made inert (no charge, no LJ).
+    assert energy.n_atoms == n_solute
+    # The solute's X-H constraints come back as harmonic terms; the rigid waters' ones went with the waters.
+    solute_constraints = sum(system.getConstraintParameters(i)[0] < n_solute for i in range(system.getNumConstraints()))
+    prefix = next(p for kind, name, p in energy._terms if name == "constraints")
+    assert len(getattr(energy, prefix + "index")) == solute_constraints > 0
+    # Independent reference: OpenMM on the whole box with the solvent made inert (no charge, no LJ; the rigid
+    # waters and the ion have no bonded terms).
     inert = mm.XmlSerializer.clone(system)
     nb = next(f for f in inert.getForces() if isinstance(f, mm.NonbondedForce))
-    for i in range(22, inert.getNumParticles()):
+    for i in range(n_solute, inert.getNumParticles()):
         nb.setParticleParameters(i, 0.0, 0.1, 0.0)
     frames = positions[None]
     ref = _reference(inert, frames)
-    solute = torch.tensor(frames[:, :22], requires_grad=True)
-    for name, e in energy.energies(solute).items():
+    solute = torch.tensor(frames[:, :n_solute], requires_grad=True)
+    terms = energy.energies(solute)
+    assert set(terms) == {"HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce",
+                          "constraints"}
+    for name, e in terms.items():
+        if name == "constraints":
+            continue
         e_ref, f_ref = ref[name]
-        assert abs(e.item() - e_ref[0]) < E_TOL * abs(e_ref[0])
+        assert abs(e.item() - e_ref[0]) < E_TOL * abs(e_ref[0]), (name, e.item(), e_ref[0])
         f = -torch.autograd.grad(e.sum(), solute)[0].numpy()
-        assert np.linalg.norm(f - f_ref[:, :22]) < F_TOL * np.linalg.norm(f_ref[:, :22])
-        assert np.abs(f_ref[:, 22:]).max() == 0.0  # the waters feel nothing: the reference is what we think
+        assert np.linalg.norm(f - f_ref[:, :n_solute]) < F_TOL * np.linalg.norm(f_ref[:, :n_solute]), name
+        assert np.abs(f_ref[:, n_solute:]).max() == 0.0  # the solvent feels nothing: the reference is what we think
     # Whole-box positions are accepted too: the solute is taken from them.
     torch.testing.assert_close(energy(torch.tensor(frames)), energy(solute.detach()), rtol=0, atol=0)
 
@@ -292,6 +313,7 @@ def test_bad_input(alanine):
         ForceFieldEnergy(system, ignore=["GBSAOBCForce"])
 
 
+@pytest.mark.parametrize("solvated", ["alanine-dipeptide"], indirect=True)
 def test_unsupported_forces(solvated):
     _, system = _alanine_system(None)
     extra = mm.XmlSerializer.clone(system)
@@ -305,7 +327,7 @@ def test_unsupported_forces(solvated):
     x = torch.tensor(app.PDBFile(cl.data.alanine_dipeptide_pdb()).getPositions(asNumpy=True)._value)[None]
     torch.testing.assert_close(ForceFieldEnergy(extra, ignore=["CustomTorsionForce"])(x), ForceFieldEnergy(system)(x),
                                rtol=0, atol=0)
-    prmtop, _, _ = solvated
+    prmtop = solvated[0]
     with pytest.raises(UnsupportedForceError, match="periodic boundary conditions.*NoCutoff"):
         ForceFieldEnergy(prmtop.createSystem(nonbondedMethod=app.PME, nonbondedCutoff=0.9))
     cutoff = prmtop.createSystem(nonbondedMethod=app.CutoffNonPeriodic, nonbondedCutoff=0.9)
