@@ -26,7 +26,7 @@ def load(name):
 @pytest.fixture(scope="module")
 def alanine(tmp_path_factory):
     """The alanine dipeptide tutorial, tiny: 40 ps unbiased, 20 + 10 ps of metadynamics (~15 s on 2 cores)."""
-    tut = load("alanine_dipeptide")
+    tut = load("04_alanine_dipeptide_from_files")
     out = tmp_path_factory.mktemp("alanine")
     return tut, out, tut.run(out, unbiased_steps=20_000, explore_steps=10_000, steps=5_000, epochs=20)
 

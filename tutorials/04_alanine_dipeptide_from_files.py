@@ -17,7 +17,7 @@ The pipeline:
   4. well-tempered metadynamics on the DeepTICA CV;
   5. reweighting (c(t)) of the biased frames onto (phi, psi): FES, Delta F with a block error, plot.
 
-Run:  python tutorials/alanine_dipeptide.py [output directory]   (about 4 minutes on 2 cores)
+Run:  python tutorials/04_alanine_dipeptide_from_files.py [output directory]   (about 4 minutes on 2 cores)
 """
 
 import sys
