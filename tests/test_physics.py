@@ -189,6 +189,30 @@ def test_restored_constraints(alanine):
     assert stretched == pytest.approx(0.5 * 4.0e5 * 0.01 ** 2, rel=1e-3)
 
 
+def test_split_nonbonded(alanine):
+    # Coulomb alone against OpenMM with every epsilon zeroed (particles and exceptions): energies and forces.
+    # Differentiating one split term alone takes the backward path that recomputes LJ and Coulomb gradients.
+    _, system, frames = alanine
+    coulomb_only = mm.XmlSerializer.clone(system)
+    nb = next(f for f in coulomb_only.getForces() if isinstance(f, mm.NonbondedForce))
+    for i in range(nb.getNumParticles()):
+        q, sigma, _ = nb.getParticleParameters(i)
+        nb.setParticleParameters(i, q, sigma, 0.0)
+    for k in range(nb.getNumExceptions()):
+        i, j, qq, sigma, _ = nb.getExceptionParameters(k)
+        nb.setExceptionParameters(k, i, j, qq, sigma, 0.0)
+    e_ref, f_ref = _reference(coulomb_only, frames)["NonbondedForce"]
+    energy = ForceFieldEnergy(system)
+    x = torch.tensor(frames, requires_grad=True)
+    terms = energy.energies(x, split_nonbonded=True)
+    coulomb = terms["NonbondedForce:coulomb"]
+    f = -torch.autograd.grad(coulomb.sum(), x)[0].numpy()
+    np.testing.assert_allclose(coulomb.detach().numpy(), e_ref, rtol=E_TOL)
+    assert np.linalg.norm(f - f_ref) < F_TOL * np.linalg.norm(f_ref)
+    total = energy.energies(x)["NonbondedForce"]
+    torch.testing.assert_close(terms["NonbondedForce:lennard_jones"] + coulomb, total, rtol=1e-13, atol=1e-10)
+
+
 def test_float32_and_chunking(alanine):
     _, system, frames = alanine
     x = torch.tensor(frames)

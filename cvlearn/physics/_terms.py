@@ -67,45 +67,53 @@ def _block_mask(a, b, n, excluded, starts, device):
     return mask
 
 
-def _pair_block(xt, a, b, params, want_grad):
-    """LJ and Coulomb energies (B,) of rows [a, b) against columns [a, N), and their gradients if asked.
+def _pair_block(xt, a, b, params, grad_mode):
+    """LJ and Coulomb energies (B,) of rows [a, b) against columns [a, N), and their gradient if asked.
 
     ``xt`` is (3, B, N): one contiguous plane per Cartesian component, so that every pair quantity is a
-    contiguous (B, R, C) array. Returns ``(e_lj, e_c, g_lj, g_c)`` with gradients (3, B, N - a) over atoms
-    a..N-1 (None if not asked).
+    contiguous (B, R, C) array. ``params`` holds per-atom ``sqrt(ONE_4PI_EPS0) q``, ``sigma / 2`` and
+    ``2 sqrt(eps)``, so that each pair parameter is one product or sum. ``grad_mode`` None, ``"total"`` (the
+    gradient of LJ + Coulomb) or ``"split"`` (both). Returns ``(e_lj, e_c, grads)`` with grads a list of
+    (3, B, N - a) arrays over atoms a..N-1.
     """
-    q, sig, sqeps, excluded, starts = params
+    qs, sh, e2, excluded, starts = params
     n = xt.shape[2]
-    mask = _block_mask(a, b, n, excluded, starts, xt.device).to(xt.dtype)
+    mask = _block_mask(a, b, n, excluded, starts, xt.device)
     d = [c[:, a:b, None] - c[:, None, a:] for c in xt]  # 3 x (B, R, C)
-    # Masked pairs (i >= j, exceptions) get r^2 + 1 (never 0) and zero parameters.
-    inv_r2 = 1.0 / (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] + (1.0 - mask))
-    s = 0.5 * (sig[a:b, None] + sig[None, a:])
-    eps4 = (4.0 * mask) * sqeps[a:b, None] * sqeps[None, a:]
-    qq = (ONE_4PI_EPS0 * mask) * q[a:b, None] * q[None, a:]
-    s6 = (s * s * inv_r2) ** 3
-    s12 = s6 * s6
-    e_c_pair = qq * inv_r2.sqrt()
-    e_lj = (eps4 * (s12 - s6)).sum((1, 2))
+    r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+    inv_r = torch.rsqrt(r2.masked_fill_(~mask, 1.0))  # masked pairs (i >= j, exceptions): r = 1, zero parameters
+    inv_r2 = inv_r * inv_r
+    s2 = (sh[a:b, None] + sh[None, a:]) ** 2
+    eps4 = (e2[a:b, None] * e2[None, a:]).masked_fill_(~mask, 0.0)
+    qq = (qs[a:b, None] * qs[None, a:]).masked_fill_(~mask, 0.0)
+    s6 = (s2 * inv_r2) ** 3
+    lj6 = eps4 * s6
+    lj12 = lj6 * s6
+    e_c_pair = qq * inv_r
+    e_lj = (lj12 - lj6).sum((1, 2))
     e_c = e_c_pair.sum((1, 2))
-    if not want_grad:
-        return e_lj, e_c, None, None
+    if grad_mode is None:
+        return e_lj, e_c, []
+    w_lj = (6.0 * lj6 - 12.0 * lj12) * inv_r2  # (dE/dr) / r per pair
+    w_c = -e_c_pair * inv_r2
+    weights = [w_lj + w_c] if grad_mode == "total" else [w_lj, w_c]
     grads = []
-    for w in (eps4 * (6.0 * s6 - 12.0 * s12) * inv_r2, -e_c_pair * inv_r2):  # (dE/dr) / r per pair
+    for w in weights:
         g = xt.new_zeros(3, xt.shape[1], n - a)
         for c in range(3):
             t = w * d[c]  # dE/dx_i of each pair along c; dE/dx_j = -t
             g[c] -= t.sum(1)
             g[c, :, : b - a] += t.sum(2)
         grads.append(g)
-    return e_lj, e_c, grads[0], grads[1]
+    return e_lj, e_c, grads
 
 
-def _pair_pass(x, params, want_grad, pair_chunk):
-    """Energies (B, 2) [LJ, Coulomb] over all non-excluded pairs, and gradients (2, B, N, 3) if asked."""
+def _pair_pass(x, params, grad_mode, pair_chunk):
+    """Energies (B, 2) [LJ, Coulomb] over all non-excluded pairs, and gradients (k, B, N, 3) if asked (k = 1
+    for ``grad_mode="total"``, 2 for ``"split"``)."""
     bsz, n, _ = x.shape
     energy = x.new_zeros(bsz, 2)
-    grad = x.new_zeros(2, 3, bsz, n) if want_grad else None
+    grad = x.new_zeros({"total": 1, "split": 2}[grad_mode], 3, bsz, n) if grad_mode else None
     xt = x.permute(2, 0, 1)  # (3, B, N)
     fchunk = max(1, min(bsz, pair_chunk // max(n, 1)))
     for f0 in range(0, bsz, fchunk):
@@ -114,36 +122,39 @@ def _pair_pass(x, params, want_grad, pair_chunk):
         a = 0
         while a < n - 1:
             b = min(n - 1, a + max(1, pair_chunk // ((f1 - f0) * (n - a))))
-            e_lj, e_c, g_lj, g_c = _pair_block(xf, a, b, params, want_grad)
+            e_lj, e_c, grads = _pair_block(xf, a, b, params, grad_mode)
             energy[f0:f1, 0] += e_lj
             energy[f0:f1, 1] += e_c
-            if want_grad:
-                grad[0, :, f0:f1, a:] += g_lj
-                grad[1, :, f0:f1, a:] += g_c
+            for k, g in enumerate(grads):
+                grad[k, :, f0:f1, a:] += g
             a = b
-    return energy, (grad.permute(0, 2, 3, 1) if want_grad else None)
+    return energy, (grad.permute(0, 2, 3, 1) if grad_mode else None)
 
 
 class _PairEnergy(torch.autograd.Function):
-    """All non-excluded pairs; the gradient is computed block by block in the forward pass (when positions need
-    it), so memory stays bounded by ``pair_chunk`` instead of an autograd graph over every pair. Second
-    derivatives (``create_graph=True``) recompute the gradient differentiably, holding a graph over all blocks."""
+    """All non-excluded pairs. The gradient of LJ + Coulomb is computed block by block in the forward pass (when
+    positions need it), so memory stays bounded by ``pair_chunk`` instead of an autograd graph over every pair.
+    A backward pass that weights LJ and Coulomb differently (one split term differentiated alone) or that
+    builds second derivatives (``create_graph=True``) recomputes the gradients (differentiably in the second
+    case, then holding a graph over all blocks)."""
 
     @staticmethod
-    def forward(ctx, x, q, sig, sqeps, excluded, starts, pair_chunk):
-        params = (q, sig, sqeps, excluded, starts)
+    def forward(ctx, x, qs, sh, e2, excluded, starts, pair_chunk):
+        params = (qs, sh, e2, excluded, starts)
         want = ctx.needs_input_grad[0]
-        energy, grad = _pair_pass(x, params, want, pair_chunk)
+        energy, grad = _pair_pass(x, params, "total" if want else None, pair_chunk)
         ctx.pair_chunk = pair_chunk
-        ctx.save_for_backward(x, q, sig, sqeps, excluded, starts, grad if want else None)
+        ctx.save_for_backward(x, qs, sh, e2, excluded, starts, grad[0] if want else None)
         return energy
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, q, sig, sqeps, excluded, starts, grad = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: rebuild the gradient as a function of x
-            _, grad = _pair_pass(x, (q, sig, sqeps, excluded, starts), True, ctx.pair_chunk)
-        gx = (grad_out.T[:, :, None, None] * grad).sum(0)
+        x, qs, sh, e2, excluded, starts, grad = ctx.saved_tensors
+        if not torch.is_grad_enabled() and torch.equal(grad_out[:, 0], grad_out[:, 1]):
+            return grad_out[:, 0, None, None] * grad, None, None, None, None, None, None
+        # create_graph=True (grad mode is on here): the recomputed gradients are functions of x.
+        _, grads = _pair_pass(x, (qs, sh, e2, excluded, starts), "split", ctx.pair_chunk)
+        gx = (grad_out.T[:, :, None, None] * grads).sum(0)
         return gx, None, None, None, None, None, None
 
 
@@ -163,5 +174,6 @@ def pair_energies(x, q, sig, sqeps, excluded, starts, pair_chunk):
     pair_chunk : int
         Largest number of (frame, pair) elements in one block: bounds the memory (~ 15 doubles per element).
     """
-    energy = _PairEnergy.apply(x, q, sig, sqeps, excluded, starts, int(pair_chunk))
+    qs = q * ONE_4PI_EPS0 ** 0.5
+    energy = _PairEnergy.apply(x, qs, 0.5 * sig, 2.0 * sqeps, excluded, starts, int(pair_chunk))
     return energy[:, 0], energy[:, 1]
