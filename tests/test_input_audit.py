@@ -114,6 +114,40 @@ def _unreadable(tmp_path):
     cl.load_trajectories(path, top=alanine_dipeptide_pdb())
 
 
+def _nan_in_chunk(tmp_path):
+    bad = X.copy()
+    bad[123, 2] = np.nan
+    cl.PCA().fit([[bad[:100], bad[100:]]])  # one trajectory in two chunks
+
+
+def _generator_read_twice(tmp_path):
+    data = iter([X])
+    cl.TICA(lagtime=1).fit(data).transform(data)
+
+
+def _scheduler_unreachable(tmp_path):
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as s:  # a free port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    cl.walkers.connect(address, timeout=1)
+
+
+def _walker_id_in_use(tmp_path):
+    def walker():
+        return cl.WellTemperedMetad(cl.features.Positions(1, 1), sigma=0.1, height=1.0, bias_factor=10, pace=10,
+                                    grid=cl.Grid(-2, 2, 200), temperature=300.0, walkers_dir=tmp_path, walker_id=1,
+                                    n_walkers=2)
+
+    first = walker()
+    try:
+        walker()
+    finally:
+        first.close()
+
+
 CASES = [
     ("shape", lambda t: cl.TICA(lagtime=1).fit(rng.normal(size=(10, 2, 2))), ValueError, "must be 2-D"),
     ("dtype", lambda t: cl.PCA().fit(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric array"),
@@ -138,6 +172,21 @@ CASES = [
     ("other-version", _other_version, UserWarning, "was saved by cvlearn"),
     ("blow-up", _blow_up, cl.SimulationError, "blew up at step"),
     ("openmm-blow-up", _openmm_blow_up, cl.SimulationError, "step"),
+    # Data read chunk by chunk (lists of chunks, generators, NpyFiles, stream_features) and walkers.
+    ("chunk-feature-count", lambda t: cl.TICA(lagtime=1).fit([[X[:100], X[100:, :2]]]), ValueError,
+     r"X\[0\] has a chunk of 2 features at frame 100, but the data so far have 3"),
+    ("stream-lag-too-long", lambda t: cl.TICA(lagtime=7).fit([[X[:2], X[2:5]], [X[:3], X[3:6]]]), ValueError,
+     r"must be an int in \[1, n_frames\)\. Got 7 for trajectories of at most 6 frames"),
+    ("nan-in-chunk", _nan_in_chunk, ValueError, r"X\[0\] has NaN or infinite values at frame 123"),
+    ("generator-read-twice", _generator_read_twice, ValueError,
+     r"X is an iterator that gave no trajectories: .*an earlier call read it"),
+    ("no-batch-size", lambda t: cl.AutoEncoder().fit([[X[:100], X[100:]]]), ValueError, r"set batch_size"),
+    ("continues-nothing", lambda t: cl.TICA(lagtime=1).partial_fit(X, continues=True), ValueError,
+     r"continues=True, but this TICA has no earlier partial_fit call"),
+    ("scheduler-unreachable", _scheduler_unreachable, cl.walkers.SchedulerUnreachableError,
+     r"No Dask scheduler answered at .* within 1 s"),
+    ("walker-id-in-use", _walker_id_in_use, ValueError,
+     r"Walker 1 of walkers_dir .* is already running .*its own walker_id in \[0, 2\)"),
 ]
 
 
