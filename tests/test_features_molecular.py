@@ -21,25 +21,9 @@ def top():
 
 
 @pytest.fixture(scope="module")
-def traj(top):
-    """200 frames of alanine dipeptide in vacuum at 500 K (every 0.1 ps), from OpenMM (< 1 s)."""
-    openmm = pytest.importorskip("openmm")
-    from openmm import app, unit
-
-    pdb = app.PDBFile(cvlearn.data.alanine_dipeptide_pdb())
-    system = app.ForceField("amber99sbildn.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff,
-                                                              constraints=app.HBonds)
-    integrator = openmm.LangevinMiddleIntegrator(500 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds)
-    integrator.setRandomNumberSeed(7)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
-    context.setPositions(pdb.positions)
-    openmm.LocalEnergyMinimizer.minimize(context)
-    context.setVelocitiesToTemperature(500 * unit.kelvin, 7)
-    xyz = []
-    for _ in range(200):
-        integrator.step(50)
-        xyz.append(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-    return md.Trajectory(np.asarray(xyz), top)
+def traj(top, alanine_md_frames):
+    """200 frames of alanine dipeptide in vacuum at 500 K (every 0.1 ps, after minimization), from OpenMM."""
+    return md.Trajectory(alanine_md_frames(200, 50, seed=7, minimize=True), top)
 
 
 @pytest.fixture(scope="module")

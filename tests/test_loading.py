@@ -57,26 +57,10 @@ def ar_files(tmp_path_factory, topology):
 
 
 @pytest.fixture(scope="module")
-def md_files(tmp_path_factory, topology):
+def md_files(tmp_path_factory, topology, alanine_md_frames):
     """Alanine dipeptide in vacuum at 500 K (OpenMM, amber99sb-ildn, HBonds), 3000 frames every 20 fs,
     split into an xtc, a dcd and a pdb file."""
-    pytest.importorskip("openmm")
-    import openmm as mm
-    import openmm.app as app
-    import openmm.unit as u
-
-    pdb = app.PDBFile(PDB)
-    system = app.ForceField("amber99sbildn.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff,
-                                                               constraints=app.HBonds)
-    integrator = mm.LangevinMiddleIntegrator(500 * u.kelvin, 1 / u.picosecond, 0.002 * u.picoseconds)
-    integrator.setRandomNumberSeed(1)
-    context = mm.Context(system, integrator, mm.Platform.getPlatformByName("Reference"))
-    context.setPositions(pdb.positions)
-    context.setVelocitiesToTemperature(500 * u.kelvin, 1)
-    xyz = np.empty((3000, 22, 3), np.float32)
-    for i in range(len(xyz)):
-        integrator.step(10)
-        xyz[i] = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(u.nanometer)
+    xyz = alanine_md_frames(3000, 10, seed=1)
     d = tmp_path_factory.mktemp("md")
     return [write(d / "a.xtc", xyz[:1700], topology), write(d / "b.dcd", xyz[1700:2950], topology),
             write(d / "c.pdb", xyz[2950:], topology)]
