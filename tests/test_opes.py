@@ -394,3 +394,19 @@ def test_bad_input_found_late():
     with pytest.raises(FileNotFoundError, match="does not exist"):
         cl.Langevin(cl.systems.MullerBrown(), bias=cl.OPES(xy_cv, barrier=20.0, pace=10, sigma=[0.1, 0.1],
                                                             state="/nonexistent/STATE", restart=True))
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: cl.OPES(xy_cv, barrier=20.0, pace=10, sigma=[0.1, 0.1], temperature=t),
+    lambda t: cl.WellTemperedMetad(xy_cv, sigma=0.1, height=1.0, bias_factor=10, pace=10, temperature=t,
+                                   grid=cl.Grid([-2.0, -1.0], [1.5, 2.5], [100, 100])),
+], ids=["OPES", "WellTemperedMetad"])
+def test_both_biases_adopt_the_engine_temperature_alike(make):
+    mb = cl.systems.MullerBrown()  # 300 K
+    bias = make(None)
+    cl.Langevin(mb, temperature=310.0, timestep=0.004, bias=bias)
+    assert (bias.temperature, bias.timestep) == (310.0, 0.004)  # the engine's, exactly
+    cl.Langevin(mb, temperature=300.0, timestep=0.004, bias=make(300.0))  # equal temperatures: accepted
+    with pytest.raises(ValueError, match=r"temperature \(300.0 K\) differs from the engine's \(310.0 K\).*without "
+                                         r"temperature="):
+        cl.Langevin(mb, temperature=310.0, timestep=0.004, bias=make(300.0))

@@ -9,6 +9,7 @@ import torch
 from .._validation import check_positive
 from ..io import PlumedWriter, read_plumed_table
 from ..units import BOLTZMANN, as_float
+from ._binding import adopt_engine_settings
 from ._gridbias import GridBias
 from ._walkers import WalkerFiles, fsync_path
 
@@ -139,12 +140,7 @@ class WellTemperedMetad(GridBias):
     # -- engine protocol -------------------------------------------------------------------------
     def bind(self, temperature, timestep):
         """Called by the engine: adopt its temperature (K) and timestep (ps); open the HILLS file."""
-        if self.temperature is None:
-            self.temperature = float(temperature)
-        elif abs(self.temperature - temperature) > 1e-9:
-            raise ValueError(f"The metadynamics temperature ({self.temperature} K) differs from the engine's "
-                             f"({temperature} K).")
-        self.timestep = float(timestep)
+        adopt_engine_settings(self, temperature, timestep, "metadynamics")
         if self.hills_path is not None and self._writer is None:
             self.open_hills(self.hills_path, self._restart)
 

@@ -12,6 +12,7 @@ from ..fes import FreeEnergySurface
 from ..io import PlumedWriter, read_plumed_table
 from ..units import BOLTZMANN, as_float
 from . import _opes_files as files
+from ._binding import adopt_engine_settings
 from ._grid import Grid
 from ._kernels import Domain, KernelSet
 from ._static import _Named
@@ -267,12 +268,7 @@ class OPES:
         """Called by the engine: adopt its temperature (K) and timestep (ps); restart and open files."""
         if self._runnable is not None:
             raise ValueError(self._runnable)
-        if self.temperature is None:
-            self.temperature = float(temperature)
-        elif abs(self.temperature - temperature) > 1e-9:
-            raise ValueError(f"The OPES temperature ({self.temperature} K) differs from the engine's "
-                             f"({temperature} K).")
-        self.timestep = float(timestep)
+        adopt_engine_settings(self, temperature, timestep, "OPES")
         if self._kernels is None:
             self._configure()
         if self._restart:
