@@ -67,10 +67,35 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     (x, y) by c(t) reweighting, and the A-B free energy difference with its block error next to
     the exact one.
 
+    Parameters
+    ----------
+    out : str
+        Output directory (created).
+    seed : int
+    steps : int
+        Metadynamics steps per walker (5 fs each), a multiple of ``chunks``.
+    method : str
+        A key of ``LEARNERS`` ("tica", "pca", ...).
+    walkers, explore_steps, chunks : int
+    resume : bool
+    progress : bool
+
     Returns
     -------
     dict
-        The report (also written to ``report.json``).
+        The report (also written to ``report.json``): free energy differences in kJ/mol, times in
+        ps/ns, wall time in s.
+
+    Examples
+    --------
+    A tiny run (the default, 25000 steps of 8 walkers, takes about a minute):
+
+    >>> from cvlearn.quickstart import run_quickstart
+    >>> report = run_quickstart(out="qs", steps=500, walkers=2, explore_steps=500, chunks=1)
+    >>> report["cv_method"], report["n_hills"], round(report["delta_f_exact_kJ_mol"], 2)
+    ('tica', 10, 11.41)
+    >>> "report.json" in report["files"] and "quickstart.png" in report["files"]
+    True
     """
     if method not in LEARNERS:
         raise ValueError(f"method must be one of {sorted(LEARNERS)}; got {method!r}.")
