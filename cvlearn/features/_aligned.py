@@ -80,7 +80,8 @@ class AlignedPositions(AtomFeaturizer):
     Examples
     --------
     >>> import torch
-    >>> ref = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    >>> from cvlearn.features import AlignedPositions
+    >>> ref = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])                  # nm
     >>> moved = ref @ torch.tensor([[0.0, 1, 0], [-1, 0, 0], [0, 0, 1]]) + 2.0
     >>> AlignedPositions(ref)(moved).reshape(3, 3).allclose(ref, atol=1e-6)
     True

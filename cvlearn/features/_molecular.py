@@ -104,6 +104,7 @@ class Dihedrals(AtomFeaturizer):
     Examples
     --------
     >>> import mdtraj as md, cvlearn.data
+    >>> from cvlearn.features import Dihedrals
     >>> top = md.load_topology(cvlearn.data.alanine_dipeptide_pdb())
     >>> Dihedrals(top, "phi psi", sincos=True).feature_names()
     ['sin_phi_2', 'cos_phi_2', 'sin_psi_2', 'cos_psi_2']
@@ -191,6 +192,7 @@ class Distances(AtomFeaturizer):
     Examples
     --------
     >>> import torch
+    >>> from cvlearn.features import Distances
     >>> Distances(pairs=[[0, 1]])(torch.tensor([[0.0, 0, 0], [0.3, 0.4, 0]])).tolist()
     [0.5]
     """
@@ -270,7 +272,8 @@ class Contacts(AtomFeaturizer):
     Examples
     --------
     >>> import torch
-    >>> c = Contacts(pairs=[[0, 1]], r0=0.5)
+    >>> from cvlearn.features import Contacts
+    >>> c = Contacts(pairs=[[0, 1]], r0=0.5)                                     # r0 in nm
     >>> round(c(torch.tensor([[0.0, 0, 0], [0.5, 0, 0]])).item(), 6)
     0.5
     """

@@ -20,6 +20,7 @@ class Positions(Featurizer):
     Examples
     --------
     >>> import torch
+    >>> from cvlearn.features import Positions
     >>> Positions(2, 3, particles=[1])(torch.arange(6.0).reshape(1, 2, 3)).tolist()
     [[3.0, 4.0, 5.0]]
     """

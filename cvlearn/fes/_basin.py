@@ -12,6 +12,8 @@ class Basin:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from cvlearn.fes import Basin
     >>> b = Basin(center=[0.0, 0.0], radius=0.5)
     >>> b.contains(np.array([[0.1, 0.1], [1.0, 0.0]])).tolist()
     [True, False]

@@ -96,6 +96,7 @@ def from_colvar(colvar, variables, bias="metad.bias", rct="metad.rct", temperatu
     Examples
     --------
     >>> import os, tempfile, numpy as np
+    >>> from cvlearn.fes import from_colvar
     >>> p = os.path.join(tempfile.mkdtemp(), "COLVAR")
     >>> rows = np.c_[np.arange(400) * 0.1, np.tile([-1.0, 1.0], 200), np.tile([0.0, 2.0], 200), np.zeros(400)]
     >>> text = "\\n".join(" ".join(map(str, r)) for r in rows)

@@ -147,6 +147,7 @@ def read_colvar(path):
     Examples
     --------
     >>> import tempfile, os
+    >>> from cvlearn.io import read_colvar
     >>> p = os.path.join(tempfile.mkdtemp(), "COLVAR")
     >>> _ = open(p, "w").write("#! FIELDS time phi metad.bias\\n0.0 -1.5 0.0\\n0.1 -1.4 0.3\\n")
     >>> read_colvar(p)["metad.bias"].tolist()
