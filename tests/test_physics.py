@@ -220,6 +220,10 @@ def test_float32_and_chunking(alanine):
     # Tiny blocks: one row and one frame per block; same numbers up to float64 round-off.
     small = ForceFieldEnergy(system, pair_chunk=5)(x)
     torch.testing.assert_close(small, ref, rtol=1e-12, atol=1e-9)
+    # An openmm Quantity is converted at the boundary (here from angstrom); numpy arrays are taken as nm.
+    in_angstrom = mm.unit.Quantity(frames * 10.0, mm.unit.angstrom)
+    torch.testing.assert_close(ForceFieldEnergy(system)(in_angstrom), ref, rtol=1e-12, atol=0)
+    torch.testing.assert_close(ForceFieldEnergy(system)(frames), ref, rtol=0, atol=0)
     # float32: terms of |E| ~ 10^2 kJ/mol, each ~1e-7 relative -> a few 1e-4 kJ/mol at most.
     e32 = ForceFieldEnergy(system)(x.float())
     assert e32.dtype == torch.float32

@@ -25,7 +25,28 @@ SOLVENT_RESIDUES = frozenset({
 
 
 class UnsupportedForceError(CVLearnError, ValueError):
-    """An OpenMM ``System`` holds a force (or a force setting) that ForceFieldEnergy cannot evaluate."""
+    """An OpenMM ``System`` holds a force (or a force setting) that ForceFieldEnergy cannot evaluate.
+
+    Raised for forces other than :data:`SUPPORTED_FORCES` (e.g. GBSAOBCForce, CMAPTorsionForce, any Custom*
+    force), for periodic Systems and cutoff methods other than NoCutoff, for parameter offsets and for
+    virtual sites. The message names the force and the way out (build the System without it, or pass
+    ``ignore=[name]`` to ForceFieldEnergy to leave it out deliberately).
+
+    Examples
+    --------
+    >>> import openmm
+    >>> from cvlearn.physics import ForceFieldEnergy, UnsupportedForceError
+    >>> system = openmm.System()
+    >>> _ = system.addParticle(1.0)
+    >>> _ = system.addForce(openmm.CustomExternalForce("x^2"))
+    >>> try:
+    ...     ForceFieldEnergy(system)
+    ... except UnsupportedForceError as err:
+    ...     print(str(err)[:72])
+    The System holds a CustomExternalForce (named 'CustomExternalForce'), wh
+    >>> ForceFieldEnergy(system, ignore=["CustomExternalForce"]).n_atoms
+    1
+    """
 
 
 @dataclass

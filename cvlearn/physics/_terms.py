@@ -143,17 +143,17 @@ class _PairEnergy(torch.autograd.Function):
         params = (qs, sh, e2, excluded, starts)
         want = ctx.needs_input_grad[0]
         energy, grad = _pair_pass(x, params, "total" if want else None, pair_chunk)
-        ctx.pair_chunk = pair_chunk
-        ctx.save_for_backward(x, qs, sh, e2, excluded, starts, grad[0] if want else None)
+        ctx.pair_chunk, ctx.starts = pair_chunk, starts
+        ctx.save_for_backward(x, qs, sh, e2, excluded, grad[0] if want else None)
         return energy
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, qs, sh, e2, excluded, starts, grad = ctx.saved_tensors
+        x, qs, sh, e2, excluded, grad = ctx.saved_tensors
         if not torch.is_grad_enabled() and torch.equal(grad_out[:, 0], grad_out[:, 1]):
             return grad_out[:, 0, None, None] * grad, None, None, None, None, None, None
         # create_graph=True (grad mode is on here): the recomputed gradients are functions of x.
-        _, grads = _pair_pass(x, (qs, sh, e2, excluded, starts), "split", ctx.pair_chunk)
+        _, grads = _pair_pass(x, (qs, sh, e2, excluded, ctx.starts), "split", ctx.pair_chunk)
         gx = (grad_out.T[:, :, None, None] * grads).sum(0)
         return gx, None, None, None, None, None, None
 
@@ -169,10 +169,10 @@ def pair_energies(x, q, sig, sqeps, excluded, starts, pair_chunk):
         (N,) charges (e), sigmas (nm) and square roots of the LJ well depths (sqrt(kJ/mol)).
     excluded : torch.Tensor
         (n_exc, 2) int64 exception pairs, i < j, sorted by i then j.
-    starts : torch.Tensor
-        (N + 1,) int64: the exceptions of atom i are ``excluded[starts[i]:starts[i + 1]]``.
+    starts : numpy.ndarray
+        (N + 1,) int64, on the host: the exceptions of atom i are ``excluded[starts[i]:starts[i + 1]]``.
     pair_chunk : int
-        Largest number of (frame, pair) elements in one block: bounds the memory (~ 15 doubles per element).
+        Largest number of (frame, pair) elements in one block: bounds the memory (~ 30 numbers per element).
     """
     qs = q * ONE_4PI_EPS0 ** 0.5
     energy = _PairEnergy.apply(x, qs, 0.5 * sig, 2.0 * sqeps, excluded, starts, int(pair_chunk))
