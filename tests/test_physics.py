@@ -171,9 +171,9 @@ def test_restored_constraints(alanine):
     bond = next(f for f in flexible.getForces() if isinstance(f, mm.HarmonicBondForce))
     r0 = {tuple(sorted(bond.getBondParameters(i)[:2])): bond.getBondParameters(i)[2].value_in_unit(mm.unit.nanometer)
           for i in range(bond.getNumBonds())}
-    prefix = next(p for kind, name, p in energy._terms if name == "constraints")
-    idx = getattr(energy, prefix + "index").numpy()
-    length = getattr(energy, prefix + "length").numpy()
+    restored = energy.parameters_of("constraints")
+    idx, length = restored["index"], restored["length"]
+    np.testing.assert_array_equal(restored["k"], 4.0e5)
     assert len(idx) == system.getNumConstraints() == 12
     np.testing.assert_allclose(length, [r0[tuple(sorted(p))] for p in idx.tolist()], rtol=1e-12)
     # On constrained frames (SHAKE tolerance 1e-5 relative: |r - d| < ~1.1e-6 nm) 12 terms of 2e5 * dr^2
@@ -249,8 +249,7 @@ def test_solvent_stripped(solvated):
     assert energy.n_atoms == n_solute
     # The solute's X-H constraints come back as harmonic terms; the rigid waters' ones went with the waters.
     solute_constraints = sum(system.getConstraintParameters(i)[0] < n_solute for i in range(system.getNumConstraints()))
-    prefix = next(p for kind, name, p in energy._terms if name == "constraints")
-    assert len(getattr(energy, prefix + "index")) == solute_constraints > 0
+    assert len(energy.parameters_of("constraints")["index"]) == solute_constraints > 0
     # Independent reference: OpenMM on the whole box with the solvent made inert (no charge, no LJ; the rigid
     # waters and the ion have no bonded terms).
     inert = mm.XmlSerializer.clone(system)
@@ -335,6 +334,8 @@ def test_bad_input(alanine):
         energy(torch.zeros(1, 22, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match="cuts through .* bonds of HarmonicBondForce"):
         ForceFieldEnergy(system, atoms=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"No term named 'Bonds'; the terms are \['HarmonicBondForce'"):
+        energy.parameters_of("Bonds")
     with pytest.raises(ValueError, match="constraints must be 'harmonic' or 'ignore'"):
         ForceFieldEnergy(system, constraints="drop")
     with pytest.raises(ValueError, match=r"ignore names \['GBSAOBCForce'\], but the System has no such force"):

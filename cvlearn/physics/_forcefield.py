@@ -70,7 +70,14 @@ class ForceFieldEnergy(nn.Module):
     matching) recompute the gradient differentiably and then do hold a graph over all pairs. The parameters
     are constants (no gradient with respect to them). Positions may be float32 or float64 on any device
     (move the module there with ``.to(device)``); the parameters are stored in float64 and cast to the
-    positions' dtype.
+    positions' dtype (keep the module itself in float64: ``.float()`` would round the parameters).
+
+    Cost, energy + gradient, measured 2026-11 (CPU: torch 2.11, one thread of an idle 16-core host; GPU: an
+    H200): alanine dipeptide, 64 frames: 5.8 ms CPU, 4.7 ms GPU (launch-bound). T4 lysozyme, 2,603 atoms:
+    1 frame 0.35 s CPU (OpenMM, same frame, on a loaded 2-core host: Reference platform 0.17-0.4 s, CPU
+    platform with one thread 0.05 s), 5 ms GPU; 64 frames on the GPU 48 ms (float64)
+    or 38 ms (float32), 28 ms with ``pair_chunk=2**24`` (2 GB). The CPU working memory stays ~100 MB for a
+    batch of 16 T4 frames.
 
     Examples
     --------
@@ -114,6 +121,31 @@ class ForceFieldEnergy(nn.Module):
                 self.register_buffer(f"_t{t}_{key}", torch.as_tensor(np.ascontiguousarray(value)))
             self._terms.append((table.kind, table.name, f"_t{t}_"))
             self.groups[table.name] = table.group
+
+    def parameters_of(self, name):
+        """The parameter tables of one term (a key of :attr:`groups`), as numpy arrays in nm, rad, kJ/mol, e.
+
+        Atom indices refer to the selected atoms (0 .. n_atoms - 1). Bonded terms give ``index`` and their
+        parameters (``length``/``angle``/``periodicity``, ``phase``, ``k``); a NonbondedForce gives per-atom
+        ``charge``, ``sigma`` and ``sqrt_epsilon``, the ``excluded`` pairs (every exception) and the scaled
+        1-4 pairs ``pair14`` with ``charge_prod14``, ``sigma14`` and ``epsilon14``.
+
+        Examples
+        --------
+        >>> import openmm.app as app
+        >>> import cvlearn as cl
+        >>> from cvlearn.physics import ForceFieldEnergy
+        >>> pdb = app.PDBFile(cl.data.alanine_dipeptide_pdb())
+        >>> system = app.ForceField("amber99sb.xml").createSystem(pdb.topology, constraints=app.HBonds)
+        >>> bonds = ForceFieldEnergy(system).parameters_of("constraints")
+        >>> bonds["index"].shape, float(bonds["k"][0])
+        ((12, 2), 400000.0)
+        """
+        for _kind, term, prefix in self._terms:
+            if term == name:
+                return {key[len(prefix):]: value.cpu().numpy() for key, value in self.named_buffers()
+                        if key.startswith(prefix)}
+        raise ValueError(f"No term named {name!r}; the terms are {list(self.groups)}.")
 
     def extra_repr(self):
         return f"n_atoms={self.n_atoms}, terms={list(self.groups)}"
