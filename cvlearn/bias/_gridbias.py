@@ -27,6 +27,8 @@ class GridBias:
         Prefix of the COLVAR column ``label.bias``.
     """
 
+    _point = None  # the last one-point evaluation, until _last_s or _last_v is read
+
     def __init__(self, cv, grid, outside="error", wall_kappa=1000.0, label="bias"):
         if not isinstance(grid, Grid):
             raise TypeError(f"grid must be a cvlearn.Grid; got {type(grid).__name__}.")
@@ -41,6 +43,10 @@ class GridBias:
         if len(self.names) != grid.ndim:
             raise ValueError(f"The CV has {len(self.names)} components but the grid has {grid.ndim} dimensions.")
         self.field = HermiteField(grid)
+        # (periodic, lo, hi, period) per axis as Python numbers, for the one-point path.
+        self._axes = [(bool(p), float(lo), float(hi), float(hi - lo))
+                      for p, lo, hi in zip(grid.periodic, grid.lo, grid.hi)]
+        self._ndim, self._any_periodic = grid.ndim, bool(grid.periodic.any())
         self._last_s = self._last_v = None
         self.bias_factor = None  # a metadynamics bias sets these; free_energy() needs them
         self.temperature = None
@@ -95,9 +101,11 @@ class GridBias:
         The engines' lean path: they compute ds/dx themselves. Records ``s`` and ``V`` for
         :meth:`colvar` and hill deposition, as :meth:`energy` does.
         """
-        s = self.grid.wrap(np.asarray(s, dtype=np.float64).reshape(-1, self.grid.ndim))
-        if len(s) == 1:  # one configuration (a molecular engine): scalar arithmetic, ~10x faster
-            return self._point_value_and_gradient(s)
+        s = np.asarray(s, dtype=np.float64)
+        if s.size == self._ndim:  # one configuration (a molecular engine): scalar arithmetic, ~10x faster
+            v, grad = self._point_value_and_gradient(s.ravel().tolist())
+            return np.array([v]), np.array([grad])
+        s = self.grid.wrap(s.reshape(-1, self.grid.ndim))
         clamped = np.where(self.grid.periodic, s, np.clip(s, self.grid.lo, self.grid.hi))
         excess = s - clamped
         held = excess != 0
@@ -111,24 +119,57 @@ class GridBias:
         self._last_s, self._last_v = torch.from_numpy(s), torch.from_numpy(v)
         return v, grad
 
-    def _point_value_and_gradient(self, s):
-        g = self.grid
-        point, excess = s[0].tolist(), []
-        for i, x in enumerate(point):
-            held = x if g.periodic[i] else min(max(x, g.lo[i]), g.hi[i])
-            excess.append(x - held)
-            point[i] = held
-        if any(excess):
-            if self.outside == "error":
-                self._outside_error(s, [0])
-        v, grad = self.field.point_value_and_gradient(point)
-        for i, e in enumerate(excess):
-            if e:  # the grid part is held at its edge value; the wall pushes back
-                v += 0.5 * self.wall_kappa * e * e
-                grad[i] = self.wall_kappa * e
-        v = np.array([v])
-        self._last_s, self._last_v = torch.from_numpy(s), torch.from_numpy(v)
-        return v, np.array([grad])
+    def _point_value_and_gradient(self, point):
+        """V (float) and dV/ds (list) at one point (list of d floats)."""
+        axes = self._axes
+        if self._any_periodic:  # as Grid.wrap
+            point = [(x - lo) % period + lo if periodic else x for x, (periodic, lo, _, period) in zip(point, axes)]
+        held, excess = point, None
+        for i, (periodic, lo, hi, _) in enumerate(axes):
+            x = point[i]
+            if not periodic and not lo <= x <= hi:
+                if excess is None:
+                    held, excess = list(point), [0.0] * len(point)
+                held[i] = lo if x < lo else hi
+                excess[i] = x - held[i]
+        if excess is not None and self.outside == "error":
+            self._outside_error(np.array([point]), [0])
+        v, grad = self.field.point_value_and_gradient(held)
+        if excess is not None:
+            for i, e in enumerate(excess):
+                if e:  # the grid part is held at its edge value; the wall pushes back
+                    v += 0.5 * self.wall_kappa * e * e
+                    grad[i] = self.wall_kappa * e
+        self._point = (point, v)  # turned into _last_s, _last_v (tensors) only when read
+        return v, grad
+
+    # _last_s, _last_v: CV values (walkers, d) and bias (walkers,) of the last evaluation, as tensors.
+    # The one-point path stores Python floats and converts on demand (~2 us saved per MD step).
+    @property
+    def _last_s(self):
+        if self._point is not None:
+            self._materialize()
+        return self._s_last
+
+    @_last_s.setter
+    def _last_s(self, value):
+        self._point, self._s_last = None, value
+
+    @property
+    def _last_v(self):
+        if self._point is not None:
+            self._materialize()
+        return self._v_last
+
+    @_last_v.setter
+    def _last_v(self, value):
+        self._point, self._v_last = None, value
+
+    def _materialize(self):
+        point, v = self._point
+        self._point = None
+        self._s_last = torch.tensor([point], dtype=torch.float64)
+        self._v_last = torch.tensor([v], dtype=torch.float64)
 
     def colvar(self):
         """COLVAR columns of the last evaluated configuration: the CVs and ``label.bias``."""

@@ -34,14 +34,15 @@ class _CVBias:
         return e
 
     def colvar(self):
-        return {f"{self.label}.bias": self._last}
+        last = self._last
+        return {f"{self.label}.bias": torch.from_numpy(last) if isinstance(last, np.ndarray) else last}
 
     def value_and_gradient(self, s):
         """Bias V (n,) kJ/mol and dV/ds (n, d) at CV values ``s`` (n, d), numpy, without autograd."""
         s = np.asarray(s, dtype=np.float64).reshape(-1, len(self.at))
-        excess = self._excess(torch.from_numpy(s - self.at)).numpy()
+        excess = self._np_excess(s - self.at)
         v = 0.5 * (self.kappa * excess**2).sum(1)
-        self._last = torch.from_numpy(v)
+        self._last = v  # a tensor when read (colvar)
         return v, self.kappa * excess
 
     def evaluate(self, points):
@@ -68,6 +69,8 @@ class HarmonicRestraint(_CVBias):
     def _excess(d):
         return d
 
+    _np_excess = _excess
+
 
 class UpperWall(_CVBias):
     """V = kappa / 2 (s - at)^2 for s > at, 0 below (PLUMED's UPPER_WALLS with EXP=2)."""
@@ -78,6 +81,10 @@ class UpperWall(_CVBias):
     def _excess(d):
         return torch.clamp(d, min=0.0)
 
+    @staticmethod
+    def _np_excess(d):
+        return np.maximum(d, 0.0)
+
 
 class LowerWall(_CVBias):
     """V = kappa / 2 (s - at)^2 for s < at, 0 above (PLUMED's LOWER_WALLS with EXP=2)."""
@@ -87,3 +94,7 @@ class LowerWall(_CVBias):
     @staticmethod
     def _excess(d):
         return torch.clamp(d, max=0.0)
+
+    @staticmethod
+    def _np_excess(d):
+        return np.minimum(d, 0.0)

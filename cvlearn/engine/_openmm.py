@@ -66,33 +66,55 @@ def _atoms_of(module):
 
 
 class _BiasGroup:
-    """Biases that share one CV module: the CV is evaluated once for all of them."""
+    """Biases that share one CV module: the CV is evaluated once for all of them.
+
+    :meth:`compile` picks the force path: the lean numpy CV on the biased atoms' positions (what the
+    PythonForce receives), else the lean CV on all positions, else torch autograd.
+    """
 
     def __init__(self, cv, biases, lean):
-        self.cv, self.biases = cv, biases
+        self.cv, self.biases, self.use_lean = cv, biases, lean
         self.lean = None
-        if lean and all(hasattr(b, "value_and_gradient") for b in biases):
-            try:
-                self.lean = compile_cv(cv)
-            except Unsupported as exc:
-                log.info("Bias force through torch autograd (%s).", exc)
+        self.on_atoms = False  # the lean CV reads the biased atoms' rows directly
 
-    def energy_and_gradient(self, x):
-        """Total bias energy (kJ/mol) of this group and its gradient (N, 3) at one configuration x."""
-        if self.lean is not None:
-            s = self.lean.value(x)[None, :]
-            v, ds = self.biases[0].value_and_gradient(s)
+    def compile(self, atoms, n_atoms):
+        self.lean, self.on_atoms = None, False
+        if not (self.use_lean and all(hasattr(b, "value_and_gradient") for b in self.biases)):
+            return
+        try:
+            if len(atoms) < n_atoms:
+                try:
+                    self.lean, self.on_atoms = compile_cv(self.cv, atoms), True
+                    return
+                except Unsupported:
+                    pass
+            self.lean = compile_cv(self.cv)
+            self.on_atoms = len(atoms) == n_atoms
+        except Unsupported as exc:
+            log.info("Bias force through torch autograd (%s).", exc)
+
+    def energy_and_gradient(self, sub, full, scale):
+        """Bias energy (kJ/mol) of this group and ``scale`` times its gradient on the biased atoms.
+
+        ``sub``: positions (biased atoms, 3) nm; ``full()``: all positions (atoms, 3) with those rows.
+        """
+        lean = self.lean
+        if lean is not None:
+            s = lean.value(sub if self.on_atoms else full())
+            biases = self.biases
+            v, ds = biases[0].value_and_gradient(s)
             energy, ds = float(v[0]), ds[0]
-            for b in self.biases[1:]:
+            for b in biases[1:]:
                 v, g = b.value_and_gradient(s)
                 energy += float(v[0])
                 ds = ds + g[0]
-            return energy, self.lean.vjp(ds)
+            grad = lean.vjp(ds * scale)
+            return energy, grad if self.on_atoms else grad[self.rows]
         with torch.enable_grad():
-            xt = torch.from_numpy(x)[None].requires_grad_(True)
+            xt = torch.from_numpy(full())[None].requires_grad_(True)
             e = sum(b.energy(xt) for b in self.biases).sum()
             (g,) = torch.autograd.grad(e, xt)
-        return float(e.detach()), g[0].numpy()
+        return float(e.detach()), scale * g[0].numpy()[self.rows]
 
 
 class OpenMM:
@@ -161,9 +183,14 @@ class OpenMM:
                 b.bind(self.temperature, self.timestep)
         self._groups = self._group_biases(lean)
         self._bias_atoms = self._biased_atoms()
+        for g in self._groups:
+            g.rows = self._bias_atoms
+            g.compile(self._bias_atoms, self.n_atoms)
         self._x = np.zeros((self.n_atoms, 3))  # full configuration seen by the CVs
-        self._sub = np.zeros((len(self._bias_atoms), 3))
+        self._sub = np.zeros((len(self._bias_atoms), 3))  # the biased atoms' rows, as the PythonForce gets them
         self._no_force = np.zeros_like(self._sub)
+        self._reader = getattr(mm.State, "_getVectorAsNumpy", None)
+        self._positions_kind = getattr(mm.State, "Positions", None)
         self._version = 0
         self._error = None
         self._bias_on = False  # on once set up: minimization and velocity set-up see the molecule alone
@@ -236,9 +263,6 @@ class OpenMM:
             else:
                 by_cv[id(cv)] = _BiasGroup(cv, [b], lean)
                 groups.append(by_cv[id(cv)])
-        for g in groups:  # lean needs every bias of the group to have value_and_gradient
-            if g.lean is not None and not all(hasattr(b, "value_and_gradient") for b in g.biases):
-                g.lean = None
         return groups
 
     def _biased_atoms(self):
@@ -269,11 +293,14 @@ class OpenMM:
     def _read(self, state):
         # Straight into a preallocated buffer: State.getPositions(asNumpy=True) adds ~25 us of unit
         # handling per call, more than the bias itself on a small molecule.
-        reader = getattr(state, "_getVectorAsNumpy", None)
-        if reader is not None:
-            reader(type(state).Positions, self._sub)
+        if self._reader is not None:
+            self._reader(state, self._positions_kind, self._sub)
         else:  # pragma: no cover - older OpenMM
             self._sub[:] = state.getPositions(asNumpy=True).value_in_unit(state.getPositions().unit)
+        return self._sub
+
+    def _full(self):
+        """All positions: the biased atoms' current rows in ``_x`` (the others are not read)."""
         self._x[self._bias_atoms] = self._sub
         return self._x
 
@@ -283,18 +310,18 @@ class OpenMM:
         if not self._bias_on or (k > 1 and state.getStepCount() % k):
             return 0.0, self._no_force
         try:
-            energy, grad = self._bias_energy_and_gradient(self._read(state))
-            return energy, -k * grad[self._bias_atoms]
+            return self._bias_energy_and_gradient(self._read(state), -k)
         except Exception as exc:  # OpenMM would flatten it into a generic message: keep it for run()
             self._error = exc
             raise
 
-    def _bias_energy_and_gradient(self, x):
+    def _bias_energy_and_gradient(self, sub, scale=1.0):
+        """Bias energy and ``scale`` times its gradient on the biased atoms, at their positions ``sub``."""
         if len(self._groups) == 1:
-            return self._groups[0].energy_and_gradient(x)
-        energy, grad = 0.0, np.zeros_like(x)
+            return self._groups[0].energy_and_gradient(sub, self._full, scale)
+        energy, grad = 0.0, np.zeros_like(sub)
         for g in self._groups:
-            e, gr = g.energy_and_gradient(x)
+            e, gr = g.energy_and_gradient(sub, self._full, scale)
             energy += e
             grad += gr
         return energy, grad
@@ -302,8 +329,12 @@ class OpenMM:
     def bias_energy(self, positions=None):
         """Total bias (kJ/mol) at ``positions`` (atoms, 3) nm, default the current ones; also sets the
         values the biases report to COLVAR and deposit from."""
+        if not self.biases:
+            return 0.0
         x = self.positions if positions is None else self._as_positions(positions)
-        return self._bias_energy_and_gradient(np.array(x, dtype=np.float64))[0] if self.biases else 0.0
+        self._x[...] = x
+        self._sub[...] = self._x[self._bias_atoms]
+        return self._bias_energy_and_gradient(self._sub)[0]
 
     def _biases_changed(self):
         # A bias changed (e.g. a hill was deposited): forces cached by the integrator are stale.
