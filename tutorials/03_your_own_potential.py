@@ -7,7 +7,12 @@ exact free energy along x is computed at the end by numerical integration over y
 the biased estimate is checked against.
 
 Run:  python tutorials/03_your_own_potential.py [--fast] [--out tutorial03_out]
-Full run: ~1 minute on 2 cores; F(right) - F(left) within ~0.5 kT of the exact value.
+Full run: ~1 minute on 2 idle cores; F(right) - F(left) within ~0.5 kT of the exact value.
+
+Results (full mode, 2026-11-26, `nice -n 10 python tutorials/03_your_own_potential.py` on 2 cores shared with
+other jobs, load average 7.8-8.4, so 4 min 55 s of wall time): F(right) - F(left) = 4.19 +- 0.33 kJ/mol by
+c(t) reweighting of 8 walkers x 125 ps of metadynamics, exact 3.89 kJ/mol: 0.30 kJ/mol (0.12 kT, 0.9
+standard errors) off.
 """
 
 import argparse
