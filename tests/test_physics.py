@@ -330,8 +330,9 @@ def test_bad_input(alanine):
         energy(bad)
     with pytest.raises(ValueError, match=r"shape \(n_frames, n_atoms, 3\).*got \(22, 3\).*positions\[None\]"):
         energy(torch.tensor(frames[0]))
-    with pytest.raises(TypeError, match="floating point"):
-        energy(torch.zeros(1, 22, 3, dtype=torch.int64))
+    for dtype in (torch.int64, torch.float16):
+        with pytest.raises(TypeError, match=f"float32 or float64 \\(nm\\); got {dtype}"):
+            energy(torch.zeros(1, 22, 3, dtype=dtype))
     with pytest.raises(ValueError, match="cuts through .* bonds of HarmonicBondForce"):
         ForceFieldEnergy(system, atoms=[0, 1, 2, 3])
     with pytest.raises(ValueError, match=r"No term named 'Bonds'; the terms are \['HarmonicBondForce'"):

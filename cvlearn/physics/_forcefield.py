@@ -159,8 +159,9 @@ class ForceFieldEnergy(nn.Module):
             if hasattr(positions, "value_in_unit_system"):  # an openmm.unit.Quantity
                 positions = positions.value_in_unit_system(_openmm().unit.md_unit_system)
             positions = torch.as_tensor(np.asarray(positions))
-        if not positions.is_floating_point():
-            raise TypeError(f"positions must be floating point (float32 or float64, nm); got {positions.dtype}.")
+        if positions.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"positions must be float32 or float64 (nm); got {positions.dtype}. Convert them with "
+                            ".double() (or .float()).")
         if positions.ndim != 3 or positions.shape[-1] != 3:
             raise ValueError(f"positions must have shape (n_frames, n_atoms, 3) in nm; got {tuple(positions.shape)}. "
                              "For one frame pass positions[None].")
@@ -177,8 +178,8 @@ class ForceFieldEnergy(nn.Module):
                              "move it with energy.to(positions.device).")
         if not torch.isfinite(positions).all():
             bad = (~torch.isfinite(positions)).any(-1).nonzero()[0].tolist()
-            raise ValueError(f"positions contain NaN or infinite values (first in frame {bad[0]}, atom {bad[1]}); "
-                             "pass finite coordinates in nm.")
+            raise ValueError(f"positions contain NaN or infinite values (first in frame {bad[0]}, atom {bad[1]} of "
+                             "the selected atoms); pass finite coordinates in nm.")
         return positions
 
     def energies(self, positions, split_nonbonded=False):
