@@ -311,6 +311,28 @@ def test_random_parameters_match_openmm():
     assert len(errors) == 4
 
 
+def test_duplicate_force_names_and_groups():
+    # Two forces of one class keep separate terms (the second name made unique) and report their groups.
+    system, x = _random_system()
+    extra = mm.HarmonicBondForce()
+    extra.addBond(0, 8, 0.5, 1000.0)
+    extra.setForceGroup(5)
+    system.addForce(extra)
+    energy = ForceFieldEnergy(system)
+    assert energy.groups == {"HarmonicBondForce": 0, "HarmonicAngleForce": 0, "PeriodicTorsionForce": 0,
+                             "NonbondedForce": 0, "HarmonicBondForce_2": 5}
+    r = np.linalg.norm(x[8] - x[0])
+    e = energy.energies(torch.tensor(x[None]))["HarmonicBondForce_2"].item()
+    assert e == pytest.approx(0.5 * 1000.0 * (r - 0.5) ** 2, rel=1e-12)
+    # ignore= by class leaves out every force of the class; by name, that force only.
+    by_class = ForceFieldEnergy(system, ignore=["HarmonicBondForce"])
+    assert "HarmonicBondForce" not in by_class.groups and "HarmonicBondForce_2" not in by_class.groups
+    extra.setName("restraint")
+    assert set(ForceFieldEnergy(system).groups) >= {"HarmonicBondForce", "restraint"}
+    assert set(ForceFieldEnergy(system, ignore=["restraint"]).groups) == {
+        "HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce"}
+
+
 def test_second_derivatives():
     # create_graph=True recomputes the pair gradient differentiably: Hessian-vector products are right.
     system, x = _random_system(n=6)
@@ -333,6 +355,12 @@ def test_bad_input(alanine):
     for dtype in (torch.int64, torch.float16):
         with pytest.raises(TypeError, match=f"float32 or float64 \\(nm\\); got {dtype}"):
             energy(torch.zeros(1, 22, 3, dtype=dtype))
+    with pytest.raises(ValueError, match=r"atoms must lie in \[0, 22\).*from 0 to 22"):
+        ForceFieldEnergy(system, atoms=np.arange(23))
+    with pytest.raises(ValueError, match="repeated indices"):
+        ForceFieldEnergy(system, atoms=[0, 0, 1])
+    with pytest.raises(ValueError, match="integer atom indices"):
+        ForceFieldEnergy(system, atoms=np.ones(22, dtype=bool))
     with pytest.raises(ValueError, match="cuts through .* bonds of HarmonicBondForce"):
         ForceFieldEnergy(system, atoms=[0, 1, 2, 3])
     with pytest.raises(ValueError, match=r"No term named 'Bonds'; the terms are \['HarmonicBondForce'"):
