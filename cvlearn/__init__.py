@@ -3,7 +3,7 @@
 Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
-from . import bias, data, engine, export, features, fes, io, learners, loop, systems, units
+from . import bias, data, engine, export, features, fes, generative, io, learners, loop, physics, systems, units
 from .bias import OPES, Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .exceptions import (
@@ -16,6 +16,7 @@ from .exceptions import (
     SimulationError,
 )
 from .features import load_trajectories, stream_features
+from .generative import latent_path, seed_walkers
 from .io._models import load, save
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 from .loop import IterationResult, iterate
@@ -38,6 +39,7 @@ __all__ = [
     "bias", "data", "engine", "export", "features", "fes", "io", "learners", "loop", "systems", "units", "save", "load",
     "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
     "WellTemperedMetad", "OPES", "load_trajectories", "stream_features", "iterate", "IterationResult",
+    "generative", "physics", "latent_path", "seed_walkers",
     "CVLearnError", "GridError", "NoReferenceError", "NotFittedError", "SimulationError",
     "ConvergenceWarning", "SamplingWarning",
 ]

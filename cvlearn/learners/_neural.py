@@ -10,6 +10,7 @@ from .._validation import as_trajectory_list, check_lagtime, check_positive, che
 from ..exceptions import NotFittedError
 from ..features._source import as_source
 from ._data import PairReader, PairStream, scan
+from ._generate import check_latent, features_to_trajectory
 from ._module import CollectiveVariable, LinearCV
 from ._nn import Standardize, mlp
 from ._tica import TICA
@@ -320,21 +321,52 @@ class AutoEncoder(_NeuralLearner):
     """Autoencoder CV: the bottleneck of an encoder/decoder that reconstructs the (standardized) input.
 
     It finds the directions of largest (nonlinear) variance, not the slowest ones: a useful
-    baseline, and the basis of generative models.
+    baseline, and the basis of generative models: trained on aligned Cartesian coordinates
+    (``cl.features.AlignedPositions``), :meth:`generate` decodes structures from any latent point
+    and ``cl.latent_path`` interpolates between conformations.
 
     Parameters
-    ----------""" + _COMMON_DOC
+    ----------""" + _COMMON_DOC + """    energy : torch.nn.Module, optional
+        Physics-aware training (Ramaswamy et al., Phys. Rev. X 11, 011052 (2021)): a module mapping
+        positions (n, atoms, 3) in nm to energies (n,) in kJ/mol, e.g.
+        ``cl.physics.ForceFieldEnergy(system)``; the features must then be the Cartesian
+        coordinates of exactly those atoms (``AlignedPositions`` of every atom). Each training step
+        adds ``energy_weight`` x the mean energy of ``n_interpolations`` structures decoded at random
+        points between pairs of the batch's frames in latent space. The validation loss (early
+        stopping) stays the reconstruction error.
+    energy_weight : float
+        Weight of the energy term, 1/(kJ/mol) (default 1e-3).
+    energy_cap : float
+        Energies above this (kJ/mol, default 1e3) enter as cap (1 + ln(E / cap)).
+    n_interpolations : int
+        Decoded interpolations per training step (default 64).
+"""
 
     _prefix = "ae"
     _head = False
 
     def __init__(self, layers=(64, 32), n_components=1, activation="tanh", max_epochs=500, patience=30, lr=1e-3,
                  lr_schedule=None, batch_size=None, valid_fraction=0.2, n_blocks=10, seed=0, device="cpu",
-                 dtype="float32", progress=False):
+                 dtype="float32", progress=False, energy=None, energy_weight=1e-3, energy_cap=1e3,
+                 n_interpolations=64):
         self.layers, self.n_components, self.activation = layers, n_components, activation
         self.max_epochs, self.patience, self.lr, self.lr_schedule = max_epochs, patience, lr, lr_schedule
         self.batch_size, self.valid_fraction, self.n_blocks = batch_size, valid_fraction, n_blocks
         self.seed, self.device, self.dtype, self.progress = seed, device, dtype, progress
+        self.energy, self.energy_weight, self.energy_cap = energy, energy_weight, energy_cap
+        self.n_interpolations = n_interpolations
+
+    def _check_params(self, owner):
+        super()._check_params(owner)
+        if self.energy is not None:
+            if not callable(self.energy):
+                raise TypeError(f"{owner}: energy must be a torch module mapping positions (n, atoms, 3) in nm to "
+                                f"energies (n,) in kJ/mol, e.g. cl.physics.ForceFieldEnergy(system); got "
+                                f"{type(self.energy).__name__}.")
+            check_positive(self.energy_weight, "energy_weight", owner)
+            check_positive(self.energy_cap, "energy_cap", owner)
+            check_positive(self.n_interpolations, "n_interpolations", owner, integer=True)
+            self._energy_gen = torch.Generator(device=self.device).manual_seed(int(self.seed))
 
     def _extra_modules(self, n_features):
         return [mlp([self.n_components, *reversed(list(self.layers)), n_features], self.activation)]
@@ -348,7 +380,28 @@ class AutoEncoder(_NeuralLearner):
         return ((decoder(cv.net(batch.x)) - self._target(batch)) ** 2).mean(1)
 
     def _loss(self, cv, extra, batch):
-        return (batch.w * self._errors(cv, extra, batch)).sum() / batch.w.sum()
+        loss = (batch.w * self._errors(cv, extra, batch)).sum() / batch.w.sum()
+        if self.energy is not None:
+            loss = loss + self.energy_weight * self._interpolation_energy(cv, extra[0], batch)
+        return loss
+
+    def _interpolation_energy(self, cv, decoder, batch):
+        """Mean capped energy (kJ/mol) of structures decoded between random pairs of the batch's frames.
+
+        Ramaswamy et al., Phys. Rev. X 11, 011052 (2021): interpolations in latent space should decode
+        to low-energy structures. Energies above ``energy_cap`` grow only logarithmically
+        (cap (1 + ln(E / cap))), so a few clashing structures early in training do not swamp the loss.
+        """
+        z = cv.net(batch.x)
+        n, m = len(z), self.n_interpolations
+        i = torch.randint(n, (m,), generator=self._energy_gen, device=self.device).to(z.device)
+        j = torch.randint(n, (m,), generator=self._energy_gen, device=self.device).to(z.device)
+        a = torch.rand((m, 1), generator=self._energy_gen, device=self.device).to(z)
+        x = decoder(a * z[i] + (1 - a) * z[j]) * cv.standardize.std + cv.standardize.mean
+        e = self.energy(x.double().reshape(m, -1, 3))
+        cap = float(self.energy_cap)
+        e = torch.where(e > cap, cap * (1 + torch.log(e.clamp(min=cap) / cap)), e)
+        return e.mean().to(z.dtype)
 
     def _loss_parts(self, cv, extra, batch):
         return [(batch.w * self._errors(cv, extra, batch)).sum().double(), batch.w.sum().double()]
@@ -357,13 +410,29 @@ class AutoEncoder(_NeuralLearner):
         return parts[0] / parts[1]
 
     def decode(self, z):
-        """Features (unstandardized) decoded from CV values ``z`` (n, n_components)."""
+        """Features (unstandardized: nm for Cartesian features) decoded from latent points ``z``.
+
+        ``z`` is (n, n_components) or one point (n_components,); returns (n, n_features) float64.
+        """
         self._check_fitted()
+        z = check_latent(z, self.n_components, type(self).__name__)
         p = next(self.module_.parameters())
         with torch.no_grad():
-            out = self.extra_[0](torch.as_tensor(np.asarray(z), dtype=p.dtype, device=p.device))
+            out = self.extra_[0](torch.as_tensor(z, dtype=p.dtype, device=p.device))
             out = out * self.module_.standardize.std + self.module_.standardize.mean
         return out.double().cpu().numpy()
+
+    def generate(self, z, topology, atoms=None):
+        """Structures decoded from latent points ``z``, as an ``mdtraj.Trajectory`` (nm).
+
+        The model must have been trained on Cartesian features, 3 per atom in x, y, z order, e.g.
+        ``cl.features.AlignedPositions``. ``topology`` is the system's (mdtraj Topology, Trajectory or
+        structure file); ``atoms`` the indices of the atoms the features held, in feature order
+        (``featurizer.output_atoms``), when that was not every atom. Save the result in any format
+        mdtraj writes (``.save_pdb``, ``.save_dcd``, ...).
+        """
+        self._check_fitted()
+        return features_to_trajectory(self.decode(z), topology, atoms, type(self).__name__)
 
 
 class TimeLaggedAutoEncoder(AutoEncoder):
@@ -381,9 +450,10 @@ class TimeLaggedAutoEncoder(AutoEncoder):
 
     def __init__(self, lagtime=10, layers=(64, 32), n_components=1, activation="tanh", max_epochs=500, patience=30,
                  lr=1e-3, lr_schedule=None, batch_size=None, valid_fraction=0.2, n_blocks=10, seed=0, device="cpu",
-                 dtype="float32", progress=False):
+                 dtype="float32", progress=False, energy=None, energy_weight=1e-3, energy_cap=1e3, n_interpolations=64):
         super().__init__(layers, n_components, activation, max_epochs, patience, lr, lr_schedule, batch_size,
-                         valid_fraction, n_blocks, seed, device, dtype, progress)
+                         valid_fraction, n_blocks, seed, device, dtype, progress, energy, energy_weight, energy_cap,
+                         n_interpolations)
         self.lagtime = lagtime
 
     @staticmethod
