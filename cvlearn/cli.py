@@ -202,6 +202,92 @@ def _add_molecular_commands(sub):
     exp.set_defaults(func=_export)
 
 
+def _iterate(args):
+    """The learn -> bias -> reweight -> relearn loop (cl.iterate): learn a CV from an unbiased run, bias it
+    with well-tempered metadynamics, reweight the biased frames, relearn from all frames so far, and repeat
+    until Delta F and the CV stop changing. On Muller-Brown (--system muller-brown, built-in engine, walkers
+    from basin A) or on a molecule in OpenMM (--pdb, default the shipped alanine dipeptide from C7eq, Delta F
+    = F(phi > 0) - F(phi < 0)). Writes round_<k>/cv.pt, fes.npz and HILLS, summary.json and summary.png."""
+    from .workflows import iterate
+
+    if args.system == "muller-brown" and (args.pdb or args.variable or args.basin_a or args.basin_b):
+        raise SystemExit("cvlearn iterate: --pdb, --variable and --basin-a/--basin-b describe a molecule: add "
+                         "--system molecule.")
+    basins = None
+    if args.basin_a or args.basin_b:
+        if not (args.basin_a and args.basin_b):
+            raise SystemExit("cvlearn iterate: give both --basin-a and --basin-b (lo hi per variable).")
+        basins = (args.basin_a, args.basin_b)
+    walkers = args.walkers if args.walkers is not None else (8 if args.system == "muller-brown" else 1)
+    summary = iterate(args.out, system=None if args.system == "molecule" else args.system, pdb=args.pdb,
+                      forcefield=args.forcefield, features=args.features, variable=args.variable, basins=basins,
+                      method=args.method, rounds=args.rounds, walkers=walkers, steps=args.steps,
+                      initial_steps=args.initial_steps, stride=args.stride, lagtime=args.lag, height=args.height,
+                      bias_factor=args.bias_factor, pace=args.pace, skip=args.skip, reweighting=args.reweighting,
+                      bins=args.bins, tol=args.tol, seed=args.seed, epochs=args.epochs,
+                      temperature=args.temperature, timestep=args.timestep, platform=args.platform,
+                      progress=not args.no_progress)
+    ref = summary["reference_delta_f"]
+    num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
+    for r in summary["rounds"]:
+        print(f"round {r['round']}: dF = {num(r['delta_f'], '.2f')} +- {num(r['error'], '.2f')} kJ/mol"
+              + (f" (reference {ref:.2f})" if ref is not None else "")
+              + f", {r['transitions']} transitions, CV change {num(r['cv_change'], '.3g')}")
+    print(f"{'Converged' if summary['converged'] else 'Not converged'} after {len(summary['rounds'])} round(s); "
+          f"wrote {args.out}/round_*/{{cv.pt,fes.npz,HILLS}}, summary.json and summary.png")
+    return 0
+
+
+def _add_iterate_command(sub):
+    it = sub.add_parser("iterate", help="Learn, bias, reweight, relearn: rounds until Delta F settles.",
+                        description=_iterate.__doc__)
+    it.add_argument("--system", choices=("muller-brown", "molecule"), default="muller-brown",
+                    help="muller-brown (built-in engine, default) or molecule (OpenMM, see --pdb)")
+    it.add_argument("--pdb", help="molecule: structure file (default: the shipped alanine dipeptide)")
+    it.add_argument("--forcefield", nargs="+", default=["amber99sbildn.xml"],
+                    help="molecule: OpenMM force-field XML files (default amber99sbildn.xml)")
+    it.add_argument("--features", default="distances:heavy",
+                    help="molecule: what the CV is learned from, e.g. distances:heavy (default), sincos:phi,psi")
+    it.add_argument("--variable", help="molecule: the variable(s) Delta F is measured on, a feature specification "
+                    "(default for the shipped alanine dipeptide: dihedrals:phi)")
+    it.add_argument("--basin-a", type=float, nargs="+", metavar="LO HI",
+                    help="molecule: basin a as lo hi per variable, in its units (alanine default: -3.1416 0, rad)")
+    it.add_argument("--basin-b", type=float, nargs="+", metavar="LO HI",
+                    help="molecule: basin b likewise (alanine default: 0 3.1416); Delta F = F(b) - F(a)")
+    it.add_argument("--method", choices=("tica", "deeptica", "pca", "tae", "autoencoder"), default="tica",
+                    help="CV learner (default tica)")
+    it.add_argument("--rounds", type=int, default=5, help="maximum rounds (default 5)")
+    it.add_argument("--walkers", type=int, help="walkers sharing each round's bias (default 8 for muller-brown; "
+                    "a molecule runs 1)")
+    it.add_argument("--steps", type=int, default=20000,
+                    help="biased steps per round and walker (5 fs for muller-brown, --timestep for a molecule; "
+                    "default 20000)")
+    it.add_argument("--initial-steps", type=int, default=4000,
+                    help="steps of the unbiased run the first CV is learned from (default 4000)")
+    it.add_argument("--stride", type=int, help="steps between frames (default 10 muller-brown, 100 molecule)")
+    it.add_argument("--lag", type=int, default=10, help="lag time in frames (default 10)")
+    it.add_argument("--height", type=float, help="initial hill height, kJ/mol (default 1.5 muller-brown, 1.2 "
+                    "molecule)")
+    it.add_argument("--bias-factor", type=float, default=10.0, help="well-tempered bias factor (default 10)")
+    it.add_argument("--pace", type=int, help="steps between hills (default 100 muller-brown, 500 molecule)")
+    it.add_argument("--skip", type=float, default=0.3,
+                    help="fraction of each round's frames discarded as the bias-filling transient before "
+                    "reweighting (default 0.3)")
+    it.add_argument("--reweighting", choices=("ct", "final"), default="ct",
+                    help="c(t) (Tiwary-Parrinello, default) or final-bias reweighting")
+    it.add_argument("--bins", type=int, default=60, help="histogram bins per variable (default 60)")
+    it.add_argument("--tol", type=float, default=1.0,
+                    help="stop when Delta F moved less than this, kJ/mol, and the CV settled (default 1)")
+    it.add_argument("--epochs", type=int, default=200, help="maximum training epochs for networks (default 200)")
+    it.add_argument("--temperature", type=float, help="K (default 300)")
+    it.add_argument("--timestep", type=float, default=0.002, help="molecule: ps (default 0.002)")
+    it.add_argument("--platform", help="molecule: OpenMM platform (default: chosen by system size)")
+    it.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    it.add_argument("--out", default="iterate_out", help="output directory (default iterate_out)")
+    it.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    it.set_defaults(func=_iterate)
+
+
 def _walkers(args):
     """Metadynamics walkers that share one bias through PLUMED's HILLS.<id> files, one Dask task each:
     Muller-Brown or the hidden double well biased along a TICA CV (learned from a 1000 K exploration).
@@ -274,6 +360,7 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_demo)
     _add_molecular_commands(sub)
+    _add_iterate_command(sub)
     _add_walkers_command(sub)
     return parser
 

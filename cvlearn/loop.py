@@ -28,9 +28,10 @@ log = logging.getLogger("cvlearn")
 class Round:
     """One round of :func:`iterate`.
 
-    ``delta_f`` is F(b) - F(a) (kJ/mol, with block error) from this round's biased run alone;
-    ``transitions`` counts committed basin changes in it (all walkers); ``cv_change`` is
-    1 - |Pearson r| between this round's CV and the previous one on the same frames (NaN in round 1).
+    ``delta_f`` is F(b) - F(a) (kJ/mol, with block error) from this round's biased run alone, read
+    off ``fes`` (its free energy surface on the reweighting variables); ``transitions`` counts committed
+    basin changes in it (all walkers); ``cv_change`` is 1 - |Pearson r| between this round's CV and the
+    previous one on the same frames (NaN in round 1).
     """
 
     index: int
@@ -40,6 +41,7 @@ class Round:
     delta_f: object
     transitions: int
     cv_change: float
+    fes: object = None
 
 
 @dataclass
@@ -114,7 +116,7 @@ def _features(featurizer, trajectory):
 
 
 def iterate(make_engine, learner, featurizer, initial, variables, basins, make_bias=metad_for, rounds=5,
-            steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False):
+            steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False, callback=None):
     """Learn a CV, bias it, reweight, relearn from all frames so far; stop when ΔF and the CV settle.
 
     Parameters
@@ -143,7 +145,13 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     cv_tol : float
         ...and the CV changed by less than this (1 - |r| between consecutive CVs on the same frames).
     reweight : dict, optional
-        Keyword arguments for :func:`cvlearn.fes.reweight` (bins, ranges, skip, ...).
+        Keyword arguments for :func:`cvlearn.fes.reweight` (bins, ranges, skip, method, ...); default
+        ``skip=0.1``. Every round's metadynamics starts from a flat bias, so c(t) reweighting (the
+        default method) needs its filling transient skipped: see :mod:`cvlearn.fes._reweight`.
+    progress : bool
+        Show each run's progress bar.
+    callback : callable, optional
+        ``callback(round)`` with each :class:`Round` as soon as it is done (e.g. to write its files).
 
     Returns
     -------
@@ -178,7 +186,9 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
                                                          for t, _ in data]))
                 r = np.corrcoef(previous(pooled)[:, 0].double().numpy(), cv(pooled)[:, 0].double().numpy())[0, 1]
             change = 1.0 - abs(float(r))
-        result.rounds.append(Round(k, cv, bias, traj, d, transitions, change))
+        result.rounds.append(Round(k, cv, bias, traj, d, transitions, change, fes))
+        if callback is not None:
+            callback(result.rounds[-1])
         log.info("round %d: dF = %.2f +- %.2f kJ/mol, %d transitions, CV change %.3g", k, d.value, d.error,
                  transitions, change)
         data.append((traj, fes_mod.log_weights(traj, bias)))

@@ -1,8 +1,9 @@
-"""The molecular workflows behind ``cvlearn simulate``, ``cvlearn learn`` and ``cvlearn bias``.
+"""The workflows behind ``cvlearn simulate``, ``learn``, ``bias`` and ``iterate``.
 
-Each is a plain function (usable from Python) that writes its results into an output directory,
-runs in chunks, and after every chunk rewrites the trajectory and the checkpoint atomically, so an
-interrupted run loses at most one chunk and continues with ``resume=True``.
+Each is a plain function (usable from Python) that writes its results into an output directory.
+``simulate`` and ``bias`` run in chunks, and after every chunk rewrite the trajectory and the
+checkpoint atomically, so an interrupted run loses at most one chunk and continues with
+``resume=True``; ``iterate`` writes each round's files as soon as the round is done.
 """
 
 import json
@@ -13,7 +14,7 @@ import numpy as np
 
 from .io._atomic import write_text_atomic
 
-__all__ = ["simulate", "learn", "bias"]
+__all__ = ["simulate", "learn", "bias", "iterate"]
 
 log = logging.getLogger("cvlearn")
 
@@ -215,3 +216,190 @@ def bias(pdb, cv, out, n_steps, sigma, height=1.2, bias_factor=10.0, pace=500, g
               "files": ["COLVAR", "HILLS", "trajectory.xtc", "topology.pdb", "checkpoint.npz"]}
     write_text_atomic(path("report.json"), json.dumps(report, indent=2))
     return report
+
+
+ALANINE_REFERENCE_DELTA_F = 9.76  # kJ/mol, F(phi > 0) - F(phi < 0): benchmarks/alanine_dipeptide.py (4 ns)
+
+
+def _muller_brown_setup(walkers, seed, initial_steps, temperature):
+    """Engine factory, featurizer, initial run, variables, basins and exact Delta F of Muller-Brown."""
+    from . import bias as biases
+    from . import features as feats
+    from . import systems
+    from .engine import Langevin
+
+    mb = systems.MullerBrown() if temperature is None else systems.MullerBrown(temperature=temperature)
+    start = mb.basins["A"].center[None]  # every walker starts in basin A
+    lo, hi = (np.array(b) for b in zip(*mb.slow_bounds))
+    xy = lambda x: x[:, 0, :]  # noqa: E731
+    walls = [biases.UpperWall(xy, at=hi, kappa=1000.0), biases.LowerWall(xy, at=lo, kappa=1000.0)]
+
+    def make_engine(bias, k):
+        return Langevin(mb, timestep=0.005, friction=5.0, n_walkers=walkers, seed=seed + k, positions=start,
+                        bias=[bias, *walls])
+
+    initial = Langevin(mb, timestep=0.005, friction=5.0, n_walkers=walkers, seed=seed, positions=start).run(
+        initial_steps, stride=10)
+    return {"make_engine": make_engine, "featurizer": feats.Positions.of(mb), "initial": initial,
+            "variables": mb.slow_coordinates, "basins": (mb.basins["A"], mb.basins["B"]),
+            "ranges": mb.slow_bounds, "exact": mb.exact_delta_f("A", "B"), "timestep": 0.005, "stride": 10}
+
+
+def _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_steps, stride, temperature, timestep,
+                    friction, platform):
+    """The same for a molecule in OpenMM: every run starts from the minimized structure of ``pdb``."""
+    from . import features as feats
+    from .fes import Basin
+
+    shipped = pdb is None
+    pdb = _pdb_or_alanine(pdb)
+    if basins is None:
+        if not shipped:
+            raise ValueError("iterate on your own molecule needs the two basins of the reweighting variable: "
+                             "basin_a and basin_b as (lo, hi) per variable (CLI: --basin-a and --basin-b).")
+        basins = ((-np.pi, 0.0), (0.0, np.pi))  # phi < 0 (C7eq, C5) and phi > 0 (C7ax, alpha_L)
+    variable = variable or ("dihedrals:phi" if shipped else None)
+    if variable is None:
+        raise ValueError("iterate on your own molecule needs variable= (CLI: --variable), the feature "
+                         "specification of the variable(s) Delta F is measured on, e.g. 'dihedrals:phi'.")
+    var = feats.from_spec(variable, pdb)
+    basins = [np.asarray(b, dtype=np.float64).reshape(-1, 2) for b in basins]
+    for name, b in zip(("basin_a", "basin_b"), basins):
+        if len(b) != var.n_features:
+            raise ValueError(f"{name} needs (lo, hi) for each of the {var.n_features} variable(s) of "
+                             f"{variable!r}; got {len(b)} pair(s).")
+    temperature = 300.0 if temperature is None else temperature
+
+    def make_engine(bias, k):
+        return _openmm_engine(pdb, forcefield, temperature, timestep, friction, seed + k, platform, bias=bias)
+
+    initial = make_engine(None, 0).run(initial_steps, stride=stride)
+    periodic = variable.startswith("dihedrals")
+    return {"make_engine": make_engine, "featurizer": feats.from_spec(features, pdb), "initial": initial,
+            "variables": var, "basins": tuple(Basin(lo=b[:, 0], hi=b[:, 1]) for b in basins),
+            "ranges": [(-np.pi, np.pi)] * var.n_features if periodic else None,
+            "exact": ALANINE_REFERENCE_DELTA_F if shipped and variable == "dihedrals:phi" else None,
+            "timestep": timestep, "stride": stride}
+
+
+def _pdb_or_alanine(pdb):
+    if pdb is not None:
+        return pdb
+    from .data import alanine_dipeptide_pdb
+
+    return alanine_dipeptide_pdb()
+
+
+def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), features="distances:heavy",
+            variable=None, basins=None, method="tica", rounds=5, walkers=8, steps=20000, initial_steps=4000,
+            stride=None, lagtime=10, height=None, bias_factor=10.0, pace=None, skip=0.3, reweighting="ct", bins=60,
+            tol=1.0, cv_tol=0.02, seed=0, epochs=200, temperature=None, timestep=0.002, friction=1.0,
+            platform=None, progress=False):
+    """Learn a CV, bias it, reweight, relearn (:func:`cvlearn.iterate`) and write every round to ``out``.
+
+    ``system="muller-brown"`` runs the built-in engine on Muller-Brown (``walkers`` walkers of 5 fs steps,
+    all from basin A; Delta F = F(B) - F(A), exact value known). Otherwise the molecule in ``pdb``
+    (default: the shipped alanine dipeptide) runs in OpenMM (vacuum, HBonds, ``timestep`` ps, ``friction``
+    1/ps, one walker, every round from the minimized structure); the CV is learned on ``features`` (a
+    :func:`cvlearn.features.from_spec` specification) and Delta F is measured on ``variable`` (default for
+    the shipped alanine dipeptide: "dihedrals:phi", ``basins`` phi < 0 and phi > 0, reference 9.76 kJ/mol).
+
+    Parameters
+    ----------
+    out : str
+        Output directory: ``round_<k>/cv.pt`` (the CV, ``cl.save`` format), ``round_<k>/fes.npz`` (the
+        reweighted free energy on the variables), ``round_<k>/HILLS``, and ``summary.json`` (per round:
+        Delta F and its error in kJ/mol, transitions, CV change) and ``summary.png``.
+    method : {"tica", "deeptica", "pca", "tae", "autoencoder"}
+    rounds, steps, initial_steps : int
+        Maximum rounds; biased steps per round and unbiased steps of the first data (per walker).
+    stride : int, optional
+        Steps between frames (default 10 for Muller-Brown, 100 for molecules).
+    lagtime : int
+        Lag time in frames for the time-lagged learners.
+    height, bias_factor, pace
+        Metadynamics: initial hill height (kJ/mol; default 1.5 for Muller-Brown, 1.2 for molecules),
+        bias factor, steps between hills (default 100 / 500). sigma is half the CV's spread (:func:`metad_for`).
+    skip : float
+        Fraction of each round's frames discarded as transient before reweighting (default 0.3).
+    reweighting : {"ct", "final"}
+        c(t) (Tiwary-Parrinello) or final-bias reweighting of each round's frames.
+    bins : int
+        Histogram bins per variable for the free energy surface.
+    tol, cv_tol : float
+        Stopping rule of :func:`cvlearn.iterate` (kJ/mol; 1 - |r| between consecutive CVs).
+    temperature : float, optional
+        K (default: 300).
+
+    Returns
+    -------
+    dict
+        The summary written to ``summary.json``.
+    """
+    from .io._models import save
+    from .loop import iterate as run_loop
+    from .loop import metad_for
+
+    if rounds < 1 or steps < 1 or initial_steps < 1:
+        raise ValueError(f"rounds, steps and initial_steps must be positive; got {rounds}, {steps}, {initial_steps}.")
+    if reweighting not in ("ct", "final"):
+        raise ValueError(f"reweighting must be 'ct' or 'final'; got {reweighting!r}.")
+    os.makedirs(out, exist_ok=True)
+    if system == "muller-brown":
+        setup = _muller_brown_setup(walkers, seed, initial_steps, temperature)
+        height, pace = height or 1.5, pace or 100
+    elif system is None:
+        if walkers != 1:
+            raise ValueError(f"A molecule runs one OpenMM walker per round; got walkers={walkers}. Pass walkers=1 "
+                             "(CLI: --walkers 1) and more steps instead.")
+        setup = _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_steps, stride or 100,
+                                temperature, timestep, friction, platform)
+        height, pace = height or 1.2, pace or 500
+    else:
+        raise ValueError(f"system must be 'muller-brown' or None (a molecule from pdb=); got {system!r}.")
+    stride = stride or setup["stride"]
+    learner = _make_learner(method, lagtime, 1, seed, epochs)
+    rdir = lambda k: os.path.join(out, f"round_{k}")  # noqa: E731
+
+    def make_engine(bias, k):
+        os.makedirs(rdir(k), exist_ok=True)
+        bias.open_hills(os.path.join(rdir(k), "HILLS"))
+        return setup["make_engine"](bias, k)
+
+    def write_round(r):
+        save(r.cv, os.path.join(rdir(r.index), "cv.pt"), info={"method": method, "round": r.index})
+        r.fes.save(os.path.join(rdir(r.index), "fes.npz"))
+        r.bias.close()
+        log.info("round %d written to %s", r.index, rdir(r.index))
+
+    result = run_loop(make_engine, learner, setup["featurizer"],
+                      setup["initial"], setup["variables"], setup["basins"],
+                      make_bias=lambda cv, s: metad_for(cv, s, height=height, bias_factor=bias_factor, pace=pace),
+                      rounds=rounds, steps=steps, stride=stride, tol=tol, cv_tol=cv_tol,
+                      reweight={"skip": skip, "method": reweighting, "bins": bins, "ranges": setup["ranges"]},
+                      progress=progress, callback=write_round)
+    rows = result.summary()
+    for r, row in zip(result.rounds, rows):
+        row["simulated_ps"] = float(steps * setup["timestep"] * r.trajectory.positions.shape[1])
+        for key in ("delta_f", "error", "cv_change"):  # strict JSON: no inf/NaN (no transition yet, round 1)
+            row[key] = float(row[key]) if np.isfinite(row[key]) else None
+    summary = {"system": system or os.fspath(_pdb_or_alanine(pdb)), "method": method, "reweighting": reweighting,
+               "skip": skip, "reference_delta_f": setup["exact"], "converged": result.converged,
+               "delta_f": rows[-1]["delta_f"], "error": rows[-1]["error"], "rounds": rows,
+               "units": {"delta_f": "kJ/mol", "simulated_ps": "ps, all walkers"}}
+    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=float))
+    _summary_figure(result, setup["exact"], os.path.join(out, "summary.png"))
+    return summary
+
+
+def _summary_figure(result, exact, path):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    result.plot(exact=exact, axes=[ax, ax.twinx()])
+    ax.set_title("ΔF per round (bars: transitions)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

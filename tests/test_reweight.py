@@ -82,3 +82,14 @@ def test_bad_skip_is_refused(skip):
         cl.fes.delta_f_timeseries(traj, x, a, b, skip=skip)
     with pytest.raises(ValueError, match=r"skip is the fraction"):
         cl.fes.reweight(traj, x, skip=skip)
+
+
+def test_transient_fraction_finds_the_first_visit_and_removes_its_bias():
+    traj, x = _two_state_trajectory()  # frame 101 is the first in b
+    a, b = cl.fes.Basin(lo=[-2.0], hi=[0.0]), cl.fes.Basin(lo=[0.0], hi=[2.0])
+    skip = cl.fes._reweight.transient_fraction(traj, x, b)
+    assert skip == 101 / 400
+    # Frames 101-399: 150 in b, 149 in a.
+    d = cl.fes.delta_f_timeseries(traj, x, a, b, n_points=1, skip=skip)["delta_f"][-1]
+    assert d == pytest.approx(-KT * np.log(150 / 149), abs=1e-10)
+    assert cl.fes._reweight.transient_fraction(traj, x, cl.fes.Basin(lo=[5.0], hi=[6.0])) == 0.0  # never visited
