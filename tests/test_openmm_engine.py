@@ -180,3 +180,77 @@ def test_restraint_on_a_distance_holds_it(bias_interval):
     d = np.linalg.norm(traj.positions[:, 0, 18] - traj.positions[:, 0, 1], axis=-1)
     assert abs(d.mean() - 0.553) < 0.006
     assert 0.007 < d.std() < 0.016
+
+
+def _finite_difference_forces(eng, atoms, h=1e-5):
+    x = eng.positions
+    num = np.zeros((len(atoms), 3))
+    for a, i in enumerate(atoms):
+        for d in range(3):
+            xp, xm = x.copy(), x.copy()
+            xp[i, d] += h
+            xm[i, d] -= h
+            num[a, d] = -(eng.bias_energy(xp) - eng.bias_energy(xm)) / (2 * h)
+    return num
+
+
+@pytest.mark.parametrize("kind", ["distances", "phi"])
+def test_lean_force_on_the_cv_atoms_only(kind):
+    # The PythonForce hands the callback the CV's atoms only; the lean CV reads those rows directly
+    # (Deep-TICA-like network on heavy-atom distances; phi in scalar arithmetic on a periodic grid).
+    import mdtraj
+
+    top = mdtraj.load_topology(alanine_dipeptide_pdb())
+    if kind == "distances":
+        feat = cl.features.Distances(top, selection="heavy")
+        torch.manual_seed(3)
+        net = NeuralCV(45, [32, 16], 1, head=True).double()
+        for p in net.parameters():
+            p.data.normal_(0.0, 0.3)
+        net.standardize.mean.fill_(0.3)
+        net.standardize.std.fill_(0.1)
+        bias = metad(CollectiveVariable(net, feat))
+    else:
+        feat = cl.features.Dihedrals(top, "phi")
+        bias = cl.WellTemperedMetad(feat, sigma=0.3, height=2.0, bias_factor=8, pace=100,
+                                    grid=cl.Grid(-np.pi, np.pi, 180, periodic=True))
+    eng = engine(bias)
+    atoms = feat.atoms.numpy()
+    assert eng._groups[0].on_atoms and np.array_equal(eng._bias_atoms, atoms)
+    eng.run(1000, stride=500)
+    forces = eng.context.getState(getForces=True, groups={cl.engine._openmm.BIAS_GROUP}).getForces(asNumpy=True)._value
+    num = _finite_difference_forces(eng, atoms)
+    assert np.abs(num).max() > 0.1
+    np.testing.assert_allclose(forces[atoms], num, atol=1e-6)
+    others = np.setdiff1d(np.arange(22), atoms)
+    assert np.all(forces[others] == 0.0)
+
+
+class _MetadWithPoint(cl.WellTemperedMetad):
+    """What WellTemperedMetad needs for the engines' float path: record rct there too."""
+
+    def point_value_and_gradient(self, point):
+        self._rct_in_force = self.rct[-1]
+        return super().point_value_and_gradient(point)
+
+
+def test_float_path_only_where_it_records_the_same_state():
+    from cvlearn.engine._openmm import _point_method
+
+    cv = neural_cv()
+    plain = metad(cv)
+    assert _point_method(plain) is None  # overrides value_and_gradient (rct) but not the float path
+    point = _MetadWithPoint(cv, sigma=0.05, height=1.0, bias_factor=8, pace=100, grid=cl.Grid(-20, 20, 4000),
+                            outside="wall")
+    assert _point_method(point) is not None
+    assert _point_method(cl.bias.HarmonicRestraint(cv, at=0.0, kappa=1.0)) is not None
+    # The two paths give the same run, forces and COLVAR rows.
+    runs = []
+    for bias in (plain, point):
+        eng = engine(bias)
+        assert (eng._groups[0].points is None) == (bias is plain)
+        runs.append((eng.run(600, stride=200), bias.colvar()))
+    np.testing.assert_allclose(runs[0][0].positions, runs[1][0].positions, atol=1e-9)
+    np.testing.assert_allclose(runs[0][0].bias_energy, runs[1][0].bias_energy, rtol=1e-9)
+    for name in runs[0][1]:
+        np.testing.assert_allclose(runs[0][1][name].numpy(), runs[1][1][name].numpy(), rtol=1e-9)

@@ -119,11 +119,23 @@ class GridBias:
         self._last_s, self._last_v = torch.from_numpy(s), torch.from_numpy(v)
         return v, grad
 
+    def point_value_and_gradient(self, point):
+        """:meth:`value_and_gradient` of one point in Python floats: V (float, kJ/mol) and dV/ds (list of
+        d floats) at CV values ``point`` (sequence of d floats).
+
+        The molecular engines' hot path: no array is built. Records the point for :meth:`colvar` and
+        hill deposition. A subclass that overrides :meth:`value_and_gradient` to record more state
+        must override this method too (else the engines use :meth:`value_and_gradient`).
+        """
+        return self._point_value_and_gradient(point)
+
     def _point_value_and_gradient(self, point):
-        """V (float) and dV/ds (list) at one point (list of d floats)."""
+        """V (float) and dV/ds (list) at one point (sequence of d floats)."""
         axes = self._axes
         if self._any_periodic:  # as Grid.wrap
             point = [(x - lo) % period + lo if periodic else x for x, (periodic, lo, _, period) in zip(point, axes)]
+        else:
+            point = list(point)
         held, excess = point, None
         for i, (periodic, lo, hi, _) in enumerate(axes):
             x = point[i]

@@ -19,6 +19,7 @@ class _CVBias:
             raise ValueError(f"kappa must be positive (kJ/mol per CV unit^2); got {kappa}.")
         if label is not None:
             self.label = label
+        self._at, self._kappa = self.at.tolist(), self.kappa.tolist()
         self._last = None
 
     def energy(self, positions):
@@ -35,7 +36,23 @@ class _CVBias:
 
     def colvar(self):
         last = self._last
-        return {f"{self.label}.bias": torch.from_numpy(last) if isinstance(last, np.ndarray) else last}
+        if isinstance(last, float):
+            last = torch.tensor([last], dtype=torch.float64)
+        elif isinstance(last, np.ndarray):
+            last = torch.from_numpy(last)
+        return {f"{self.label}.bias": last}
+
+    def point_value_and_gradient(self, point):
+        """:meth:`value_and_gradient` of one point in Python floats: V (float) and dV/ds (list)."""
+        if len(point) != len(self._at):
+            raise ValueError(f"The CV returns {len(point)} values; 'at' has {len(self._at)}.")
+        v, grad = 0.0, []
+        for x, at, kappa in zip(point, self._at, self._kappa):
+            e = self._py_excess(x - at)
+            v += 0.5 * kappa * e * e
+            grad.append(kappa * e)
+        self._last = v  # a tensor when read (colvar)
+        return v, grad
 
     def value_and_gradient(self, s):
         """Bias V (n,) kJ/mol and dV/ds (n, d) at CV values ``s`` (n, d), numpy, without autograd."""
@@ -69,7 +86,7 @@ class HarmonicRestraint(_CVBias):
     def _excess(d):
         return d
 
-    _np_excess = _excess
+    _np_excess = _py_excess = _excess
 
 
 class UpperWall(_CVBias):
@@ -85,6 +102,10 @@ class UpperWall(_CVBias):
     def _np_excess(d):
         return np.maximum(d, 0.0)
 
+    @staticmethod
+    def _py_excess(d):
+        return d if d > 0.0 else 0.0
+
 
 class LowerWall(_CVBias):
     """V = kappa / 2 (s - at)^2 for s < at, 0 above (PLUMED's LOWER_WALLS with EXP=2)."""
@@ -98,3 +119,7 @@ class LowerWall(_CVBias):
     @staticmethod
     def _np_excess(d):
         return np.minimum(d, 0.0)
+
+    @staticmethod
+    def _py_excess(d):
+        return d if d < 0.0 else 0.0

@@ -104,6 +104,11 @@ class _Affine:
 
 
 class _Tanh:
+    """tanh, derivative 1 - y^2. With ``derivative`` (a view of a buffer LeanCV.vjp fills with 1 - y^2 of
+    all tanh layers at once: two numpy calls for the whole network) the backward pass is one product."""
+
+    derivative = None
+
     def setup(self, n, out):
         self.y = np.empty(n) if out is None else out
         self.t = np.empty(n)
@@ -113,6 +118,8 @@ class _Tanh:
 
     def backward(self, g):
         t = self.t
+        if self.derivative is not None:
+            return np.multiply(self.derivative, g, out=t)
         np.multiply(self.y, self.y, out=t)
         np.subtract(1.0, t, out=t)
         return np.multiply(t, g, out=t)
@@ -305,6 +312,7 @@ class _Distances(_Feature):
         self.rf, self.rx, self.ry, self.rz = self.r.reshape(-1), self.r[:, 0], self.r[:, 1], self.r[:, 2]
         self.a, self.b = np.empty(3 * p), np.empty(3 * p)
         self.q, self.q3, self.d2 = np.empty(p), np.empty((p, 3)), np.empty(p)
+        self.q_col = self.q[:, None]
 
     def forward(self, x):
         self.check(x)
@@ -319,7 +327,7 @@ class _Distances(_Feature):
 
     def backward(self, g):
         np.divide(g, self.out, out=self.q)
-        np.multiply(self.r, self.q[:, None], out=self.q3)
+        np.multiply(self.r, self.q_col, out=self.q3)
         if self.dense:
             return np.dot(self.incidence_t, self.q3)
         size = 3 * self.n
@@ -519,14 +527,29 @@ def _wire(feature, steps, n_in):
                 raise ValueError(f"lean CV: a layer expects {s.n_in} inputs but receives {n}.")
             s.setup(fresh=k == len(steps) - 1)
             n = s.n_out
+    # The inputs of the affine steps that follow a tanh share one buffer, so that 1 - y^2 of every
+    # tanh layer is two numpy calls per backward pass (LeanCV.vjp), not two per layer.
+    after_tanh = [s for k, s in enumerate(steps) if isinstance(s, _Affine) and k and isinstance(steps[k - 1], _Tanh)]
+    shared = None
+    if len(after_tanh) > 1:
+        shared = np.ones(sum(s.n_in + 1 for s in after_tanh)), None
+        shared = shared[0], np.empty_like(shared[0])
+        offset = 0
+        for s in after_tanh:
+            s.x_in = shared[0][offset:offset + s.n_in + 1]
+            s.head = s.x_in[:s.n_in]
+            s.offset_in_shared = offset
+            offset += s.n_in + 1
     for k, s in enumerate(steps):
         nxt = steps[k + 1] if k + 1 < len(steps) else None
         if not isinstance(s, _Affine):
             s.setup(n_of(steps, k, n_in), nxt.head if isinstance(nxt, _Affine) else None)
+            if shared is not None and isinstance(s, _Tanh) and nxt in after_tanh:
+                s.derivative = shared[1][nxt.offset_in_shared:nxt.offset_in_shared + nxt.n_in]
     if feature is not None:
         first = steps[0] if steps else None
         feature.setup_out(first.head if isinstance(first, _Affine) else None)
-    return n
+    return n, shared
 
 
 def n_of(steps, k, n_in):
@@ -570,9 +593,10 @@ class LeanCV:
         if n_in is None:
             first = next((s for s in self.steps if isinstance(s, _Affine)), None)
             n_in = first.n_in if first is not None else 0
-        self.n_out = _wire(self.feature, self.steps, n_in)
+        self.n_out, self._tanh = _wire(self.feature, self.steps, n_in)
         self.chain = ([self.feature] if self.feature is not None else []) + self.steps
-        self.backward_chain = self.chain[::-1]
+        self._forward = tuple(s.forward for s in self.chain)
+        self._backward = tuple(s.backward for s in reversed(self.chain))
         # The last step returns a new array only if it is an affine map: copy anything else (a buffer
         # reused by the next call, or a view of the caller's positions).
         last = self.chain[-1] if self.chain else None
@@ -580,15 +604,19 @@ class LeanCV:
 
     def value(self, x):
         """CV values (d,) at positions ``x`` (particles, dims) in nm."""
-        for s in self.chain:
-            x = s.forward(x)
+        for forward in self._forward:
+            x = forward(x)
         return np.array(x, dtype=np.float64) if self._copy else x
 
     def vjp(self, g):
         """sum_k g_k ds_k/dx, shaped like x, for the configuration of the last :meth:`value` call."""
         g = np.asarray(g, dtype=np.float64)
-        for s in self.backward_chain:
-            g = s.backward(g)
+        if self._tanh is not None:  # 1 - y^2 of all tanh layers (the trailing 1s give 0s, unused)
+            y, d = self._tanh
+            np.multiply(y, y, out=d)
+            np.subtract(1.0, d, out=d)
+        for backward in self._backward:
+            g = backward(g)
         return g
 
 

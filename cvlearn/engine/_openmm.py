@@ -65,6 +65,18 @@ def _atoms_of(module):
     return None
 
 
+def _point_method(bias):
+    """``bias.point_value_and_gradient`` (one CV point as floats -> V, dV/ds as floats), where it records
+    the same state as ``value_and_gradient``: defined by the class that defines value_and_gradient, or
+    a subclass of it. Else None (the engine then calls value_and_gradient)."""
+    mro = type(bias).__mro__
+    owner = next((k for k in mro if "value_and_gradient" in vars(k)), None)
+    point_owner = next((k for k in mro if "point_value_and_gradient" in vars(k)), None)
+    if owner is None or point_owner is None or not issubclass(point_owner, owner):
+        return None
+    return bias.point_value_and_gradient
+
+
 class _BiasGroup:
     """Biases that share one CV module: the CV is evaluated once for all of them.
 
@@ -79,6 +91,8 @@ class _BiasGroup:
 
     def compile(self, atoms, n_atoms):
         self.lean, self.on_atoms = None, False
+        points = [_point_method(b) for b in self.biases]
+        self.points = points if all(p is not None for p in points) else None
         if not (self.use_lean and all(hasattr(b, "value_and_gradient") for b in self.biases)):
             return
         try:
@@ -99,6 +113,16 @@ class _BiasGroup:
         ``sub``: positions (biased atoms, 3) nm; ``full()``: all positions (atoms, 3) with those rows.
         """
         lean = self.lean
+        if lean is not None and self.points is not None:  # Python floats from the CV values to dV/ds
+            point = lean.value(sub if self.on_atoms else full()).tolist()
+            points = self.points
+            energy, ds = points[0](point)
+            for p in points[1:]:
+                v, g = p(point)
+                energy += v
+                ds = [a + b for a, b in zip(ds, g)]
+            grad = lean.vjp([scale * a for a in ds])
+            return energy, grad if self.on_atoms else grad[self.rows]
         if lean is not None:
             s = lean.value(sub if self.on_atoms else full())
             biases = self.biases
