@@ -209,3 +209,25 @@ def test_seed_walkers_relaxes_decoded_structures(alanine, model):
     assert engine.run(100, stride=50).positions.shape[0] == 2
     with pytest.raises(ValueError, match="2 latent dimension"):
         cl.seed_walkers(ae, [[0.0]], top, system)
+
+
+def test_latent_plots(model, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cvlearn import plot
+
+    ae, _, X = model
+    z = ae.transform(X)
+    path = cl.latent_path(ae, X[:20], X[-20:], n=5)
+    fig = plot.latent_space(z, color=z[:, 0], paths=[path], labels=["path"], color_label="z1")
+    line = fig.axes[0].lines[0]
+    np.testing.assert_allclose(np.column_stack(line.get_data()), path.z)
+    fig.savefig(tmp_path / "latent.png")
+    one_d = plot.latent_space(z[:, :1], paths=[path.z[:, :1]])
+    assert one_d.axes[0].get_xlabel() == "frame"
+    with pytest.raises(ValueError, match=r"\(n, 1\) or \(n, 2\)"):
+        plot.latent_space(np.zeros((4, 3)))
+    fig = plot.path_energy([np.arange(5.0), np.ones(5)], labels=["a", "b"], reference=0.0)
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), np.arange(5.0))
+    assert "kJ/mol" in fig.axes[0].get_ylabel()

@@ -20,7 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from ._fes import fes, fes_comparison
 from ._landscape import cv_on_landscape
+from ._latent import latent_space, path_energy
 from ._timeseries import cv_timeseries, delta_f_convergence, loss
 
 __all__ = ["fes", "fes_comparison", "cv_timeseries", "delta_f_convergence", "cv_on_landscape",
-           "loss"]
+           "loss", "latent_space", "path_energy"]
