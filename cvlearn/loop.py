@@ -124,8 +124,10 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     make_engine : callable
         ``make_engine(bias, round) -> engine`` (a :class:`cvlearn.Langevin` or
         :class:`cvlearn.engine.OpenMM` with ``bias`` attached; vary the seed with ``round``).
-    learner : estimator
-        An unfitted cvlearn learner (cloned every round); trained on all frames so far, the biased
+    learner : estimator or callable
+        An unfitted cvlearn learner (cloned every round), or ``learner(round) -> estimator`` to change
+        learners between rounds (e.g. TICA in round 1, whose linear CV extrapolates out of the first
+        basin, then Deep-TICA once transitions are in the data); trained on all frames so far, the biased
         ones with log-weights beta (V(s, t) - c(t)), i.e. reweighted to the unbiased ensemble.
     featurizer : Featurizer
         Positions -> features, for training and inside the CV.
@@ -147,7 +149,9 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     reweight : dict, optional
         Keyword arguments for :func:`cvlearn.fes.reweight` (bins, ranges, skip, method, ...); default
         ``skip=0.1``. Every round's metadynamics starts from a flat bias, so c(t) reweighting (the
-        default method) needs its filling transient skipped: see :mod:`cvlearn.fes._reweight`.
+        default method) needs its filling transient skipped: see :mod:`cvlearn.fes._reweight`. ``skip``
+        may be a callable ``skip(trajectory) -> fraction``, evaluated on each round's run (e.g. with
+        :func:`cvlearn.fes._reweight.transient_fraction`).
     progress : bool
         Show each run's progress bar.
     callback : callable, optional
@@ -167,7 +171,7 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         for traj, lw in data:
             X += _features(featurizer, traj)
             logw += [lw[:, w] for w in range(lw.shape[1])]
-        est = clone(learner)
+        est = clone(learner if hasattr(learner, "fit") else learner(k))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # each round refines the last; short fits do
             est.fit(X, logweights=logw)
@@ -176,7 +180,8 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         bias = make_bias(cv, s_train)
         engine = make_engine(bias, k)
         traj = engine.run(steps, stride=stride, progress=progress)
-        fes = fes_mod.reweight(traj, variables, bias=bias, **reweight)
+        kw = dict(reweight, skip=reweight["skip"](traj)) if callable(reweight["skip"]) else reweight
+        fes = fes_mod.reweight(traj, variables, bias=bias, **kw)
         d = fes.delta_f(basin_a, basin_b)
         transitions = count_transitions(fes_mod._reweight._values(traj, variables), basin_a, basin_b)
         change = float("nan")

@@ -73,3 +73,27 @@ def test_loop_on_muller_brown_reaches_the_exact_free_energy(tmp_path):
     last = result.rounds[-1].delta_f
     assert abs(last.value - exact) < max(3 * last.error, 2.5)  # 1 kT = 2.49 kJ/mol
     assert (tmp_path / "iterate.png").exists()
+
+
+def test_learner_and_skip_may_change_per_round():
+    """learner(k) picks each round's estimator; a callable skip sees each round's run."""
+    dw = cl.systems.DoubleWell(dim=2, barrier=10.0)
+    left, right = Basin(lo=[-2.0], hi=[-0.5]), Basin(lo=[0.5], hi=[2.0])
+    start = np.array([[-1.0, 0.0]])
+    initial = cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=2, seed=0, positions=start).run(1000, stride=10)
+    used, seen = [], []
+
+    def learner(k):
+        used.append(k)
+        return cl.PCA(n_components=1) if k == 1 else cl.TICA(lagtime=5, n_components=1, scaling=None)
+
+    def skip(traj):
+        seen.append(traj.positions.shape)
+        return 0.5
+
+    result = iterate(lambda bias, k: cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=2, seed=k,
+                                                 positions=start, bias=bias),
+                     learner, cl.features.Positions.of(dw), initial, dw.slow_coordinates, (left, right), rounds=2,
+                     steps=1000, stride=10, tol=1e-9, reweight={"bins": 20, "ranges": dw.slow_bounds, "skip": skip})
+    assert used == [1, 2] and seen == [(100, 2, 1, 2)] * 2
+    assert all(r.fes.metadata["skip"] == 0.5 and r.fes.metadata["n_frames"] == 100 for r in result.rounds)
