@@ -103,6 +103,9 @@ class GridBias:
         """
         s = np.asarray(s, dtype=np.float64)
         if s.size == self._ndim:  # one configuration (a molecular engine): scalar arithmetic, ~10x faster
+            if self._ndim == 1:
+                v, g = self._point_1d(s.item(0))
+                return np.array([v]), np.array([[g]])
             v, grad = self._point_value_and_gradient(s.ravel().tolist())
             return np.array([v]), np.array([grad])
         s = self.grid.wrap(s.reshape(-1, self.grid.ndim))
@@ -127,7 +130,27 @@ class GridBias:
         hill deposition. A subclass that overrides :meth:`value_and_gradient` to record more state
         must override this method too (else the engines use :meth:`value_and_gradient`).
         """
+        if self._ndim == 1 and len(point) == 1:
+            v, g = self._point_1d(point[0])
+            return v, [g]
         return self._point_value_and_gradient(point)
+
+    def _point_1d(self, x):
+        """V and dV/ds (floats) at one value ``x`` of a 1-D bias: the hot path, unrolled."""
+        periodic, lo, hi, period = self._axes[0]
+        if periodic:
+            x = (x - lo) % period + lo  # as Grid.wrap
+        elif not lo <= x <= hi:
+            if self.outside == "error":
+                self._outside_error(np.array([[x]]), [0])
+            held = lo if x < lo else hi
+            e = x - held
+            v = self.field.point_1d(held)[0] + 0.5 * self.wall_kappa * e * e
+            self._point = ([x], v)
+            return v, self.wall_kappa * e  # the grid part is held at its edge value; the wall pushes back
+        v, g = self.field.point_1d(x)
+        self._point = ([x], v)  # turned into _last_s, _last_v (tensors) only when read
+        return v, g
 
     def _point_value_and_gradient(self, point):
         """V (float) and dV/ds (list) at one point (sequence of d floats)."""

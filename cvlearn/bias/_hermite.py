@@ -31,7 +31,7 @@ class HermiteField:
         self._kinds = [[(k >> i) & 1 for i in range(d)] for k in range(2**d)]
         corners = list(itertools.product((0, 1), repeat=d))
         self._corners = corners
-        self._shape, self._periodic = list(grid.shape), list(grid.periodic)
+        self._shape, self._periodic = list(grid.shape), [bool(p) for p in grid.periodic]
         # (lo, h, last cell index, points) per axis as Python numbers, for the scalar one-point path.
         self._axis_floats = [(float(grid.lo[i]), float(grid.spacing[i]), n - 1 if p else n - 2, n)
                              for i, (n, p) in enumerate(zip(grid.shape, grid.periodic))]
@@ -150,21 +150,9 @@ class HermiteField:
         else:  # rebuilt only if the tensor is replaced
             self._view, self._view_of = self.data.numpy(), self.data
             data = self._view
-        if len(s) == 1:  # the common 1-D bias, unrolled (~2 us)
-            lo, h, last, n = self._axis_floats[0]
-            u = (s[0] - lo) / h
-            if self._periodic[0]:
-                u %= n
-            a = min(max(math.floor(u), 0), last)
-            t = u - a
-            t2 = t * t
-            t3 = t2 * t
-            b = (a + 1) % n if self._periodic[0] else a + 1
-            f0, f1, g0, g1 = data.item(0, a), data.item(0, b), data.item(1, a), data.item(1, b)
-            value = (f0 * (2 * t3 - 3 * t2 + 1) + f1 * (3 * t2 - 2 * t3) + g0 * ((t3 - 2 * t2 + t) * h)
-                     + g1 * ((t3 - t2) * h))
-            return value, [f0 * ((6 * t2 - 6 * t) / h) + f1 * ((6 * t - 6 * t2) / h) + g0 * (3 * t2 - 4 * t + 1)
-                           + g1 * (3 * t2 - 2 * t)]
+        if len(s) == 1:
+            value, derivative = self.point_1d(float(s[0]), data)
+            return value, [derivative]
         corners, basis, dbasis = [], [], []
         for i, x in enumerate(s):
             lo, h, last, n = self._axis_floats[i]
@@ -190,6 +178,34 @@ class HermiteField:
                 for i in range(d):
                     grad[i] += v * dbasis[i][bits[i]][corner[i]] * math.prod(w[:i] + w[i + 1:])
         return value, grad
+
+    def point_1d(self, x, data=None):
+        """Field and derivative (floats) at one point ``x`` (float) of a 1-D grid: the hot path, unrolled."""
+        if data is None:
+            if self._view_of is self.data:  # a numpy view of the (in-place updated) grid on the CPU
+                data = self._view
+            elif self.data.device.type != "cpu":
+                data = self.data.cpu().numpy()
+            else:  # rebuilt only if the tensor is replaced
+                self._view, self._view_of = self.data.numpy(), self.data
+                data = self._view
+        lo, h, last, n = self._axis_floats[0]
+        u = (x - lo) / h
+        if self._periodic[0]:
+            u %= n
+            a = min(max(math.floor(u), 0), last)
+            b = (a + 1) % n
+        else:
+            a = min(max(math.floor(u), 0), last)
+            b = a + 1
+        t = u - a
+        t2 = t * t
+        t3 = t2 * t
+        f0, f1, g0, g1 = data.item(0, a), data.item(0, b), data.item(1, a), data.item(1, b)
+        return ((f0 * (2 * t3 - 3 * t2 + 1) + f1 * (3 * t2 - 2 * t3) + g0 * ((t3 - 2 * t2 + t) * h)
+                 + g1 * ((t3 - t2) * h)),
+                f0 * ((6 * t2 - 6 * t) / h) + f1 * ((6 * t - 6 * t2) / h) + g0 * (3 * t2 - 4 * t + 1)
+                + g1 * (3 * t2 - 2 * t))
 
     def _torch_consts(self, dtype):
         return {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v

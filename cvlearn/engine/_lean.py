@@ -355,6 +355,7 @@ class _Dihedrals(_Feature):
         self.quads = np.stack([rows.rows(q, "Dihedrals") for q in m.indices.numpy().T], axis=1)
         self.sincos = bool(m.sincos)
         self.n_out = len(self.quads) * (2 if self.sincos else 1)
+        self.fresh_output = True  # forward returns a new array, never a buffer
         self.scalar = len(self.quads) <= _SCALAR_DIHEDRALS
         self.quad_list = self.quads.tolist()
         # Array path: a 0/1 matrix maps the gradient rows onto the distinct atoms (~5x faster than add.at).
@@ -600,7 +601,7 @@ class LeanCV:
         # The last step returns a new array only if it is an affine map: copy anything else (a buffer
         # reused by the next call, or a view of the caller's positions).
         last = self.chain[-1] if self.chain else None
-        self._copy = not (isinstance(last, _Affine) and last.fresh)
+        self._copy = not (isinstance(last, _Affine) and last.fresh) and not getattr(last, "fresh_output", False)
 
     def value(self, x):
         """CV values (d,) at positions ``x`` (particles, dims) in nm."""

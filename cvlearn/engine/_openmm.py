@@ -127,10 +127,10 @@ class _BiasGroup:
             s = lean.value(sub if self.on_atoms else full())
             biases = self.biases
             v, ds = biases[0].value_and_gradient(s)
-            energy, ds = float(v[0]), ds[0]
+            energy, ds = v.item(0), ds[0]
             for b in biases[1:]:
                 v, g = b.value_and_gradient(s)
-                energy += float(v[0])
+                energy += v.item(0)
                 ds = ds + g[0]
             grad = lean.vjp(ds * scale)
             return energy, grad if self.on_atoms else grad[self.rows]
@@ -214,6 +214,8 @@ class OpenMM:
         self._sub = np.zeros((len(self._bias_atoms), 3))  # the biased atoms' rows, as the PythonForce gets them
         self._no_force = np.zeros_like(self._sub)
         self._reader = getattr(mm.State, "_getVectorAsNumpy", None)
+        # One bias group (the usual case): the callback calls it directly.
+        self._evaluate = self._groups[0].energy_and_gradient if len(self._groups) == 1 else self._evaluate_all
         self._positions_kind = getattr(mm.State, "Positions", None)
         self._version = 0
         self._error = None
@@ -334,21 +336,26 @@ class OpenMM:
         if not self._bias_on or (k > 1 and state.getStepCount() % k):
             return 0.0, self._no_force
         try:
-            return self._bias_energy_and_gradient(self._read(state), -k)
+            if self._reader is not None:  # inline _read: this runs every step
+                self._reader(state, self._positions_kind, self._sub)
+            else:  # pragma: no cover - older OpenMM
+                self._read(state)
+            return self._evaluate(self._sub, self._full, -k)
         except Exception as exc:  # OpenMM would flatten it into a generic message: keep it for run()
             self._error = exc
             raise
 
-    def _bias_energy_and_gradient(self, sub, scale=1.0):
-        """Bias energy and ``scale`` times its gradient on the biased atoms, at their positions ``sub``."""
-        if len(self._groups) == 1:
-            return self._groups[0].energy_and_gradient(sub, self._full, scale)
+    def _evaluate_all(self, sub, full, scale):
         energy, grad = 0.0, np.zeros_like(sub)
         for g in self._groups:
-            e, gr = g.energy_and_gradient(sub, self._full, scale)
+            e, gr = g.energy_and_gradient(sub, full, scale)
             energy += e
             grad += gr
         return energy, grad
+
+    def _bias_energy_and_gradient(self, sub, scale=1.0):
+        """Bias energy and ``scale`` times its gradient on the biased atoms, at their positions ``sub``."""
+        return self._evaluate(sub, self._full, scale)
 
     def bias_energy(self, positions=None):
         """Total bias (kJ/mol) at ``positions`` (atoms, 3) nm, default the current ones; also sets the
