@@ -278,8 +278,7 @@ class _NeuralLearner(TransformerMixin, BaseEstimator, metaclass=abc.ABCMeta):
         return CollectiveVariable(self.module_, featurizer, names)
 
 
-_COMMON_DOC = """
-    layers : list of int
+_PARAMETERS_DOC = """    layers : list of int
         Hidden layer sizes of the encoder network.
     n_components : int
         Number of CVs.
@@ -304,19 +303,25 @@ _COMMON_DOC = """
         "cpu" or "cuda".
     dtype : {"float32", "float64"}
     progress : bool
-        Show a progress bar.
+        Show a progress bar."""
 
-    Attributes
-    ----------
-    module_ : NeuralCV
+_ATTRIBUTES_DOC = """    module_ : NeuralCV
         The trained network (standardization included).
     history_ : dict
         {"train": [...], "valid": [...]} loss per epoch (plot with ``cl.plot.loss``).
     best_epoch_ : int
-    n_features_in_ : int
-"""
+    n_features_in_ : int"""
 
 
+def _fill_doc(cls):
+    """Put the parameters and attributes all neural learners share into ``cls``'s docstring, which
+    must stay a plain literal (an expression such as ``\"\"\"...\"\"\" + X`` is no docstring)."""
+    cls.__doc__ = cls.__doc__.replace("    <common parameters>", _PARAMETERS_DOC).replace(
+        "    <common attributes>", _ATTRIBUTES_DOC)
+    return cls
+
+
+@_fill_doc
 class AutoEncoder(_NeuralLearner):
     """Autoencoder CV: the bottleneck of an encoder/decoder that reconstructs the (standardized) input.
 
@@ -326,7 +331,9 @@ class AutoEncoder(_NeuralLearner):
     and ``cl.latent_path`` interpolates between conformations.
 
     Parameters
-    ----------""" + _COMMON_DOC + """    energy : torch.nn.Module, optional
+    ----------
+    <common parameters>
+    energy : torch.nn.Module, optional
         Physics-aware training (Ramaswamy et al., Phys. Rev. X 11, 011052 (2021)): a module mapping
         positions (n, atoms, 3) in nm to energies (n,) in kJ/mol, e.g.
         ``cl.physics.ForceFieldEnergy(system)``; the features must then be the Cartesian
@@ -340,7 +347,23 @@ class AutoEncoder(_NeuralLearner):
         Energies above this (kJ/mol, default 1e3) enter as cap (1 + ln(E / cap)).
     n_interpolations : int
         Decoded interpolations per training step (default 64).
-"""
+
+    Attributes
+    ----------
+    <common attributes>
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> rng = np.random.default_rng(0)
+    >>> t = rng.uniform(-1, 1, (500, 1))
+    >>> X = np.hstack([t, t**2, 0.5 * t]) + 0.01 * rng.normal(size=(500, 3))  # a curve in 3-D
+    >>> ae = cl.AutoEncoder(layers=[16], n_components=1, max_epochs=300, patience=300, seed=0).fit(X)
+    >>> bool(abs(np.corrcoef(ae.transform(X)[:, 0], t[:, 0])[0, 1]) > 0.95)  # the bottleneck follows the curve
+    True
+    >>> ae.decode([[0.0]]).shape  # back to feature space
+    (1, 3)
+    """
 
     _prefix = "ae"
     _head = False
@@ -435,6 +458,7 @@ class AutoEncoder(_NeuralLearner):
         return features_to_trajectory(self.decode(z), topology, atoms, type(self).__name__)
 
 
+@_fill_doc
 class TimeLaggedAutoEncoder(AutoEncoder):
     """Time-lagged autoencoder (Wehmeyer & Noe, JCP 148, 241703 (2018)): encodes x(t), decodes x(t + lag).
 
@@ -443,7 +467,25 @@ class TimeLaggedAutoEncoder(AutoEncoder):
     Parameters
     ----------
     lagtime : int
-        Lag in frames.""" + _COMMON_DOC
+        Lag in frames.
+    <common parameters>
+    energy, energy_weight, energy_cap, n_interpolations
+        Physics-aware training, as in :class:`AutoEncoder`.
+
+    Attributes
+    ----------
+    <common attributes>
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> system = cl.systems.HiddenDoubleWell(dim=4, barrier=10.0)
+    >>> X = cl.Langevin(system, timestep=0.02, friction=1.0, n_walkers=4, seed=0).run(4000, stride=5).positions
+    >>> X = [X[:, i, 0] for i in range(4)]  # one (frames, 4) array per walker
+    >>> tae = cl.TimeLaggedAutoEncoder(lagtime=5, layers=[16], max_epochs=50, seed=0).fit(X)
+    >>> tae.transform(X[0]).shape
+    (800, 1)
+    """
 
     _prefix = "tae"
     _lagged = True
@@ -461,6 +503,7 @@ class TimeLaggedAutoEncoder(AutoEncoder):
         return batch.y
 
 
+@_fill_doc
 class DeepTICA(_NeuralLearner):
     """Deep-TICA (Bonati, Piccini & Parrinello, PNAS 118, e2113533118 (2021)).
 
@@ -476,8 +519,26 @@ class DeepTICA(_NeuralLearner):
         Lag in frames.
     score : {"vamp2", "sum"}
     epsilon : float
-        Regularization added to the outputs' covariance.""" + _COMMON_DOC + """    eigenvalues_, timescales_ : ndarray
+        Regularization added to the outputs' covariance.
+    <common parameters>
+
+    Attributes
+    ----------
+    <common attributes>
+    eigenvalues_, timescales_ : ndarray
         TICA eigenvalues of the trained outputs and implied timescales (frames), slowest first.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> rng = np.random.default_rng(0)
+    >>> state = np.cumsum(rng.random(4000) < 0.01) % 2 * 2.0 - 1  # a slow two-state switch, +-1
+    >>> X = np.column_stack([state + 0.5 * rng.normal(size=4000), rng.normal(size=(4000, 2))])
+    >>> X = X @ np.linalg.qr(rng.normal(size=(3, 3)))[0]  # hidden by a rotation among fast noise
+    >>> model = cl.DeepTICA(lagtime=5, layers=[16], max_epochs=100, seed=0).fit(X)
+    >>> s, hidden = model.transform(X)[:, 0], state
+    >>> bool(abs(np.corrcoef(s, hidden)[0, 1]) > 0.85)  # as good as the best linear projection (0.89)
+    True
     """
 
     _prefix = "deeptic"
