@@ -14,10 +14,16 @@ platform is timed unbiased for comparison). Steps per second of MD, median of ``
   through cvlearn's PythonForce:
   * ``autograd``: the torch module with torch autograd for the force (the naive route);
   * ``lean``: cvlearn's numpy path (value and vector-Jacobian product without autograd);
-  * ``lean, bias every k steps``: multiple time stepping (MTSLangevinIntegrator), k = 2 and 4;
+  * ``lean, bias every k steps``: multiple time stepping, k times the bias force every k-th step
+    (``bias_interval=k``), k = 2 and 4;
 - the same metadynamics on the backbone dihedral phi alone, by cvlearn (lean path) and by OpenMM's
   own ``openmm.app.Metadynamics`` (CustomTorsionForce CV, its grid bias in a CustomCVForce), the
   peer for a CV OpenMM can express natively.
+
+Then where a biased step's time goes (microseconds): the PythonForce round trip alone (a callback that
+reads the positions and returns zero forces, on the CV's 10 atoms), and each part of the callback
+timed on its own (best of many calls): the lean CV's value and gradient, the bias at one CV value,
+and the whole callback body; against the measured extra time per step of k = 1 over unbiased MD.
 
 Run from the repository root::
 
@@ -29,6 +35,7 @@ import argparse
 import os
 import statistics
 import time
+import timeit
 import warnings
 
 import numpy as np
@@ -111,6 +118,61 @@ def time_openmm_metad(steps, repeats, platform="Reference"):
     return statistics.median(rates)
 
 
+def time_pythonforce_floor(steps, repeats, atoms):
+    """Steps/s of unbiased MD and of MD with a PythonForce on ``atoms`` that reads the positions and
+    returns zero forces (the callback's fixed cost), interleaved, best of ``repeats``."""
+    import openmm as mm
+    from openmm import app, unit
+
+    pdb = app.PDBFile(alanine_dipeptide_pdb())
+    ff = app.ForceField("amber99sbildn.xml")
+    runs = {}
+    for name in ("unbiased", "zero PythonForce"):
+        system = ff.createSystem(pdb.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds)
+        if name != "unbiased":
+            buf, result = np.zeros((len(atoms), 3)), (0.0, np.zeros((len(atoms), 3)))
+
+            def compute(state, buf=buf, result=result):
+                state._getVectorAsNumpy(mm.State.Positions, buf)
+                return result
+
+            force = mm.PythonForce(compute, {})
+            force.setParticles([int(a) for a in atoms])
+            force.setForceGroup(31)
+            system.addForce(force)
+        integ = mm.LangevinMiddleIntegrator(T * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds)
+        ctx = mm.Context(system, integ, mm.Platform.getPlatformByName("Reference"))
+        ctx.setPositions(pdb.positions)
+        mm.LocalEnergyMinimizer.minimize(ctx, 1.0, 0)
+        ctx.setVelocitiesToTemperature(T * unit.kelvin, 1)
+        integ.step(1000)
+        runs[name] = (integ, ctx)
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(repeats):
+        for name, (integ, _) in runs.items():
+            t0 = time.perf_counter()
+            integ.step(steps)
+            best[name] = max(best[name], steps / (time.perf_counter() - t0))
+    return best
+
+
+def time_call(fn, number=200, repeats=25):
+    """Microseconds per call of ``fn``: best of ``repeats`` batches of ``number`` calls."""
+    return min(timeit.repeat(fn, number=number, repeat=repeats)) / number * 1e6
+
+
+def callback_costs(engine):
+    """Microseconds per call of the parts of the bias callback of ``engine`` (one lean bias group)."""
+    group = engine._groups[0]
+    sub = engine._sub.copy()
+    lean, bias = group.lean, group.biases[0]
+    s = lean.value(sub)
+    g = np.ones_like(s)
+    return {"lean CV value + gradient": time_call(lambda: (lean.value(sub), lean.vjp(g))),
+            "bias at one CV value": time_call(lambda: bias.value_and_gradient(s)),
+            "callback body (CV + bias + forces)": time_call(lambda: engine._bias_energy_and_gradient(sub, -1.0))}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20_000)
@@ -135,6 +197,12 @@ def main():
 
     dtica = lambda: cvlearn_metad(cv, s)  # noqa: E731
     rows = []
+    # Per-call costs first (the engines are discarded afterwards).
+    dtica_engine, phi_engine = openmm(dtica)(0), openmm(lambda: cvlearn_metad(phi_cv, None, periodic=True))(0)
+    for e in (dtica_engine, phi_engine):
+        e.run(1000, stride=500)
+    costs = {"Deep-TICA": callback_costs(dtica_engine), "phi": callback_costs(phi_engine)}
+    floor = time_pythonforce_floor(args.steps, args.repeats, dtica_engine._bias_atoms)
     unbiased = time_cvlearn(openmm(), args.steps, args.repeats)
     cases = [
         ("unbiased", "-", unbiased),
@@ -152,12 +220,26 @@ def main():
     for name, who, rate in cases:
         rows.append([name, who, f"{rate:,.0f}", f"{rate / unbiased:.2f}"])
     table = markdown_table(["run", "bias by", "steps/s", "ratio to unbiased"], rows)
+    per_step = {name: 1e6 / rate - 1e6 / unbiased for name, _, rate in cases}
+    fixed = 1e6 / floor["zero PythonForce"] - 1e6 / floor["unbiased"]
+    cost_rows = [["PythonForce round trip (read positions, return zero forces), per step", "-", f"{fixed:.1f}"]]
+    for cv_name, parts in costs.items():
+        cost_rows += [[f"{cv_name}: {part}", f"{us:.1f}", "-"] for part, us in parts.items()]
+    cost_rows += [["Deep-TICA metad, lean: extra time per MD step over unbiased", "-",
+                   f"{per_step['Deep-TICA metad, lean']:.1f}"],
+                  ["phi metad, lean: extra time per MD step over unbiased", "-", f"{per_step['phi metad, lean']:.1f}"]]
+    costs_table = markdown_table(["part", "us per call, on its own", "us per MD step, in the MD loop"], cost_rows)
     print(table)
+    print()
+    print(costs_table)
     print(f"Deep-TICA training (100 ps of MD + fit): {t_train:.1f} s; load {os.getloadavg()}")
     if not args.quick:
-        append_section("OpenMM biasing cost: alanine dipeptide, Deep-TICA CV (openmm_bias.py)", table, [
+        append_section("OpenMM biasing cost: alanine dipeptide, Deep-TICA CV (openmm_bias.py)",
+                       table + "\n\nWhere a biased step's time goes (the parts timed alone run with warm caches; "
+                       "in the MD loop each callback follows an OpenMM step and costs more):\n\n" + costs_table, [
             f"- {args.steps} steps per run, median of {args.repeats}; OpenMM {__import__('openmm').__version__}, "
-            "Reference platform unless stated",
+            "Reference platform unless stated; the PythonForce round trip is the best of "
+            f"{args.repeats} interleaved runs ({floor['unbiased']:,.0f} steps/s unbiased there)",
         ])
 
 
