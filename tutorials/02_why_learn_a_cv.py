@@ -10,6 +10,20 @@ transitions and the error of F(right) - F(left) against the exact value.
 Run:  python tutorials/02_why_learn_a_cv.py [--fast] [--out tutorial02_out]
 Full run: ~5 minutes on 2 cores. Expected: TICA and Deep-TICA give many transitions and Delta F
 within ~1 kJ/mol; PCA and the autoencoder few transitions and a large error.
+
+Results (full mode, 2026-11-26, `nice -n 10 python tutorials/02_why_learn_a_cv.py` on 2 cores shared with other
+jobs, load average 4.4-8.4, 7 min 22 s of wall time; each method 8 walkers x 400 ps of metadynamics at 300 K;
+exact F(right) - F(left) = 5.76 kJ/mol):
+
+    method       |r| with hidden x   transitions/ns   Delta F (kJ/mol)   |error| vs exact
+    PCA                0.06                1.2          5.34 +- 0.51          0.41
+    TICA               1.00              145.3          5.56 +- 0.20          0.20
+    Deep-TICA          0.99               69.7          5.51 +- 0.08          0.25
+    AutoEncoder        0.01                0.6          6.55 +- 0.09          0.79
+
+The CVs learned from dynamics find the hidden coordinate and cross 60-120 times more often. PCA's Delta F
+happens to land 0.4 kJ/mol from the exact value, but it rests on 4 transitions in 3.2 ns, too few for its
+block error to mean anything; the autoencoder's (2 transitions) is 0.8 kJ/mol off, 9 of its error bars.
 """
 
 import argparse
