@@ -22,6 +22,13 @@ class LatentPath:
         Decoded features (nm for Cartesian features).
     structures : mdtraj.Trajectory or None
         Decoded structures (when a topology was given).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> path = LatentPath(z=np.linspace(0, 1, 5)[:, None], features=np.zeros((5, 6)))
+    >>> len(path), path.structures is None
+    (5, True)
     """
 
     z: np.ndarray

@@ -54,6 +54,13 @@ class StructureReport:
         Fraction of each structure's (phi, psi) pairs in allowed regions (:func:`ramachandran_allowed`).
     energy : ndarray or None
         Potential energy (kJ/mol) from the OpenMM ``System``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> report = StructureReport(rmsd=np.array([0.01, 0.03, 0.02]), n_structures=3)
+    >>> report.summary()
+    {'n_structures': 3, 'median_rmsd': 0.02}
     """
 
     rmsd: np.ndarray = None
@@ -106,7 +113,17 @@ def _system_terms(system):
 
 
 def openmm_energies(system, xyz, platform="Reference"):
-    """Potential energy (kJ/mol) of each frame of ``xyz`` (n, atoms, 3) nm under an OpenMM ``System``."""
+    """Potential energy (kJ/mol) of each frame of ``xyz`` (n, atoms, 3) nm under an OpenMM ``System``.
+
+    Examples
+    --------
+    >>> import mdtraj as md, openmm.app as app, cvlearn as cl
+    >>> pdb = app.PDBFile(cl.data.alanine_dipeptide_pdb())
+    >>> system = app.ForceField("amber99sbildn.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff)
+    >>> e = openmm_energies(system, md.load(cl.data.alanine_dipeptide_pdb()).xyz)
+    >>> e.shape
+    (1,)
+    """
     import openmm
 
     xyz = np.asarray(xyz, dtype=np.float64)

@@ -29,6 +29,15 @@ class SeededWalkers:
     latent_relaxed : ndarray (n, n_components) or None
         Where the relaxed structures lie in latent space (with ``featurizer``): relaxation can move
         a structure away from its target; check before trusting that a seed is where you wanted it.
+
+    Examples
+    --------
+    Made by :func:`seed_walkers` (see there); each walker starts from one of ``positions``:
+
+    >>> import numpy as np
+    >>> seeds = SeededWalkers([np.zeros((22, 3))] * 2, np.zeros((2, 1)), None, None, np.zeros(2), np.zeros(2))
+    >>> len(seeds), seeds.positions[0].shape
+    (2, (22, 3))
     """
 
     positions: list
@@ -77,8 +86,21 @@ def seed_walkers(model, targets, topology, system, *, featurizer=None, minimize_
 
     Examples
     --------
-    See ``benchmarks/generative.py``: an autoencoder on alanine dipeptide seeds walkers along the
-    latent path from C7eq towards phi > 0.
+    >>> import warnings, mdtraj as md, openmm, openmm.app as app, cvlearn as cl
+    >>> pdb = app.PDBFile(cl.data.alanine_dipeptide_pdb())
+    >>> system = app.ForceField("amber99sbildn.xml").createSystem(pdb.topology, nonbondedMethod=app.NoCutoff,
+    ...                                                           constraints=app.HBonds)
+    >>> traj = cl.engine.OpenMM(system, pdb.positions, topology=pdb.topology, seed=0).run(4000, stride=20)
+    >>> frames = md.Trajectory(traj.positions[:, 0], md.load(cl.data.alanine_dipeptide_pdb()).topology)
+    >>> feat = cl.features.AlignedPositions(frames[0])
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", cl.ConvergenceWarning)
+    ...     ae = cl.AutoEncoder(layers=[16], n_components=1, max_epochs=50, seed=0).fit(feat.transform(frames))
+    >>> z = ae.transform(feat.transform(frames))
+    >>> seeds = cl.seed_walkers(ae, [[z.max() + 0.2]], frames, system, featurizer=feat, relax_steps=100)
+    >>> bool(seeds.energy_relaxed[0] < seeds.energy_decoded[0])  # relaxed
+    True
+    >>> walker = cl.engine.OpenMM(system, seeds.positions[0], topology=pdb.topology, seed=1)  # start there
     """
     from ..engine._openmm import _openmm
 

@@ -26,6 +26,13 @@ class NeuralCV(torch.nn.Module):
 
     Its constructor arguments are plain numbers and lists (kept in ``config``), so a saved CV is
     rebuilt from JSON plus a state dict, without pickle.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cv = NeuralCV(n_features=6, layers=[8], n_components=2)
+    >>> cv(torch.zeros(3, 6, dtype=torch.float64)).shape, cv.config["layers"]
+    (torch.Size([3, 2]), [8])
     """
 
     __jit_unused_properties__ = ["n_components", "n_features"]
