@@ -160,6 +160,22 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     Returns
     -------
     IterationResult
+
+    Examples
+    --------
+    Two rounds on a 2-D double well (barrier 10 kJ/mol along x), 4 walkers starting in the left basin:
+
+    >>> import numpy as np, cvlearn as cl
+    >>> dw = cl.systems.DoubleWell(dim=2, barrier=10.0)
+    >>> start = np.array([[-1.0, 0.0]])
+    >>> def engine(bias=None, k=0):
+    ...     return cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=k, positions=start, bias=bias)
+    >>> result = cl.iterate(lambda bias, k: engine(bias, k), cl.TICA(lagtime=5, n_components=1),
+    ...                     cl.features.Positions.of(dw), engine().run(1000, stride=10), dw.slow_coordinates,
+    ...                     (dw.basins["left"], dw.basins["right"]), rounds=2, steps=2000, stride=10,
+    ...                     reweight={"bins": 40, "ranges": dw.slow_bounds})
+    >>> [r["round"] for r in result.summary()], result.rounds[-1].trajectory.positions.shape
+    ([1, 2], (200, 4, 1, 2))
     """
     reweight = {"skip": 0.1, **(reweight or {})}
     basin_a, basin_b = basins

@@ -335,6 +335,16 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
     -------
     dict
         The summary written to ``summary.json``.
+
+    Examples
+    --------
+    >>> import tempfile, cvlearn.workflows as wf
+    >>> out = tempfile.mkdtemp()
+    >>> s = wf.iterate(out, system="muller-brown", rounds=1, walkers=2, steps=500, initial_steps=500)
+    >>> s["rounds"][0]["simulated_ps"], round(s["reference_delta_f"], 2)    # ps (all walkers), kJ/mol
+    (5.0, 11.41)
+    >>> sorted(os.listdir(os.path.join(out, "round_1")))
+    ['HILLS', 'cv.pt', 'fes.npz']
     """
     from .io._models import save
     from .loop import iterate as run_loop
