@@ -72,3 +72,22 @@ def test_bad_input_says_what_to_do(tmp_path):
         iterate(str(tmp_path), system="muller-brown", reweighting="bias")
     with pytest.raises(ValueError, match="system must be 'muller-brown' or None"):
         iterate(str(tmp_path), system="alanine")
+
+
+def test_molecule_in_openmm(tmp_path):
+    pytest.importorskip("openmm")
+    md = pytest.importorskip("mdtraj")
+    argv = ["iterate", "--system", "molecule", "--rounds", "1", "--steps", "1000", "--initial-steps", "1000",
+            "--stride", "50", "--lag", "2", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["reference_delta_f"] == 9.76  # the shipped alanine dipeptide, Delta F on phi
+    assert summary["rounds"][0]["simulated_ps"] == pytest.approx(2.0)  # 1000 steps x 2 fs, one walker
+    assert len(cl.io.read_colvar(tmp_path / "round_1" / "HILLS")["time"]) == 2  # a hill every 500 steps
+    fes = np.load(tmp_path / "round_1" / "fes.npz")
+    assert fes["axis0"][0] > -np.pi and fes["axis0"][-1] < np.pi and len(fes["axis0"]) == 60  # phi, rad
+    cv = cl.load(tmp_path / "round_1" / "cv.pt")  # TICA on the 45 heavy-atom distances
+    xyz = torch.as_tensor(md.load(cl.data.alanine_dipeptide_pdb()).xyz, dtype=torch.float64)
+    with torch.no_grad():
+        assert cv(xyz).shape == (1, 1) and torch.isfinite(cv(xyz)).all()
+    assert cv.featurizer.n_features == 45
