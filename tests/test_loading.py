@@ -359,7 +359,7 @@ def test_bad_chunk_and_featurizer(good):
     tica = cl.TICA(lagtime=1).fit(stream)
     with pytest.raises(ValueError, match=r"stream has 66 features, but TICA is expecting 15"):
         tica.transform(stream_features(good, Positions(22, 3), top=PDB))
-    with pytest.raises(ValueError, match=r"DeepTICA trains on data read from files in minibatches: set batch_size"):
+    with pytest.raises(ValueError, match=r"DeepTICA trains on data read chunk by chunk.*set batch_size"):
         cl.DeepTICA(lagtime=1).fit(stream)  # networks train from streams too (tests/test_out_of_core.py)
 
 

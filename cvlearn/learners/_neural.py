@@ -195,9 +195,9 @@ class _NeuralLearner(TransformerMixin, BaseEstimator, metaclass=abc.ABCMeta):
                              "or of lists of chunks, cvlearn.features.NpyFiles, or a FeatureStream, which can be "
                              "read again.")
         if self.batch_size is None:
-            raise ValueError(f"{owner} trains on data read from files in minibatches: set batch_size (pairs per "
-                             "optimizer step, e.g. 4096); full-batch training (batch_size=None) needs all frames in "
-                             "memory.")
+            raise ValueError(f"{owner} trains on data read chunk by chunk (files, memory maps or lists of chunks) in "
+                             "minibatches: set batch_size (pairs per optimizer step, e.g. 4096); full-batch training "
+                             "(batch_size=None) needs all frames in memory.")
         check_positive(self.batch_size, "batch_size", owner, integer=True)
         lag = self.lagtime if self._lagged else None
         if lag is not None:
