@@ -279,3 +279,24 @@ def test_walls_one_point_path(kind):
         assert float(bias.colvar()[f"{bias.label}.bias"][0]) == v
         v2, g2 = bias.value_and_gradient(np.array([p]))
         assert v2[0] == pytest.approx(v, rel=1e-14) and np.allclose(g2[0], g, rtol=1e-14)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fixed_call_program_matches_the_step_chain(alanine_frame, activation):
+    # Distances + tanh network: forward and backward run as two fixed lists of numpy calls on buffers
+    # (positions may be written straight into lean.x_in); other activations run step by step.
+    top, x = alanine_frame
+    heavy = cl.features.Distances(top, selection="heavy")
+    atoms = heavy.atoms.numpy()
+    cv = CollectiveVariable(_random_neural(45, [32, 16], 1, activation, True, seed=9), heavy)
+    lean = compile_cv(cv, atoms=atoms)
+    assert (lean.x_in is not None) == (activation == "tanh")
+    _compare_on_atoms(cv, x, atoms)
+    if lean.x_in is not None:
+        chain = compile_cv(cv, atoms=atoms)
+        chain.x_in = chain.g_in = None  # force the step-by-step path
+        lean.x_in[...] = x[atoms]
+        np.testing.assert_allclose(lean.value(lean.x_in), chain.value(x[atoms]), rtol=1e-13)
+        np.testing.assert_allclose(lean.vjp([0.7]), chain.vjp([0.7]), rtol=1e-12, atol=1e-15)
+        with pytest.raises(ValueError, match="Distances"):
+            lean.value(x)

@@ -102,6 +102,17 @@ class _Affine:
     def backward(self, g):
         return np.dot(self.back, g, out=self.g_in)
 
+    def ops(self, x):
+        """Forward as (function, arguments) calls on fixed buffers, reading ``x``; and the output buffer
+        (None for the last step, whose call makes a new array)."""
+        copy = [] if x is self.head else [(np.copyto, (self.head, x))]
+        if self.fresh:
+            return copy + [(np.dot, (self.x_in, self.augmented))], None
+        return copy + [(np.dot, (self.x_in, self.augmented, self.y))], self.y
+
+    def backward_ops(self, g):
+        return [(np.dot, (self.back, g, self.g_in))], self.g_in
+
 
 class _Tanh:
     """tanh, derivative 1 - y^2. With ``derivative`` (a view of a buffer LeanCV.vjp fills with 1 - y^2 of
@@ -123,6 +134,15 @@ class _Tanh:
         np.multiply(self.y, self.y, out=t)
         np.subtract(1.0, t, out=t)
         return np.multiply(t, g, out=t)
+
+    def ops(self, x):
+        return [(np.tanh, (x, self.y))], self.y
+
+    def backward_ops(self, g):
+        t = self.t
+        if self.derivative is not None:
+            return [(np.multiply, (self.derivative, g, t))], t
+        return [(np.multiply, (self.y, self.y, t)), (np.subtract, (1.0, t, t)), (np.multiply, (t, g, t))], t
 
 
 class _Activation:
@@ -324,6 +344,19 @@ class _Distances(_Feature):
             np.subtract(np.take(xf, self.j3, out=self.a), np.take(xf, self.i3, out=self.b), out=self.rf)
         # |r| as hypot(hypot(x, y), z): two calls instead of square, sum and root (~2x faster here).
         return np.hypot(np.hypot(self.rx, self.ry, out=self.d2), self.rz, out=self.out)
+
+    def ops(self, x):
+        if not self.dense:
+            return None
+        return [(np.dot, (self.incidence, x, self.r)), (np.hypot, (self.rx, self.ry, self.d2)),
+                (np.hypot, (self.d2, self.rz, self.out))], self.out
+
+    def backward_ops(self, g):
+        """Calls ending with one that returns the new gradient array."""
+        if not self.dense:
+            return None
+        return [(np.divide, (g, self.out, self.q)), (np.multiply, (self.r, self.q_col, self.q3)),
+                (np.dot, (self.incidence_t, self.q3))], None
 
     def backward(self, g):
         np.divide(g, self.out, out=self.q)
@@ -602,15 +635,59 @@ class LeanCV:
         # reused by the next call, or a view of the caller's positions).
         last = self.chain[-1] if self.chain else None
         self._copy = not (isinstance(last, _Affine) and last.fresh) and not getattr(last, "fresh_output", False)
+        self._program()
+
+    def _program(self):
+        """Where every step can: the whole forward and backward pass as two fixed lists of numpy calls
+        on preallocated buffers (one loop, no per-step method dispatch; ~1/3 of the Python time saved).
+
+        Sets ``x_in`` (the positions buffer the program reads; a caller that writes positions there
+        saves a copy) and ``g_in`` (the buffer the incoming dV/ds is copied to), else leaves them None.
+        """
+        self.x_in = self.g_in = None
+        chain = self.chain
+        if (not isinstance(self.feature, _Distances) or not self.feature.dense or len(chain) < 2
+                or not all(isinstance(s, (_Affine, _Tanh)) for s in self.steps) or not self.steps[-1].fresh):
+            return
+        x_in = np.empty(self.feature.shape)
+        forward, buf = [], x_in
+        for s in chain:
+            ops, buf = s.ops(buf)
+            forward += ops
+        g_in = np.empty(self.n_out)
+        backward, buf = [], g_in
+        if self._tanh is not None:  # 1 - y^2 of all tanh layers at once
+            y, d = self._tanh
+            backward += [(np.multiply, (y, y, d)), (np.subtract, (1.0, d, d))]
+        for s in reversed(chain):
+            ops, buf = s.backward_ops(buf)
+            backward += ops
+        self._forward_ops, self._forward_last = tuple(forward[:-1]), forward[-1]
+        self._backward_ops, self._backward_last = tuple(backward[:-1]), backward[-1]
+        self.x_in, self.g_in = x_in, g_in
 
     def value(self, x):
         """CV values (d,) at positions ``x`` (particles, dims) in nm."""
+        if self.x_in is not None:
+            if x is not self.x_in:
+                self.feature.check(x)
+                np.copyto(self.x_in, x)
+            for f, args in self._forward_ops:
+                f(*args)
+            f, args = self._forward_last
+            return f(*args)
         for forward in self._forward:
             x = forward(x)
         return np.array(x, dtype=np.float64) if self._copy else x
 
     def vjp(self, g):
         """sum_k g_k ds_k/dx, shaped like x, for the configuration of the last :meth:`value` call."""
+        if self.g_in is not None:
+            self.g_in[:] = g
+            for f, args in self._backward_ops:
+                f(*args)
+            f, args = self._backward_last
+            return f(*args)
         g = np.asarray(g, dtype=np.float64)
         if self._tanh is not None:  # 1 - y^2 of all tanh layers (the trailing 1s give 0s, unused)
             y, d = self._tanh

@@ -212,6 +212,10 @@ class OpenMM:
             g.compile(self._bias_atoms, self.n_atoms)
         self._x = np.zeros((self.n_atoms, 3))  # full configuration seen by the CVs
         self._sub = np.zeros((len(self._bias_atoms), 3))  # the biased atoms' rows, as the PythonForce gets them
+        if len(self._groups) == 1 and self._groups[0].on_atoms:
+            x_in = getattr(self._groups[0].lean, "x_in", None)
+            if x_in is not None and x_in.shape == self._sub.shape:
+                self._sub = x_in  # positions go straight into the lean CV's input buffer
         self._no_force = np.zeros_like(self._sub)
         self._reader = getattr(mm.State, "_getVectorAsNumpy", None)
         # One bias group (the usual case): the callback calls it directly.
