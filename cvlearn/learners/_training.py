@@ -177,7 +177,8 @@ def train(modules, loss_fn, epoch_batches, valid_loss, *, max_epochs, lr, patien
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"{owner}: the training loss became {float(loss.detach())} at epoch {epoch}. Lower the "
-                        f"learning rate (lr={lr}), check the features for huge values, or increase epsilon (regularization).")
+                        f"learning rate (lr={lr}), check the features for huge values, or increase epsilon "
+                        "(regularization).")
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(batch)
