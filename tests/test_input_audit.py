@@ -148,6 +148,54 @@ def _walker_id_in_use(tmp_path):
         first.close()
 
 
+def _tiny_autoencoder(n_features=3):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cl.ConvergenceWarning)
+        return cl.AutoEncoder(layers=[4], n_components=1, max_epochs=2, seed=0).fit(
+            rng.normal(size=(60, n_features)))
+
+
+def _generate_wrong_topology(tmp_path):
+    _tiny_autoencoder(6).generate([[0.0]], alanine_dipeptide_pdb())  # decodes 2 atoms; the topology has 22
+
+
+def _nan_decoded(tmp_path):
+    ae = _tiny_autoencoder(6)
+    with torch.no_grad():
+        ae.extra_[0][-1].bias[0] = float("nan")
+    ae.generate([[0.0]], alanine_dipeptide_pdb(), atoms=[0, 1])
+
+
+def _two_particle_system(nonbonded_method):
+    import openmm
+
+    system = openmm.System()
+    for _ in range(2):
+        system.addParticle(12.0)
+    nb = openmm.NonbondedForce()
+    for _ in range(2):
+        nb.addParticle(0.1, 0.3, 0.5)
+    nb.setNonbondedMethod(nonbonded_method)
+    system.addForce(nb)
+    return system
+
+
+def _unsupported_force(tmp_path):
+    import openmm
+
+    system = _two_particle_system(openmm.NonbondedForce.NoCutoff)
+    system.addForce(openmm.CustomBondForce("0.5*k*r^2"))
+    cl.physics.ForceFieldEnergy(system)
+
+
+def _periodic_system(tmp_path):
+    import openmm
+
+    system = _two_particle_system(openmm.NonbondedForce.PME)
+    system.setDefaultPeriodicBoxVectors(openmm.Vec3(3, 0, 0), openmm.Vec3(0, 3, 0), openmm.Vec3(0, 0, 3))
+    cl.physics.ForceFieldEnergy(system)
+
+
 CASES = [
     ("shape", lambda t: cl.TICA(lagtime=1).fit(rng.normal(size=(10, 2, 2))), ValueError, "must be 2-D"),
     ("dtype", lambda t: cl.PCA().fit(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric array"),
@@ -187,6 +235,15 @@ CASES = [
      r"No Dask scheduler answered at .* within 1 s"),
     ("walker-id-in-use", _walker_id_in_use, ValueError,
      r"Walker 1 of walkers_dir .* is already running .*its own walker_id in \[0, 2\)"),
+    # Generative CVs and the force field in torch.
+    ("latent-dimension", lambda t: _tiny_autoencoder().decode([[0.0, 1.0]]), ValueError,
+     r"latent points must have shape \(n, 1\) \(this model has 1 latent dimension"),
+    ("generate-atom-count", _generate_wrong_topology, ValueError,
+     r"decodes 6 features \(2 atoms x 3\), but the topology has 22 atoms.*atoms="),
+    ("nan-decoded", _nan_decoded, ValueError, r"NaN or infinite coordinates for point\(s\) \[0\]"),
+    ("unsupported-force", _unsupported_force, cl.physics.UnsupportedForceError,
+     r"CustomBondForce.*Supported: HarmonicBondForce"),
+    ("periodic-system", _periodic_system, cl.physics.UnsupportedForceError, r"periodic boundary conditions"),
 ]
 
 
