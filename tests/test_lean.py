@@ -300,3 +300,19 @@ def test_fixed_call_program_matches_the_step_chain(alanine_frame, activation):
         np.testing.assert_allclose(lean.vjp([0.7]), chain.vjp([0.7]), rtol=1e-12, atol=1e-15)
         with pytest.raises(ValueError, match="Distances"):
             lean.value(x)
+
+
+def test_grid_bias_copies_see_their_own_hills():
+    # The one-point path reads the grid through a cached numpy view: a copy must not keep reading
+    # a stale copy of it (pickle and deepcopy keep the view's identity check but not its memory).
+    import copy
+    import pickle
+
+    grid = cl.Grid(-1.0, 1.0, 40)
+    bias = cl.bias.StaticBias.from_grid(lambda x: x[:, 0, :1], grid, np.zeros(grid.shape))
+    bias.point_value_and_gradient([0.1])  # builds the view
+    for clone in (copy.deepcopy(bias.field), pickle.loads(pickle.dumps(bias.field))):
+        clone.add_gaussians([[0.1]], 0.2, 1.0)
+        assert clone.point_1d(0.1)[0] == pytest.approx(1.0, rel=1e-6)
+        assert clone.point_value_and_gradient([0.1])[0] == pytest.approx(1.0, rel=1e-6)
+    assert bias.point_value_and_gradient([0.1])[0] == 0.0

@@ -254,3 +254,24 @@ def test_float_path_only_where_it_records_the_same_state():
     np.testing.assert_allclose(runs[0][0].bias_energy, runs[1][0].bias_energy, rtol=1e-9)
     for name in runs[0][1]:
         np.testing.assert_allclose(runs[0][1][name].numpy(), runs[1][1][name].numpy(), rtol=1e-9)
+
+
+def test_two_cvs_on_different_atoms():
+    # Two bias groups (metad on phi, a restraint on a distance): each lean CV reads its rows of the
+    # union of their atoms; the forces add up there and are -grad of the total bias.
+    import mdtraj
+
+    top = mdtraj.load_topology(alanine_dipeptide_pdb())
+    phi = cl.features.Dihedrals(top, "phi")
+    dist = _distance_cv([[1, 18]])
+    meta = cl.WellTemperedMetad(phi, sigma=0.3, height=2.0, bias_factor=8, pace=100,
+                                grid=cl.Grid(-np.pi, np.pi, 180, periodic=True))
+    eng = engine([meta, cl.bias.HarmonicRestraint(dist, at=0.6, kappa=500.0)])
+    assert len(eng._groups) == 2 and all(g.on_atoms for g in eng._groups)
+    atoms = np.union1d(phi.atoms.numpy(), [1, 18])
+    np.testing.assert_array_equal(eng._bias_atoms, atoms)
+    eng.run(600, stride=200)
+    forces = eng.context.getState(getForces=True, groups={cl.engine._openmm.BIAS_GROUP}).getForces(asNumpy=True)._value
+    num = _finite_difference_forces(eng, atoms)
+    np.testing.assert_allclose(forces[atoms], num, atol=1e-5)
+    assert np.abs(num[atoms == 18]).max() > 0.1

@@ -49,6 +49,14 @@ class HermiteField:
         self._consts.update({k: [torch.as_tensor(a, device=device) for a in self._np_consts[k]]
                              for k in ("corner_bits", "rows")})
 
+    def __getstate__(self):
+        # The numpy view of the grid would come back from pickle or deepcopy as a separate copy while
+        # _view_of still matched data: drop both, the view is rebuilt on first use.
+        state = self.__dict__.copy()
+        state.pop("_view", None)
+        state.pop("_view_of", None)
+        return state
+
     # -- deposition -------------------------------------------------------------------------------
     def _axis_factors(self, i, centers, sigmas):
         """Grid indices (n, w) near each center along axis i, with the Gaussian and its derivative there.
