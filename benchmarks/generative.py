@@ -106,6 +106,7 @@ except ImportError as exc:  # pragma: no cover
 REF_DF = 9.76  # kJ/mol, OpenMM Metadynamics on (phi, psi), 4 ns (alanine_dipeptide.py section of RESULTS.md)
 PHI_SIGMA = 0.23  # rad: the hill width of the phi runs in alanine_dipeptide.py (data run of part 1)
 CHUNK = 1000  # steps each walker runs in turn (2 ps)
+SKIPS = (0.0, 0.25)  # fractions of the frames discarded as transient in the Delta F estimates
 FIGURES = Path(__file__).with_name("figures")
 T, DT, FRICTION, KT, STRIDE = ala.T, ala.DT, ala.FRICTION, ala.KT, ala.STRIDE
 CORE_A, CORE_B = ala.CORE_A, ala.CORE_B
@@ -195,26 +196,28 @@ def physics_part(args, system, pdb):
             rec = cl.generative.structure_quality(recon, reference=held)
             path = cl.latent_path(ae, Xtr[phi_tr < 0], Xtr[phi_tr > 0], n=args.path_points, topology=top)
             q = cl.generative.structure_quality(path.structures, system=system)
-            moved, _ = minimize_rmsd(system, path.structures, args.min_iterations)
+            moved, e_min = minimize_rmsd(system, path.structures, args.min_iterations)
             path_phi = md.compute_phi(path.structures)[1][:, 0]
             r = {"label": label, "seed": seed, "model": ae, "path": path, "quality": q, "train_s": train_s,
                  "epochs": len(ae.history_["train"]), "recon": float(np.median(rec.rmsd)),
                  "energy": float(np.median(q.energy)), "bond": float(np.median(q.bond_rms)),
                  "angle": float(np.degrees(np.median(q.angle_rms))), "rama": float(np.mean(q.rama_allowed)),
-                 "stable": float(np.mean(moved < 0.1)), "moved": float(np.median(moved)), "path_phi": path_phi}
+                 "stable": float(np.mean(moved < 0.1)), "stable05": float(np.mean(moved < 0.05)),
+                 "moved": float(np.median(moved)), "e_min": float(np.median(e_min)), "path_phi": path_phi}
             models[(label, seed)] = r
             rows.append(r)
             print(f"  {label:12s} seed {seed}: {r['epochs']} epochs in {train_s:.0f} s; held-out RMSD "
                   f"{r['recon']:.4f} nm; path: median E {r['energy']:.1f} kJ/mol, bond RMS {r['bond']:.4f} nm, angle "
                   f"RMS {r['angle']:.2f} deg, Rama {r['rama']:.2f}, minimize-stable {r['stable']:.2f} (median moved "
-                  f"{r['moved']:.3f} nm); path phi {np.degrees(path_phi[0]):.0f} -> "
+                  f"{r['moved']:.3f} nm, E after {r['e_min']:.1f}); path phi {np.degrees(path_phi[0]):.0f} -> "
                   f"{np.degrees(path_phi[-1]):.0f} deg", flush=True)
     table = markdown_table(
         ["training", "seed", "epochs (s)", "held-out RMSD (nm)", "path median E (kJ/mol)", "bond RMS (nm)",
-         "angle RMS (deg)", "Rama allowed", "within 1 Å after minimization", "median RMSD moved (nm)",
-         "path φ start → end (deg)"],
+         "angle RMS (deg)", "Rama allowed", "within 1 Å after minimization", "within 0.5 Å",
+         "median RMSD moved (nm)", "median E minimized (kJ/mol)", "path φ start → end (deg)"],
         [[r["label"], r["seed"], f"{r['epochs']} ({r['train_s']:.0f})", f"{r['recon']:.4f}", f"{r['energy']:.1f}",
-          f"{r['bond']:.4f}", f"{r['angle']:.2f}", f"{r['rama']:.2f}", f"{r['stable']:.2f}", f"{r['moved']:.3f}",
+          f"{r['bond']:.4f}", f"{r['angle']:.2f}", f"{r['rama']:.2f}", f"{r['stable']:.2f}",
+          f"{r['stable05']:.2f}", f"{r['moved']:.3f}", f"{r['e_min']:.1f}",
           f"{np.degrees(r['path_phi'][0]):.0f} → {np.degrees(r['path_phi'][-1]):.0f}"] for r in rows])
     setup = (f"Data: {len(pos)} frames, {args.data_steps * DT:g} ps of well-tempered metadynamics on φ from C7eq "
              f"(a frame every {args.data_stride * DT:g} ps); fraction with φ > 0: {np.mean(phi > 0):.3f}. "
@@ -228,6 +231,15 @@ def physics_part(args, system, pdb):
              f"RMSD over all 22 atoms after optimal superposition.")
     return {"rows": rows, "models": models, "table": table, "setup": setup, "feat": feat, "Xtr": Xtr,
             "phi_tr": phi_tr, "md_energy": md_energy}
+
+
+def save_figure(fig, path):
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"Figure: {path}")
 
 
 def figure_paths(res, seed, path):
@@ -258,10 +270,7 @@ def figure_paths(res, seed, path):
     ax.set_ylabel("potential energy (kJ/mol)")
     ax.set_title("(c) energy of the decoded path structures")
     ax.legend(frameon=False, fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"Figure: {path}")
+    save_figure(fig, path)
 
 
 # -- part 2: seeded walkers ----------------------------------------------------------------------------
@@ -324,17 +333,19 @@ def run_walkers(system, starts, n_steps, sigma, grid, seed, workdir):
     return out
 
 
-def pooled_delta_f(walkers, n_points=40):
-    """Delta F(phi>0 - phi<0) (kJ/mol) from all walkers' frames up to each of n_points per-walker times."""
+def pooled_delta_f(walkers, n_points=40, skip=0.0):
+    """Delta F(phi>0 - phi<0) (kJ/mol) from all walkers' frames up to each of n_points per-walker times,
+    without the first ``skip`` fraction of the frames up to that time (as ``cl.fes.delta_f_timeseries``)."""
     n = min(len(w["phi"]) for w in walkers)
     ends = np.unique(np.linspace(n // n_points, n, n_points).astype(int))
     phi = np.stack([w["phi"][:n] for w in walkers], 1)
     logw = np.stack([w["logw"][:n] for w in walkers], 1)
     out = []
     for e in ends:
-        lw = logw[:e]
+        first = int(np.floor(skip * e))
+        lw, ph = logw[first:e], phi[first:e]
         wts = np.exp(lw - lw.max())
-        pa, pb = wts[phi[:e] < 0].sum(), wts[phi[:e] > 0].sum()
+        pa, pb = wts[ph < 0].sum(), wts[ph > 0].sum()
         out.append(-KT * np.log(pb / pa) if pa > 0 and pb > 0 else np.nan)
     return {"time": walkers[0]["time"][ends - 1], "delta_f": np.array(out)}
 
@@ -408,15 +419,17 @@ def seeding_part(args, system, pdb, physics):
             with tempfile.TemporaryDirectory(prefix="cvlearn_gen_walkers_") as d:
                 walkers = run_walkers(system, starts, args.walker_steps, sigma, grid, s, d)
             wall = time.perf_counter() - t0
-            series = pooled_delta_f(walkers)
+            series = {k: pooled_delta_f(walkers, skip=k) for k in SKIPS}
             visit, cross, n_trans = first_times(walkers)
-            r = {"series": series, "visit": visit, "cross": cross, "trans": n_trans, "df": float(series["delta_f"][-1]),
-                 "t_within": time_within(series, REF_DF), "wall": wall,
+            r = {"series": series, "visit": visit, "cross": cross, "trans": n_trans, "wall": wall,
+                 "df": {k: float(v["delta_f"][-1]) for k, v in series.items()},
+                 "t_within": {k: time_within(v, REF_DF) for k, v in series.items()},
                  "frac_pos": float(np.mean(np.concatenate([w["phi"] for w in walkers]) > 0))}
             runs[name].append(r)
             print(f"  {name} seed {s}: {wall:.0f} s; first phi>0 visit {fmt(visit, 0)} ps, first A->B "
-                  f"{fmt(cross, 0)} ps, {n_trans} transitions, Delta F {fmt(r['df'])} kJ/mol, within 1 kJ/mol from "
-                  f"{fmt(r['t_within'], 0)} ps", flush=True)
+                  f"{fmt(cross, 0)} ps, {n_trans} transitions; Delta F " +
+                  ", ".join(f"skip {k:g}: {fmt(r['df'][k])} kJ/mol (within 1 kJ/mol from {fmt(r['t_within'][k], 0)} "
+                            "ps)" for k in SKIPS), flush=True)
     per_walker_ps = args.walker_steps * DT
 
     def mean_of(vals, digits=0):
@@ -425,18 +438,22 @@ def seeding_part(args, system, pdb, physics):
         v = np.array(vals, dtype=float)
         return f"{v.mean():.{digits}f} ({v.min():.{digits}f}–{v.max():.{digits}f})"
 
-    sum_rows, run_rows = [], []
+    sample_rows, df_rows, run_rows = [], [], []
     for name, rs in runs.items():
-        dfs = np.array([r["df"] for r in rs])
-        ok = np.isfinite(dfs)
-        sum_rows.append([name, len(rs), mean_of([r["visit"] for r in rs]), mean_of([r["cross"] for r in rs]),
-                         f"{np.mean([r['trans'] for r in rs]):.1f}", mean_of([r["t_within"] for r in rs]),
-                         f"{dfs[ok].mean():.2f}" if ok.any() else "-",
-                         f"{dfs[ok].max() - dfs[ok].min():.2f}" if ok.sum() > 1 else "-",
-                         f"{dfs[ok].mean() - REF_DF:+.2f}" if ok.any() else "-"])
+        sample_rows.append([name, len(rs), mean_of([r["visit"] for r in rs]), mean_of([r["cross"] for r in rs]),
+                            f"{np.mean([r['trans'] for r in rs]):.1f}", f"{np.mean([r['frac_pos'] for r in rs]):.3f}"])
+        for k in SKIPS:
+            dfs = np.array([r["df"][k] for r in rs])
+            ok = np.isfinite(dfs)
+            sd = f" ± {dfs[ok].std(ddof=1):.2f}" if ok.sum() > 1 else ""
+            df_rows.append([name, f"{k:g}", mean_of([r["t_within"][k] for r in rs]),
+                            f"{dfs[ok].mean():.2f}{sd}" if ok.any() else "-",
+                            f"{dfs[ok].mean() - REF_DF:+.2f}" if ok.any() else "-",
+                            ", ".join(fmt(d) for d in dfs)])
         for s, r in zip(args.walker_seeds, rs):
             run_rows.append([name, s, fmt(r["visit"], 0), fmt(r["cross"], 0), r["trans"], f"{r['frac_pos']:.3f}",
-                             fmt(r["df"]), fmt(r["t_within"], 0), f"{r['wall']:.0f}"])
+                             *[f"{fmt(r['df'][k])} ({fmt(r['t_within'][k], 0)})" for k in SKIPS],
+                             f"{r['wall']:.0f}"])
     setup = (f"{n} walkers sharing one well-tempered metadynamics bias on φ (multiple-walkers files, read every "
              f"1 ps; walkers run in turn {CHUNK * DT:g} ps at a time), sigma {sigma:.3f} rad (from the unbiased run), "
              f"height 1.2 kJ/mol, bias factor 10, pace 1 ps, bias_interval 2; {per_walker_ps:g} ps per walker "
@@ -448,18 +465,22 @@ def seeding_part(args, system, pdb, physics):
              f"Two-basin AE: part 1's physics-aware model (seed 0), targets at fractions 1/{n}..1 of its φ<0 → φ>0 "
              f"latent path (an upper bound: that model has seen φ > 0). Times are per-walker simulated ps (mean "
              f"(min–max) over seeds; '-': some seed never). ΔF: c(t)-reweighted pooled frames, reference "
-             f"{REF_DF} kJ/mol.")
+             f"{REF_DF} kJ/mol; skip: fraction of the frames up to each time discarded from its start (the "
+             f"transient while the first basins fill), as cl.fes.delta_f_timeseries's skip.")
     body = "\n".join([
         setup, "",
-        markdown_table(["starts", "seeds", "first φ>0 visit (ps)", "first A→B transition (ps)", "transitions",
-                        "time to ±1 kJ/mol (ps)", "final ΔF (kJ/mol), mean", "spread over seeds", "mean − ref"],
-                       sum_rows), "",
+        "Sampling:", "",
+        markdown_table(["starts", "seeds", "first φ>0 visit (ps)", "first A→B transition (ps)",
+                        "transitions per run", "fraction of frames φ>0"], sample_rows), "",
+        "Free energy (final = after all frames):", "",
+        markdown_table(["starts", "skip", "time to ±1 kJ/mol (ps)", "final ΔF (kJ/mol), mean ± sd over seeds",
+                        "mean − ref", "final ΔF per seed"], df_rows), "",
         "Seeds (φ of each seed in degrees, decoded → relaxed; potential energies in kJ/mol):", "",
         markdown_table(["model", "φ decoded", "φ relaxed", "E decoded", "E relaxed", "fraction relaxed at φ>0"],
                        seed_rows), "", reach_line, "",
         "Per run:", "",
         markdown_table(["starts", "seed", "first φ>0 visit (ps)", "first A→B (ps)", "transitions", "fraction φ>0",
-                        "final ΔF", "time to ±1 kJ/mol (ps)", "wall s"], run_rows)])
+                        *[f"final ΔF, skip {k:g} (time to ±1 kJ/mol, ps)" for k in SKIPS], "wall s"], run_rows)])
     return {"runs": runs, "body": body}
 
 
@@ -469,22 +490,20 @@ def figure_seeding(res, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    ax.axhspan(REF_DF - 1, REF_DF + 1, color="0.85", lw=0, label="reference ± 1 kJ/mol")
-    ax.axhline(REF_DF, color="k", ls="--", lw=1)
-    for i, (name, rs) in enumerate(res["runs"].items()):
-        for j, r in enumerate(rs):
-            ax.plot(r["series"]["time"], r["series"]["delta_f"], color=f"C{i}", lw=1.2, alpha=0.8,
-                    label=name if j == 0 else None)
-    ax.set_xlabel("simulated time per walker (ps)")
-    ax.set_ylabel("ΔF = F(φ>0) − F(φ<0) (kJ/mol)")
-    ax.set_ylim(REF_DF - 12, REF_DF + 12)
-    ax.set_title("Pooled c(t)-reweighted ΔF, walkers sharing a φ bias (one line per seed)")
-    ax.legend(frameon=False, fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"Figure: {path}")
+    fig, axs = plt.subplots(1, len(SKIPS), figsize=(6.5 * len(SKIPS), 4.5), layout="constrained", sharey=True)
+    for ax, k in zip(np.atleast_1d(axs), SKIPS):
+        ax.axhspan(REF_DF - 1, REF_DF + 1, color="0.85", lw=0, label="reference ± 1 kJ/mol")
+        ax.axhline(REF_DF, color="k", ls="--", lw=1)
+        for i, (name, rs) in enumerate(res["runs"].items()):
+            for j, r in enumerate(rs):
+                ax.plot(r["series"][k]["time"], r["series"][k]["delta_f"], color=f"C{i}", lw=1.2, alpha=0.8,
+                        label=name if j == 0 else None)
+        ax.set_xlabel("simulated time per walker (ps)")
+        ax.set_ylabel("ΔF = F(φ>0) − F(φ<0) (kJ/mol)")
+        ax.set_ylim(REF_DF - 12, REF_DF + 12)
+        ax.set_title(f"pooled c(t)-reweighted ΔF, skip {k:g} (one line per seed)")
+        ax.legend(frameon=False, fontsize=8)
+    save_figure(fig, path)
 
 
 # -- main ----------------------------------------------------------------------------------------------
@@ -501,13 +520,13 @@ def main(argv=None):
     p.add_argument("--unbiased-steps", type=int, default=100_000, help="unbiased C7eq steps (part 2)")
     p.add_argument("--walkers", type=int, default=4)
     p.add_argument("--walker-steps", type=int, default=125_000, help="steps per walker per run (part 2)")
-    p.add_argument("--walker-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--walker-seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--no-append", action="store_true", help="print only")
     args = p.parse_args(argv)
     if args.quick:
-        args.data_steps, args.data_stride, args.epochs, args.seeds = 60_000, 100, 20, [0]
+        args.data_steps, args.data_stride, args.epochs, args.seeds = 150_000, 250, 20, [0]
         args.path_points, args.min_iterations, args.unbiased_steps = 8, 100, 20_000
-        args.walkers, args.walker_steps, args.walker_seeds, args.no_append = 2, 6_000, [0], True
+        args.walkers, args.walker_steps, args.walker_seeds, args.no_append = 2, 25_000, [0], True
     torch.set_num_threads(1)
     start, load0, t_start = datetime.datetime.now(datetime.timezone.utc), os.getloadavg(), time.perf_counter()
     system, pdb = make_system()
@@ -526,7 +545,7 @@ def main(argv=None):
         if not args.quick:
             figure_seeding(seeding, FIGURES / "generative_seeding.png")
     if args.no_append:
-        return
+        return {"physics": physics, "seeding": seeding}
     load1 = os.getloadavg()
     end = datetime.datetime.now(datetime.timezone.utc)
     extra = [f"- Date (UTC): {start:%Y-%m-%d %H:%M} to {end:%H:%M} ({(time.perf_counter() - t_start) / 60:.1f} min)",
@@ -541,6 +560,7 @@ def main(argv=None):
         parts += ["### Seeded walkers vs walkers from C7eq", "", seeding["body"], "",
                   "Figure: `benchmarks/figures/generative_seeding.png`", ""]
     append_section(f"Generative CVs on alanine dipeptide (generative.py: {args.part})", "\n".join(parts), extra)
+    return {"physics": physics, "seeding": seeding}
 
 
 if __name__ == "__main__":
