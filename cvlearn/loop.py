@@ -116,7 +116,8 @@ def _features(featurizer, trajectory):
 
 
 def iterate(make_engine, learner, featurizer, initial, variables, basins, make_bias=metad_for, rounds=5,
-            steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False, callback=None):
+            steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False, callback=None,
+            transition_basins=None, train_weights="reweighted"):
     """Learn a CV, bias it, reweight, relearn from all frames so far; stop when ΔF and the CV settle.
 
     Parameters
@@ -154,6 +155,14 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         :func:`cvlearn.fes._reweight.transient_fraction`).
     progress : bool
         Show each run's progress bar.
+    transition_basins : (Basin, Basin), optional
+        Basins in ``variables`` in which transitions are counted (default ``basins``). Pass the cores
+        when ``basins`` touch (e.g. phi < 0 and phi > 0): a fluctuation across a shared boundary then
+        counts as no transition.
+    train_weights : {"reweighted", "sampled"}
+        Train each round on the biased frames with c(t) log-weights (the unbiased ensemble, default), or
+        as sampled (uniform weights: the transitions the bias produced weigh fully, as when a CV is
+        trained on an exploratory run).
     callback : callable, optional
         ``callback(round)`` with each :class:`Round` as soon as it is done (e.g. to write its files).
 
@@ -177,6 +186,8 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     >>> [r["round"] for r in result.summary()], result.rounds[-1].trajectory.positions.shape
     ([1, 2], (200, 4, 1, 2))
     """
+    if train_weights not in ("reweighted", "sampled"):
+        raise ValueError(f"train_weights must be 'reweighted' or 'sampled'; got {train_weights!r}.")
     reweight = {"skip": 0.1, **(reweight or {})}
     basin_a, basin_b = basins
     data = [(initial, np.zeros(initial.positions.shape[:2]))]
@@ -199,7 +210,8 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         kw = dict(reweight, skip=reweight["skip"](traj)) if callable(reweight["skip"]) else reweight
         fes = fes_mod.reweight(traj, variables, bias=bias, **kw)
         d = fes.delta_f(basin_a, basin_b)
-        transitions = count_transitions(fes_mod._reweight._values(traj, variables), basin_a, basin_b)
+        transitions = count_transitions(fes_mod._reweight._values(traj, variables),
+                                        *(transition_basins or (basin_a, basin_b)))
         change = float("nan")
         if previous is not None:
             with torch.no_grad():
@@ -212,7 +224,8 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
             callback(result.rounds[-1])
         log.info("round %d: dF = %.2f +- %.2f kJ/mol, %d transitions, CV change %.3g", k, d.value, d.error,
                  transitions, change)
-        data.append((traj, fes_mod.log_weights(traj, bias)))
+        data.append((traj, fes_mod.log_weights(traj, bias) if train_weights == "reweighted"
+                     else np.zeros(traj.positions.shape[:2])))
         if k > 1 and _settled(result.rounds[-2].delta_f, d, tol) and change < cv_tol:
             result.converged = True
             break

@@ -97,3 +97,38 @@ def test_learner_and_skip_may_change_per_round():
                      steps=1000, stride=10, tol=1e-9, reweight={"bins": 20, "ranges": dw.slow_bounds, "skip": skip})
     assert used == [1, 2] and seen == [(100, 2, 1, 2)] * 2
     assert all(r.fes.metadata["skip"] == 0.5 and r.fes.metadata["n_frames"] == 100 for r in result.rounds)
+
+
+def test_train_weights_and_transition_basins():
+    dw = cl.systems.DoubleWell(dim=2, barrier=10.0)
+    left, right = Basin(lo=[-2.0], hi=[0.0]), Basin(lo=[0.0], hi=[2.0])  # halves that touch at x = 0
+    start = np.array([[-1.0, 0.0]])
+    initial = cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=2, seed=0, positions=start).run(1000, stride=10)
+    seen = []
+
+    class Spy(cl.TICA):
+        def fit(self, X, y=None, logweights=None):
+            seen.append(np.concatenate(logweights))
+            return super().fit(X, logweights=logweights)
+
+    def run(**kw):
+        seen.clear()
+        return iterate(lambda bias, k: cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=2, seed=k,
+                                                   positions=start, bias=bias),
+                       Spy(lagtime=5, n_components=1, scaling=None), cl.features.Positions.of(dw), initial,
+                       dw.slow_coordinates, (left, right), rounds=2, steps=2000, stride=10, tol=1e-9,
+                       reweight={"bins": 20, "ranges": dw.slow_bounds}, **kw)
+
+    reweighted = run()
+    assert np.ptp(seen[1][200:]) > 1.0  # round 2 trains on round 1's frames with c(t) log-weights
+    sampled = run(train_weights="sampled")
+    assert len(seen[1]) == 600 and np.all(seen[1] == 0.0)  # 100 unbiased + 200 biased frames, 2 walkers
+    # Same runs (same seeds, same round-1 CV); transitions are counted between the given cores.
+    narrow = (Basin(lo=[-2.0], hi=[-1.2]), Basin(lo=[1.2], hi=[2.0]))
+    cores = run(transition_basins=narrow)
+    assert reweighted.rounds[0].transitions == sampled.rounds[0].transitions > 0
+    x = dw.slow_coordinates(torch.as_tensor(cores.rounds[0].trajectory.positions.reshape(-1, 1, 2)))
+    expected = count_transitions(x.numpy().reshape(200, 2, 1), *narrow)
+    assert cores.rounds[0].transitions == expected < reweighted.rounds[0].transitions
+    with pytest.raises(ValueError, match="train_weights must be 'reweighted' or 'sampled'"):
+        run(train_weights="uniform")

@@ -46,11 +46,14 @@ DISTANCES = cl.features.Distances(TOP, selection="heavy")  # the CV's input: 45 
 PHI = cl.features.Dihedrals(TOP, "phi")  # analysis only (rad)
 NEG, POS = cl.fes.Basin(lo=[-np.pi], hi=[0.0]), cl.fes.Basin(lo=[0.0], hi=[np.pi])
 C7AX_CORE = cl.fes.Basin(lo=[0.3], hi=[2.0])  # phi > 0 just across the C5 edge at +-pi is no crossing
+C7EQ_CORE = cl.fes.Basin(lo=[-2.8], hi=[-0.5])  # transitions are counted between the cores
 REFERENCE = 9.76  # kJ/mol, F(phi > 0) - F(phi < 0)
 STRIDE, LAG = 100, 5  # a frame every 0.2 ps; lag 1 ps
 
-FULL = {"initial_steps": 250_000, "rounds": 5, "steps": 250_000, "height": 1.2, "pace": 500, "epochs": 300}
-FAST = {"initial_steps": 20_000, "rounds": 2, "steps": 50_000, "height": 5.0, "pace": 50, "epochs": 20}
+FULL = {"initial_steps": 250_000, "rounds": 5, "steps": 250_000, "height": 1.2, "pace": 500, "epochs": 300,
+        "sigma_fraction": 0.5, "train_weights": "reweighted"}
+FAST = {"initial_steps": 20_000, "rounds": 2, "steps": 50_000, "height": 5.0, "pace": 50, "epochs": 20,
+        "sigma_fraction": 0.5, "train_weights": "reweighted"}
 
 
 def _learner(method, epochs):
@@ -66,9 +69,10 @@ def _skip(traj):
     return max(0.1, transient_fraction(traj, PHI, C7AX_CORE))
 
 
-def main(fast=False, method="tica", out="iterate_alanine_out", seed=0):
-    """Run the loop; returns (IterationResult, summary dict). Sizes in steps of 2 fs."""
-    p = FAST if fast else FULL
+def main(fast=False, method="tica", out="iterate_alanine_out", seed=0, **settings):
+    """Run the loop; returns (IterationResult, summary dict). Sizes in steps of 2 fs; ``settings`` override
+    those of FULL / FAST (initial_steps, rounds, steps, height, pace, epochs, sigma_fraction, train_weights)."""
+    p = {**(FAST if fast else FULL), **settings}
     torch.set_num_threads(1)
     os.makedirs(out, exist_ok=True)
     # Round 0 data: unbiased MD from the minimized structure, which stays in C7eq / C5 (phi < 0).
@@ -78,11 +82,13 @@ def main(fast=False, method="tica", out="iterate_alanine_out", seed=0):
         return cl.engine.OpenMM.from_pdb(PDB, bias=bias, seed=seed + k, minimize=True)
 
     def make_bias(cv, s):
-        return metad_for(cv, s, height=p["height"], bias_factor=10.0, pace=p["pace"])
+        return metad_for(cv, s, height=p["height"], bias_factor=10.0, pace=p["pace"],
+                         sigma_fraction=p["sigma_fraction"])
 
     result = iterate(make_engine, _learner(method, p["epochs"]), DISTANCES, initial, PHI, (NEG, POS),
                      make_bias=make_bias, rounds=p["rounds"], steps=p["steps"], stride=STRIDE,
-                     reweight={"bins": 60, "ranges": [(-np.pi, np.pi)], "skip": _skip})
+                     reweight={"bins": 60, "ranges": [(-np.pi, np.pi)], "skip": _skip},
+                     transition_basins=(C7EQ_CORE, C7AX_CORE), train_weights=p["train_weights"])
     rows = result.summary()
     for r, row in zip(result.rounds, rows):
         phi = PHI.transform(r.trajectory)[0][:, 0]
@@ -127,8 +133,13 @@ if __name__ == "__main__":
                     help="learner after round 1 (round 1 is always TICA)")
     ap.add_argument("--out", default="iterate_alanine_out")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sigma-fraction", type=float, help="hill width as a fraction of the CV's spread (default 0.5)")
+    ap.add_argument("--train-weights", choices=("reweighted", "sampled"),
+                    help="train on the biased frames reweighted (default) or as sampled")
     args = ap.parse_args()
-    _, s = main(args.fast, args.method, args.out, args.seed)
+    extra = {} if args.sigma_fraction is None else {"sigma_fraction": args.sigma_fraction}
+    extra.update({} if args.train_weights is None else {"train_weights": args.train_weights})
+    _, s = main(args.fast, args.method, args.out, args.seed, **extra)
     for r in s["rounds"]:
         fmt = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
         print(f"round {r['round']}: dF = {fmt(r['delta_f'])} +- {fmt(r['error'])} kJ/mol (final bias "
