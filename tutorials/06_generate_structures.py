@@ -18,6 +18,22 @@ structures decoded between pairs of frames have a low energy (Ramaswamy et al., 
 
 Run:  python tutorials/06_generate_structures.py [--fast] [--out tutorial06_out]
 Full run: 1 ns of metadynamics and two trainings, ~10-20 minutes on 2 cores.
+
+Results (full mode, 2026-11-26, `nice -n 10 python tutorials/06_generate_structures.py` on 2 cores shared
+with other jobs, load average ~4.7, about 8 minutes): 10,000 frames, 22 % at phi > 0. Along the 20-point
+latent path from phi < 0 to phi > 0:
+
+    model     held-out RMSD   path median energy   bond RMS dev   angle RMS dev   Ramachandran allowed
+    plain     0.042 nm        +138.4 kJ/mol        0.0221 nm      0.163 rad       0.95
+    physics   0.059 nm         -77.6 kJ/mol        0.0013 nm      0.037 rad       0.95
+    (MD frames at 300 K: median energy -26.0 kJ/mol)
+
+The energy term costs some reconstruction accuracy (0.042 -> 0.059 nm) and buys physical
+structures between the basins: bond deviations shrink 17x and the path's energy drops by 216
+kJ/mol, below that of thermal MD frames (decoded structures are averages, close to minima). The
+three walkers seeded at the phi > 0 end relaxed to phi = 1.16, 1.19 and 0.96 rad (the C7ax/alpha_L
+basin), at -38 to -43 kJ/mol: ready-made starting points on the side of the barrier that an
+unbiased run from C7eq does not reach in nanoseconds.
 """
 
 import argparse
