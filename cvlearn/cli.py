@@ -226,7 +226,7 @@ def _iterate(args):
                       bias_factor=args.bias_factor, pace=args.pace, skip=args.skip, reweighting=args.reweighting,
                       bins=args.bins, tol=args.tol, seed=args.seed, epochs=args.epochs,
                       temperature=args.temperature, timestep=args.timestep, platform=args.platform,
-                      progress=not args.no_progress)
+                      train_weights=args.train_weights, progress=not args.no_progress)
     ref = summary["reference_delta_f"]
     num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
     for r in summary["rounds"]:
@@ -275,6 +275,8 @@ def _add_iterate_command(sub):
                     "reweighting (default 0.3)")
     it.add_argument("--reweighting", choices=("ct", "final"), default="ct",
                     help="c(t) (Tiwary-Parrinello, default) or final-bias reweighting")
+    it.add_argument("--train-weights", choices=("reweighted", "sampled"), default="reweighted",
+                    help="train each round on the biased frames with their c(t) weights (default) or as sampled")
     it.add_argument("--bins", type=int, default=60, help="histogram bins per variable (default 60)")
     it.add_argument("--tol", type=float, default=1.0,
                     help="stop when Delta F moved less than this, kJ/mol, and the CV settled (default 1)")

@@ -242,7 +242,8 @@ def _muller_brown_setup(walkers, seed, initial_steps, temperature):
         initial_steps, stride=10)
     return {"make_engine": make_engine, "featurizer": feats.Positions.of(mb), "initial": initial,
             "variables": mb.slow_coordinates, "basins": (mb.basins["A"], mb.basins["B"]),
-            "ranges": mb.slow_bounds, "exact": mb.exact_delta_f("A", "B"), "timestep": 0.005, "stride": 10}
+            "ranges": mb.slow_bounds, "exact": mb.exact_delta_f("A", "B"), "timestep": 0.005, "stride": 10,
+            "cores": None}
 
 
 def _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_steps, stride, temperature, timestep,
@@ -275,8 +276,11 @@ def _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_s
 
     initial = make_engine(None, 0).run(initial_steps, stride=stride)
     periodic = variable.startswith("dihedrals")
+    cores = None
+    if shipped and variable == "dihedrals:phi":  # count transitions between the C7eq and C7ax cores
+        cores = (Basin(lo=[-2.8], hi=[-0.5]), Basin(lo=[0.3], hi=[2.0]))
     return {"make_engine": make_engine, "featurizer": feats.from_spec(features, pdb), "initial": initial,
-            "variables": var, "basins": tuple(Basin(lo=b[:, 0], hi=b[:, 1]) for b in basins),
+            "variables": var, "basins": tuple(Basin(lo=b[:, 0], hi=b[:, 1]) for b in basins), "cores": cores,
             "ranges": [(-np.pi, np.pi)] * var.n_features if periodic else None,
             "exact": ALANINE_REFERENCE_DELTA_F if shipped and variable == "dihedrals:phi" else None,
             "timestep": timestep, "stride": stride}
@@ -294,7 +298,7 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
             variable=None, basins=None, method="tica", rounds=5, walkers=8, steps=20000, initial_steps=4000,
             stride=None, lagtime=10, height=None, bias_factor=10.0, pace=None, skip=0.3, reweighting="ct", bins=60,
             tol=1.0, cv_tol=0.02, seed=0, epochs=200, temperature=None, timestep=0.002, friction=1.0,
-            platform=None, progress=False):
+            platform=None, train_weights="reweighted", progress=False):
     """Learn a CV, bias it, reweight, relearn (:func:`cvlearn.iterate`) and write every round to ``out``.
 
     ``system="muller-brown"`` runs the built-in engine on Muller-Brown (``walkers`` walkers of 5 fs steps,
@@ -330,6 +334,8 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
         Stopping rule of :func:`cvlearn.iterate` (kJ/mol; 1 - |r| between consecutive CVs).
     temperature : float, optional
         K (default: 300).
+    train_weights : {"reweighted", "sampled"}
+        Train on the biased frames with their c(t) weights, or as sampled (see :func:`cvlearn.iterate`).
 
     Returns
     -------
@@ -387,14 +393,16 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
                       make_bias=lambda cv, s: metad_for(cv, s, height=height, bias_factor=bias_factor, pace=pace),
                       rounds=rounds, steps=steps, stride=stride, tol=tol, cv_tol=cv_tol,
                       reweight={"skip": skip, "method": reweighting, "bins": bins, "ranges": setup["ranges"]},
-                      progress=progress, callback=write_round)
+                      progress=progress, callback=write_round, transition_basins=setup["cores"],
+                      train_weights=train_weights)
     rows = result.summary()
     for r, row in zip(result.rounds, rows):
         row["simulated_ps"] = float(steps * setup["timestep"] * r.trajectory.positions.shape[1])
         for key in ("delta_f", "error", "cv_change"):  # strict JSON: no inf/NaN (no transition yet, round 1)
             row[key] = float(row[key]) if np.isfinite(row[key]) else None
     summary = {"system": system or os.fspath(_pdb_or_alanine(pdb)), "method": method, "reweighting": reweighting,
-               "skip": skip, "reference_delta_f": setup["exact"], "converged": result.converged,
+               "skip": skip, "train_weights": train_weights, "reference_delta_f": setup["exact"],
+               "converged": result.converged,
                "delta_f": rows[-1]["delta_f"], "error": rows[-1]["error"], "rounds": rows,
                "units": {"delta_f": "kJ/mol", "simulated_ps": "ps, all walkers"}}
     write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=float))
