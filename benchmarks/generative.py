@@ -16,8 +16,9 @@ Part ``physics``: physics-aware training, with vs without.
   ``--data-stride`` steps: frames in both basins. Features: ``AlignedPositions`` of all 22 atoms
   (fit on all atoms to the PDB structure). The first 80% of the frames train, the last 20% are held out.
   Models: ``AutoEncoder(layers=[64, 32], n_components=2, batch_size=256, max_epochs=--epochs)``
-  without and with ``energy=cl.physics.ForceFieldEnergy(system)`` (energy_weight 1e-3, energy_cap
-  1e3 kJ/mol, 64 interpolations per step); same data, same network seed, for each seed of ``--seeds``.
+  without and with ``energy=cl.physics.ForceFieldEnergy(system)`` (energy_weight 1e-3, or each of
+  ``--energy-weights``; energy_cap 1e3 kJ/mol, 64 interpolations per step); same data, same network
+  seed, for each seed of ``--seeds``.
   Per model:
   - held-out reconstruction RMSD (nm; all atoms, after optimal superposition, median over the held-out frames);
   - the latent path (``cl.latent_path``, ``--path-points`` points, end points included) between the
@@ -55,19 +56,21 @@ Part ``seeding``: walkers started from C7eq vs walkers seeded by decoding.
     (seed 0), trained on frames from both basins, seeds walkers at fractions 1/N, 2/N, ..., 1 of its
     latent path from the phi < 0 basin to the phi > 0 basin.
   Each condition runs for each seed of ``--walker-seeds`` (thermostat seeds; same targets).
-  Reported per condition (mean over seeds, and the spread): time to the first visit of any walker
+  Reported per condition (mean and range over seeds): time to the first visit of any walker
   to phi > 0 (core B: 0.5 < phi < 2.0 rad) and to the first committed transition A -> B of a walker
   (core A: phi < -0.5; a walker seeded in B must reach A first), in ps of per-walker simulated time
   (multiply by the number of walkers for the total); the number of committed transitions; Delta F by
   c(t) reweighting of the pooled frames of all walkers (each frame weighted by exp((V(s,t) - c(t))/kT)
-  of its own walker's copy of the shared bias, basin populations summed over frames, no skip) at 40
-  times; "time to +-1 kJ/mol" = the first per-walker time after which Delta F stays within 1 kJ/mol
-  of 9.76 to the end (``time_within`` of alanine_dipeptide.py); the final Delta F, mean and spread
-  (max - min) over seeds. Figure ``benchmarks/figures/generative_seeding.png``: Delta F against time.
+  of its own walker's copy of the shared bias, basin populations summed over frames) at 40 times,
+  using all frames up to each time (skip 0) or without their first 25% (skip 0.25, the transient
+  while the first basins fill; c(t) reweighting remembers where the walkers started);
+  "time to +-1 kJ/mol" = the first per-walker time after which Delta F stays within 1 kJ/mol of 9.76
+  to the end (``time_within`` of alanine_dipeptide.py); the final Delta F, mean +- standard deviation
+  over seeds. Figure ``benchmarks/figures/generative_seeding.png``: Delta F against time, both skips.
 
 Run from the repository root::
 
-    python benchmarks/generative.py                 # both parts, appends to RESULTS.md (~15 min on 2 idle cores)
+    python benchmarks/generative.py                 # both parts, appends to RESULTS.md (13 min at load ~5 on 2 cores)
     python benchmarks/generative.py --part physics  # part 1 only
     python benchmarks/generative.py --quick         # smoke run (~1-2 min), prints only
 
@@ -129,9 +132,9 @@ def minimized_start(system, pdb):
     return eng.positions.copy() if hasattr(eng.positions, "copy") else np.array(eng.positions)
 
 
-def autoencoder(epochs, seed, energy=None):
+def autoencoder(epochs, seed, energy=None, energy_weight=1e-3):
     return cl.AutoEncoder(layers=[64, 32], n_components=2, batch_size=256, max_epochs=epochs, patience=epochs,
-                          seed=seed, energy=energy, energy_weight=1e-3, energy_cap=1e3, n_interpolations=64)
+                          seed=seed, energy=energy, energy_weight=energy_weight, energy_cap=1e3, n_interpolations=64)
 
 
 def fit_quiet(model, X):
@@ -190,8 +193,11 @@ def physics_part(args, system, pdb):
     energy = cl.physics.ForceFieldEnergy(system)
     rows, models = [], {}
     for seed in args.seeds:
-        for label, e in (("without", None), ("with energy", energy)):
-            ae, train_s = fit_quiet(autoencoder(args.epochs, seed, e), Xtr)
+        variants = [("without", None, 1e-3)] + [
+            ("with energy" if k == 0 else f"with energy, weight {w:g}", energy, w)
+            for k, w in enumerate(args.energy_weights)]
+        for label, e, w in variants:
+            ae, train_s = fit_quiet(autoencoder(args.epochs, seed, e, w), Xtr)
             recon = ae.generate(ae.transform(Xte), top)
             rec = cl.generative.structure_quality(recon, reference=held)
             path = cl.latent_path(ae, Xtr[phi_tr < 0], Xtr[phi_tr > 0], n=args.path_points, topology=top)
@@ -223,7 +229,8 @@ def physics_part(args, system, pdb):
              f"(a frame every {args.data_stride * DT:g} ps); fraction with φ > 0: {np.mean(phi > 0):.3f}. "
              f"Train: first {n_train} frames; held out: last {len(pos) - n_train}. AlignedPositions of all 22 atoms; "
              f"AutoEncoder [64, 32], 2-D latent, batch 256, max_epochs {args.epochs} (patience = max_epochs, so "
-             f"the best validation epoch is kept); 'with energy': ForceFieldEnergy(system), energy_weight 1e-3, "
+             f"the best validation epoch is kept); 'with energy': ForceFieldEnergy(system), energy_weight "
+             f"{args.energy_weights[0]:g} (unless stated), "
              f"energy_cap 1e3 kJ/mol, 64 interpolations per step. Path: {args.path_points} points between the mean "
              f"latent points of the training frames with φ < 0 and φ > 0. Energies from the OpenMM System "
              f"(amber99sb-ildn, vacuum); median energy of the held-out MD frames: **{md_energy:.1f} kJ/mol**. "
@@ -515,6 +522,8 @@ def main(argv=None):
     p.add_argument("--data-stride", type=int, default=250, help="steps between part-1 frames")
     p.add_argument("--epochs", type=int, default=300, help="AutoEncoder max_epochs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="network seeds (part 1)")
+    p.add_argument("--energy-weights", type=float, nargs="+", default=[1e-3],
+                   help="energy_weight values of the physics-aware models (part 1; the first also seeds part 2)")
     p.add_argument("--path-points", type=int, default=20)
     p.add_argument("--min-iterations", type=int, default=300, help="LocalEnergyMinimizer maxIterations")
     p.add_argument("--unbiased-steps", type=int, default=100_000, help="unbiased C7eq steps (part 2)")
