@@ -61,8 +61,9 @@ class IterationResult:
         return [{"round": r.index, "delta_f": r.delta_f.value, "error": r.delta_f.error,
                  "transitions": r.transitions, "cv_change": r.cv_change} for r in self.rounds]
 
-    def plot(self, exact=None, axes=None):
-        """ΔF per round with error bars (and ``exact``, kJ/mol) and transitions per round; returns the axes."""
+    def plot(self, exact=None, axes=None, exact_label="exact"):
+        """ΔF per round with error bars (and ``exact``, kJ/mol, labelled ``exact_label``) and transitions per
+        round; returns the axes."""
         import matplotlib.pyplot as plt
 
         if axes is None:
@@ -71,7 +72,7 @@ class IterationResult:
         k = [r["round"] for r in rows]
         axes[0].errorbar(k, [r["delta_f"] for r in rows], yerr=[r["error"] for r in rows], marker="o", capsize=3)
         if exact is not None:
-            axes[0].axhline(exact, color="k", ls="--", lw=1, label="exact")
+            axes[0].axhline(exact, color="k", ls="--", lw=1, label=exact_label)
             axes[0].legend()
         axes[0].set(xlabel="round", ylabel="ΔF (kJ/mol)", xticks=k)
         axes[1].bar(k, [r["transitions"] for r in rows], alpha=0.3)
