@@ -25,6 +25,9 @@ reads the positions and returns zero forces, on the CV's 10 atoms), and each par
 timed on its own (best of many calls): the lean CV's value and gradient, the bias at one CV value,
 and the whole callback body; against the measured extra time per step of k = 1 over unbiased MD.
 
+Steps per second are given by the wall clock and by the process's CPU time: on a shared machine the
+second is far less sensitive to other jobs (it still sees their cache traffic).
+
 Run from the repository root::
 
     python benchmarks/openmm_bias.py            # ~3 min, appends to RESULTS.md
@@ -77,14 +80,21 @@ def cvlearn_metad(cv, s, periodic=False):
                                 outside="wall")
 
 
-def time_cvlearn(make_engine, steps, repeats):
-    rates = []
+CPU_RATES = {}  # run name -> steps per second of this process's CPU time (median), beside the wall-clock rate
+
+
+def time_cvlearn(make_engine, steps, repeats, name=None):
+    """Median steps/s (wall clock) over ``repeats`` engines; the CPU-time rate goes to CPU_RATES[name]."""
+    rates, cpu = [], []
     for r in range(repeats):
         eng = make_engine(r)
         eng.run(1000, stride=500)  # warm-up: first force calls, caches
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         eng.run(steps, stride=500)
         rates.append(steps / (time.perf_counter() - t0))
+        cpu.append(steps / (time.process_time() - c0))
+    if name is not None:
+        CPU_RATES[name] = statistics.median(cpu)
     return statistics.median(rates)
 
 
@@ -203,23 +213,28 @@ def main():
         e.run(1000, stride=500)
     costs = {"Deep-TICA": callback_costs(dtica_engine), "phi": callback_costs(phi_engine)}
     floor = time_pythonforce_floor(args.steps, args.repeats, dtica_engine._bias_atoms)
-    unbiased = time_cvlearn(openmm(), args.steps, args.repeats)
-    cases = [
-        ("unbiased", "-", unbiased),
-        ("unbiased, CPU platform", "-", time_cvlearn(openmm(platform="CPU"), max(args.steps // 20, 1000), 1)),
-        ("Deep-TICA metad, autograd", "cvlearn", time_cvlearn(openmm(dtica, lean=False), args.steps, args.repeats)),
-        ("Deep-TICA metad, lean", "cvlearn", time_cvlearn(openmm(dtica), args.steps, args.repeats)),
-        ("Deep-TICA metad, lean, bias every 2 steps", "cvlearn",
-         time_cvlearn(openmm(dtica, bias_interval=2), args.steps, args.repeats)),
-        ("Deep-TICA metad, lean, bias every 4 steps", "cvlearn",
-         time_cvlearn(openmm(dtica, bias_interval=4), args.steps, args.repeats)),
-        ("phi metad, lean", "cvlearn",
-         time_cvlearn(openmm(lambda: cvlearn_metad(phi_cv, None, periodic=True)), args.steps, args.repeats)),
-        ("phi metad, openmm.app.Metadynamics", "OpenMM", time_openmm_metad(args.steps, args.repeats)),
+    unbiased = time_cvlearn(openmm(), args.steps, args.repeats, "unbiased")
+    phi_metad = lambda: cvlearn_metad(phi_cv, None, periodic=True)  # noqa: E731
+    runs = [
+        ("unbiased, CPU platform", "-", openmm(platform="CPU"), max(args.steps // 20, 1000), 1),
+        ("Deep-TICA metad, autograd", "cvlearn", openmm(dtica, lean=False), args.steps, args.repeats),
+        ("Deep-TICA metad, lean", "cvlearn", openmm(dtica), args.steps, args.repeats),
+        ("Deep-TICA metad, lean, bias every 2 steps", "cvlearn", openmm(dtica, bias_interval=2), args.steps,
+         args.repeats),
+        ("Deep-TICA metad, lean, bias every 4 steps", "cvlearn", openmm(dtica, bias_interval=4), args.steps,
+         args.repeats),
+        ("phi metad, lean", "cvlearn", openmm(phi_metad), args.steps, args.repeats),
     ]
+    cases = [("unbiased", "-", unbiased)]
+    cases += [(name, who, time_cvlearn(make, steps, repeats, name)) for name, who, make, steps, repeats in runs]
+    cases.append(("phi metad, openmm.app.Metadynamics", "OpenMM", time_openmm_metad(args.steps, args.repeats)))
+    cpu_unbiased = CPU_RATES["unbiased"]
     for name, who, rate in cases:
-        rows.append([name, who, f"{rate:,.0f}", f"{rate / unbiased:.2f}"])
-    table = markdown_table(["run", "bias by", "steps/s", "ratio to unbiased"], rows)
+        cpu = CPU_RATES.get(name)
+        cpu_cols = [f"{cpu:,.0f}", f"{cpu / cpu_unbiased:.2f}"] if cpu is not None else ["-", "-"]
+        rows.append([name, who, f"{rate:,.0f}", f"{rate / unbiased:.2f}", *cpu_cols])
+    table = markdown_table(["run", "bias by", "steps/s", "ratio to unbiased", "steps/s of CPU time",
+                            "ratio (CPU time)"], rows)
     per_step = {name: 1e6 / rate - 1e6 / unbiased for name, _, rate in cases}
     fixed = 1e6 / floor["zero PythonForce"] - 1e6 / floor["unbiased"]
     cost_rows = [["PythonForce round trip (read positions, return zero forces), per step", "-", f"{fixed:.1f}"]]
@@ -238,7 +253,8 @@ def main():
                        table + "\n\nWhere a biased step's time goes (the parts timed alone run with warm caches; "
                        "in the MD loop each callback follows an OpenMM step and costs more):\n\n" + costs_table, [
             f"- {args.steps} steps per run, median of {args.repeats}; OpenMM {__import__('openmm').__version__}, "
-            "Reference platform unless stated; the PythonForce round trip is the best of "
+            "Reference platform unless stated; steps/s by the wall clock, and by this process's CPU time (less "
+            "sensitive to other jobs on the machine); the PythonForce round trip is the best of "
             f"{args.repeats} interleaved runs ({floor['unbiased']:,.0f} steps/s unbiased there)",
         ])
 
