@@ -72,6 +72,8 @@ Run from the repository root::
 
     python benchmarks/generative.py                 # both parts, appends to RESULTS.md (13 min at load ~5 on 2 cores)
     python benchmarks/generative.py --part physics  # part 1 only
+    python benchmarks/generative.py --part physics --energy-weights 1e-3 3e-4 1e-4   # part 1, weight scan
+    python benchmarks/generative.py --part seeding --walker-steps 500000 --walker-seeds 0 1   # 1 ns per walker
     python benchmarks/generative.py --quick         # smoke run (~1-2 min), prints only
 
 Needs OpenMM (tested with 8.6.1), mdtraj and matplotlib.
