@@ -85,7 +85,7 @@ class WellTemperedMetad(GridBias):
     Examples
     --------
     >>> import torch, cvlearn as cl
-    >>> cv = cl.TICA(lagtime=1).fit(torch.randn(100, 2).numpy()).to_module()
+    >>> cv = cl.TICA(lagtime=1, n_components=1).fit(torch.randn(100, 2).numpy()).to_module()
     >>> metad = cl.WellTemperedMetad(cv, sigma=0.1, height=1.0, bias_factor=10, pace=100,
     ...                              grid=cl.Grid(-5, 5, 200), temperature=300)
     >>> metad.deposit(torch.tensor([[0.0]]), step=100)

@@ -116,7 +116,7 @@ class OPES:
     >>> import numpy as np, cvlearn as cl
     >>> opes = cl.OPES(cl.features.Positions(1, 1), barrier=20.0, pace=10, sigma=0.1, temperature=300.0)
     >>> round(opes.bias_factor, 3), round(float(opes.evaluate([[0.0]])[0]), 6)  # no kernel yet: V = -barrier
-    (8.019, -20.0)
+    (8.018, -20.0)
     """
 
     reweighting = "bias"  # cl.fes.reweight's default method for this bias: exp(beta V(s_t, t)), no c(t)
