@@ -226,22 +226,21 @@ def test_lean_force_on_the_cv_atoms_only(kind):
     assert np.all(forces[others] == 0.0)
 
 
-class _MetadWithPoint(cl.WellTemperedMetad):
-    """What WellTemperedMetad needs for the engines' float path: record rct there too."""
+class _MetadArrayPath(cl.WellTemperedMetad):
+    """A subclass that overrides value_and_gradient only: the engine must not take the float path then."""
 
-    def point_value_and_gradient(self, point):
-        self._rct_in_force = self.rct[-1]
-        return super().point_value_and_gradient(point)
+    def value_and_gradient(self, s):
+        return super().value_and_gradient(s)
 
 
 def test_float_path_only_where_it_records_the_same_state():
     from cvlearn.engine._openmm import _point_method
 
     cv = neural_cv()
-    plain = metad(cv)
-    assert _point_method(plain) is None  # overrides value_and_gradient (rct) but not the float path
-    point = _MetadWithPoint(cv, sigma=0.05, height=1.0, bias_factor=8, pace=100, grid=cl.Grid(-20, 20, 4000),
+    plain = _MetadArrayPath(cv, sigma=0.05, height=1.0, bias_factor=8, pace=100, grid=cl.Grid(-20, 20, 4000),
                             outside="wall")
+    assert _point_method(plain) is None
+    point = metad(cv)  # WellTemperedMetad records c(t) on both paths
     assert _point_method(point) is not None
     assert _point_method(cl.bias.HarmonicRestraint(cv, at=0.0, kappa=1.0)) is not None
     # The two paths give the same run, forces and COLVAR rows.

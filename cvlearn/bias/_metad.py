@@ -196,6 +196,11 @@ class WellTemperedMetad(GridBias):
         self._rct_in_force = self.rct[-1]
         return super().value_and_gradient(s)
 
+    def point_value_and_gradient(self, point):
+        # The engines' float path (one CV point): records the same c(t) as value_and_gradient.
+        self._rct_in_force = self.rct[-1]
+        return super().point_value_and_gradient(point)
+
     def colvar(self):
         """COLVAR columns of the last evaluated configuration: CVs, ``label.bias``, ``label.rct``.
 
