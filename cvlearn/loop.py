@@ -32,6 +32,17 @@ class Round:
     off ``fes`` (its free energy surface on the reweighting variables); ``transitions`` counts committed
     basin changes in it (all walkers); ``cv_change`` is 1 - |Pearson r| between this round's CV and the
     previous one on the same frames (NaN in round 1).
+
+    Examples
+    --------
+    Rounds are made by :func:`iterate` (see its example); by hand, for a table or a test:
+
+    >>> import cvlearn as cl
+    >>> from cvlearn.fes import DeltaF
+    >>> r = cl.loop.Round(1, cv=None, bias=None, trajectory=None, delta_f=DeltaF(3.9, 0.2), transitions=12,
+    ...                   cv_change=float("nan"))
+    >>> r.delta_f.value, r.delta_f.error, r.transitions             # kJ/mol, kJ/mol, count
+    (3.9, 0.2, 12)
     """
 
     index: int
@@ -46,7 +57,17 @@ class Round:
 
 @dataclass
 class IterationResult:
-    """All rounds of :func:`iterate`, and whether the stopping criteria were met."""
+    """All rounds of :func:`iterate`, and whether the stopping criteria were met.
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> from cvlearn.fes import DeltaF
+    >>> r = cl.loop.Round(1, cv=None, bias=None, trajectory=None, delta_f=DeltaF(3.9, 0.2), transitions=12,
+    ...                   cv_change=float("nan"))
+    >>> cl.IterationResult(rounds=[r]).summary()
+    [{'round': 1, 'delta_f': 3.9, 'error': 0.2, 'transitions': 12, 'cv_change': nan}]
+    """
 
     rounds: list = field(default_factory=list)
     converged: bool = False
@@ -82,7 +103,16 @@ class IterationResult:
 
 def count_transitions(values, basin_a, basin_b):
     """Committed transitions between two basins along each walker's path (a visit to the other basin
-    after leaving one; time spent in neither does not count). ``values`` (frames, walkers, k)."""
+    after leaving one; time spent in neither does not count). ``values`` (frames, walkers, k).
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> x = np.array([-1.0, -0.2, 0.1, 1.0, 0.3, 1.0, -1.0])[:, None, None]     # (frames, walkers, 1), nm
+    >>> left, right = cl.fes.Basin(lo=[-9.0], hi=[-0.5]), cl.fes.Basin(lo=[0.5], hi=[9.0])
+    >>> cl.loop.count_transitions(x, left, right)      # left -> right -> left; the return to right is not new
+    2
+    """
     a, b = (x if isinstance(x, Basin) else Basin(**x) for x in (basin_a, basin_b))
     total = 0
     for w in range(values.shape[1]):
@@ -102,6 +132,14 @@ def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5,
     that range on each side (room for the basins the training data never saw), with harmonic walls
     beyond whose stiffness scales with the CV (20 kJ/mol at one sigma past the edge), so that a CV
     with small units does not become a wall too stiff for the timestep.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> s = np.random.default_rng(0).normal(size=1000)                # the CV on its training frames
+    >>> metad = cl.loop.metad_for(cl.features.Positions(1, 1), s, height=1.5, bias_factor=10.0)
+    >>> round(float(metad.sigma[0]), 3), metad.outside                  # sigma = 0.5 std(s)
+    (0.488, 'wall')
     """
     s = np.asarray(s, dtype=np.float64).ravel()
     sigma = sigma_fraction * s.std()

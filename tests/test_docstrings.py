@@ -47,25 +47,18 @@ MODULES = _modules()
 PENDING = {
     # cvlearn/engine/*
     "cvlearn.Trajectory", "cvlearn.engine.Frame", "cvlearn.engine.OpenMM", "cvlearn.engine.default_platform",
-    # cvlearn/loop.py
-    "cvlearn.IterationResult", "cvlearn.loop.Round", "cvlearn.loop.metad_for",
-    "cvlearn.loop.count_transitions",
     # cvlearn/bias/_gridbias.py, _walls.py
     "cvlearn.bias.GridBias", "cvlearn.bias.LowerWall", "cvlearn.bias.UpperWall",
-    # cvlearn/fes/_reweight.py
-    "cvlearn.fes.from_bias", "cvlearn.fes.log_weights", "cvlearn.fes.reweight",
 }
 
 # Examples that exist but fail, in files this test's owner does not edit: xfail(strict), so a fix shows as
 # XPASS and fails until the name is removed here. The proposed fix is in the reason.
-BROKEN = {
-    "cvlearn.WellTemperedMetad": "bias/_metad.py: TICA fitted on 2 features gives a 2-component CV but the grid "
-                                 "is 1-D; use cl.TICA(lagtime=1, n_components=1)",
-    "cvlearn.OPES": "bias/_opes.py: bias_factor = 20 / kT(300 K) = 8.0183, prints 8.018, not 8.019",
-}
+BROKEN = {}
 
 # Examples that need the openmm extra (skipped where it is not installed).
-NEEDS_OPENMM = {"cvlearn.units.as_float", "cvlearn.units.as_array"}
+NEEDS_OPENMM = {"cvlearn.units.as_float", "cvlearn.units.as_array", "cvlearn.seed_walkers",
+                "cvlearn.generative.openmm_energies",
+                "cvlearn.generative.structure_quality"}
 
 # Time budget of one object's examples (s): most take well under 1 s, small simulations (walkers, quickstart)
 # a few seconds. Over SLOW_WARNING: a warning (timings on shared CI machines are noisy); over TIME_LIMIT: a failure.

@@ -44,7 +44,18 @@ __all__ = ["log_weights", "reweight", "delta_f_timeseries", "from_bias", "transi
 
 
 def from_bias(bias):
-    """The free energy implied by a metadynamics bias on its grid (see ``bias.free_energy``)."""
+    """The free energy implied by a metadynamics bias on its grid (see ``bias.free_energy``).
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> metad = cl.WellTemperedMetad(cl.features.Positions(1, 1), sigma=0.2, height=1.0, bias_factor=10, pace=10,
+    ...                              grid=cl.Grid(-2.0, 2.0, 80), temperature=300.0)
+    >>> metad.deposit(np.array([[0.0]]), step=10)
+    >>> fes = cl.fes.from_bias(metad)                                    # F = -(10 / 9) V, minimum shifted to 0
+    >>> round(float(fes.F.max() - fes.F[40]), 4)                        # kJ/mol, at the hill's center
+    1.1111
+    """
     return bias.free_energy()
 
 
@@ -66,6 +77,15 @@ def log_weights(trajectory, bias=None, method=None, temperature=None):
     ``method`` is "ct" (bias at each frame minus c(t); needs a bias with ``c_of_t``, e.g.
     :class:`cvlearn.WellTemperedMetad`), "final" (the final bias at each frame's CV) or "bias" (the
     bias at each frame, for OPES); default the bias's own ``reweighting``, else "ct".
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> frames = cl.Trajectory(np.zeros((3, 1, 1, 1)), time=[0.0, 1.0, 2.0],
+    ...                        bias_energy=[[0.0], [2.494339], [4.988678]], temperature=300.0)   # kJ/mol
+    >>> cl.fes.log_weights(frames, bias=cl.bias.HarmonicRestraint(lambda x: x[:, 0, :1], at=0.0, kappa=1.0),
+    ...                    method="bias").round(6).tolist()             # V / kT at each frame
+    [[0.0], [1.0], [2.0]]
     """
     shape = trajectory.positions.shape[:2]
     if bias is None:
@@ -166,6 +186,21 @@ def reweight(trajectory, variables, bias=None, method=None, bins=50, ranges=None
     -------
     FreeEnergySurface
         F in kJ/mol on the bin centers (inf in empty bins), ``error`` and ``samples`` set.
+
+    Examples
+    --------
+    Unbiased Boltzmann samples of a harmonic well, 50 kJ/mol/nm^2 at 300 K: F(x) = 25 x^2 kJ/mol.
+
+    >>> import numpy as np, cvlearn as cl
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(scale=np.sqrt(cl.units.kT(300.0) / 50.0), size=(20000, 4, 1, 1))   # nm
+    >>> traj = cl.Trajectory(x, time=np.arange(20000) * 0.01, temperature=300.0)
+    >>> fes = cl.fes.reweight(traj, lambda pos: pos[:, 0, :], bins=21, ranges=[(-0.3, 0.3)])
+    >>> fes.F.shape, fes.error.shape
+    ((21,), (21,))
+    >>> exact = 25.0 * fes.axes[0] ** 2
+    >>> bool(np.all(np.abs(fes.F - (exact - exact.min())) < 4 * fes.error + 0.05))     # kJ/mol
+    True
     """
     vals = _values(trajectory, variables)
     method = _method(bias, method)
@@ -302,7 +337,7 @@ def transient_fraction(trajectory, variables, basin):
     >>> traj = cl.Trajectory(np.zeros((10, 2, 1, 1)), np.arange(10.0), np.arange(10), temperature=300.0)
     >>> x = np.full((10, 2, 1), -1.0)
     >>> x[7, 0, 0] = x[4, 1, 0] = 1.0        # walker 1 arrives first, at frame 4
-    >>> cl.fes._reweight.transient_fraction(traj, x, cl.fes.Basin(lo=[0.5], hi=[1.5]))
+    >>> cl.fes.transient_fraction(traj, x, cl.fes.Basin(lo=[0.5], hi=[1.5]))
     0.4
     """
     vals = _values(trajectory, variables)

@@ -349,7 +349,10 @@ class AutoEncoder(_NeuralLearner):
         points between pairs of the batch's frames in latent space. The validation loss (early
         stopping) stays the reconstruction error.
     energy_weight : float
-        Weight of the energy term, 1/(kJ/mol) (default 1e-3).
+        Weight of the energy term, 1/(kJ/mol) (default 1e-3). On alanine dipeptide (AlignedPositions
+        of 22 atoms, 2-D latent) 1e-3 and 3e-4 gave equally physical latent paths (bond deviations
+        0.0014-0.0022 nm vs 0.03 nm without), 3e-4 with less loss of reconstruction accuracy
+        (held-out RMSD 0.080 vs 0.096 nm; 0.062 without); 1e-4 was too weak for one of two seeds.
     energy_cap : float
         Energies above this (kJ/mol, default 1e3) enter as cap (1 + ln(E / cap)).
     n_interpolations : int
