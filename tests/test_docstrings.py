@@ -44,19 +44,15 @@ MODULES = _modules()
 
 # Public objects without Examples whose source files belong to other engineers (issue 7). Each is skipped
 # with this reason; remove a name here once its docstring gains an Examples section.
-PENDING = {
-    # cvlearn/engine/*
-    "cvlearn.Trajectory", "cvlearn.engine.Frame", "cvlearn.engine.OpenMM", "cvlearn.engine.default_platform",
-    # cvlearn/bias/_gridbias.py, _walls.py
-    "cvlearn.bias.GridBias", "cvlearn.bias.LowerWall", "cvlearn.bias.UpperWall",
-}
+PENDING = set()
 
 # Examples that exist but fail, in files this test's owner does not edit: xfail(strict), so a fix shows as
 # XPASS and fails until the name is removed here. The proposed fix is in the reason.
 BROKEN = {}
 
 # Examples that need the openmm extra (skipped where it is not installed).
-NEEDS_OPENMM = {"cvlearn.units.as_float", "cvlearn.units.as_array", "cvlearn.seed_walkers",
+NEEDS_OPENMM = {"cvlearn.units.as_float", "cvlearn.units.as_array", "cvlearn.seed_walkers", "cvlearn.engine.OpenMM",
+                "cvlearn.engine.default_platform",
                 "cvlearn.generative.openmm_energies",
                 "cvlearn.generative.structure_quality"}
 

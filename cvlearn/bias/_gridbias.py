@@ -25,6 +25,17 @@ class GridBias:
         its edge value. Never a silent zero force.
     label : str
         Prefix of the COLVAR column ``label.bias``.
+
+    Examples
+    --------
+    GridBias is the base of the grid biases; build one through a subclass, e.g. a static bias:
+
+    >>> import numpy as np, cvlearn as cl
+    >>> grid = cl.Grid(-1.0, 1.0, 20)
+    >>> bias = cl.bias.StaticBias.from_grid(cl.features.Positions(1, 1), grid, np.zeros(grid.shape),
+    ...                                     outside="wall", wall_kappa=100.0)
+    >>> isinstance(bias, cl.bias.GridBias), bias.evaluate([[1.5]]).tolist()   # wall: 100 / 2 * 0.5^2 kJ/mol
+    (True, [12.5])
     """
 
     _point = None  # the last one-point evaluation, until _last_s or _last_v is read

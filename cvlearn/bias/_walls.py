@@ -90,7 +90,15 @@ class HarmonicRestraint(_CVBias):
 
 
 class UpperWall(_CVBias):
-    """V = kappa / 2 (s - at)^2 for s > at, 0 below (PLUMED's UPPER_WALLS with EXP=2)."""
+    """V = kappa / 2 (s - at)^2 for s > at, 0 below (PLUMED's UPPER_WALLS with EXP=2).
+
+    Examples
+    --------
+    >>> import torch, cvlearn as cl
+    >>> wall = cl.bias.UpperWall(lambda x: x[:, 0, :1], at=1.0, kappa=100.0)     # nm, kJ/mol/nm^2
+    >>> wall.energy(torch.tensor([[[1.5]], [[0.0]]])).tolist()                  # kJ/mol
+    [12.5, 0.0]
+    """
 
     label = "uwall"
 
@@ -108,7 +116,15 @@ class UpperWall(_CVBias):
 
 
 class LowerWall(_CVBias):
-    """V = kappa / 2 (s - at)^2 for s < at, 0 above (PLUMED's LOWER_WALLS with EXP=2)."""
+    """V = kappa / 2 (s - at)^2 for s < at, 0 above (PLUMED's LOWER_WALLS with EXP=2).
+
+    Examples
+    --------
+    >>> import torch, cvlearn as cl
+    >>> wall = cl.bias.LowerWall(lambda x: x[:, 0, :1], at=-1.0, kappa=100.0)    # nm, kJ/mol/nm^2
+    >>> wall.energy(torch.tensor([[[-1.5]], [[0.0]]])).tolist()                 # kJ/mol
+    [12.5, 0.0]
+    """
 
     label = "lwall"
 

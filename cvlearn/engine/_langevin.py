@@ -26,6 +26,18 @@ class Frame:
 
     ``positions`` (walkers, particles, dims) nm; ``potential_energy`` and ``bias_energy``
     (walkers,) kJ/mol; ``time`` ps.
+
+    Examples
+    --------
+    A callback receives one Frame per recorded frame:
+
+    >>> import cvlearn as cl
+    >>> seen = []
+    >>> engine = cl.Langevin(cl.systems.MullerBrown(), timestep=0.005, friction=5.0, n_walkers=3, seed=0)
+    >>> _ = engine.run(100, stride=50, callback=lambda frame: seen.append((frame.step, round(frame.time, 3),
+    ...                                                                      tuple(frame.positions.shape))))
+    >>> seen                                                  # step, time (ps), (walkers, particles, dims)
+    [(50, 0.25, (3, 1, 2)), (100, 0.5, (3, 1, 2))]
     """
 
     step: int

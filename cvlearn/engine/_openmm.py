@@ -42,7 +42,14 @@ def _openmm():
 
 def default_platform(n_atoms):
     """Name of the OpenMM platform cvlearn picks for a system of ``n_atoms``: a GPU platform if there
-    is one, else Reference for small molecules and CPU for larger systems (measured crossover)."""
+    is one, else Reference for small molecules and CPU for larger systems (measured crossover).
+
+    Examples
+    --------
+    >>> from cvlearn.engine import default_platform
+    >>> default_platform(22) in ("Reference", "CPU", "CUDA", "HIP", "OpenCL")   # alanine dipeptide
+    True
+    """
     mm = _openmm()
     names = {mm.Platform.getPlatform(i).getName() for i in range(mm.Platform.getNumPlatforms())}
     for gpu in ("CUDA", "HIP", "OpenCL"):
@@ -185,6 +192,20 @@ class OpenMM:
         Use the lean numpy path for the bias force when possible (False: always autograd).
     minimize : bool
         Minimize the energy (unbiased) before the first step.
+
+    Examples
+    --------
+    Alanine dipeptide in vacuum (Amber99SB-ILDN), 100 steps of 2 fs with a restraint on phi:
+
+    >>> import mdtraj as md, numpy as np, cvlearn as cl
+    >>> pdb = cl.data.alanine_dipeptide_pdb()
+    >>> phi = cl.features.Dihedrals(md.load_topology(pdb), "phi")
+    >>> restraint = cl.bias.HarmonicRestraint(phi, at=-1.5, kappa=50.0)       # rad, kJ/mol/rad^2
+    >>> engine = cl.engine.OpenMM.from_pdb(pdb, temperature=300.0, timestep=0.002, bias=restraint, seed=0,
+    ...                                    platform="Reference")
+    >>> traj = engine.run(100, stride=50)
+    >>> traj.positions.shape, np.round(traj.time, 3).tolist()                # (frames, walkers, atoms, 3) nm; ps
+    ((2, 1, 22, 3), [0.1, 0.2])
     """
 
     def __init__(self, system, positions, temperature=300.0, timestep=0.002, friction=1.0, bias=None,

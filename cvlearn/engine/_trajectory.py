@@ -27,6 +27,18 @@ class Trajectory:
         unbiased), needed to reweight biased runs.
     temperature : float, optional
         K, of the run.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> traj = cl.Trajectory(np.zeros((5, 2, 1, 2)), time=np.arange(5) * 0.1, temperature=300.0)  # nm, ps, K
+    >>> traj
+    Trajectory(5 frames x 2 walkers, 1 particles in 2-D, t = 0..0.4 ps)
+    >>> len(traj.per_walker()), traj.walker(1).positions.shape
+    (2, (5, 1, 1, 2))
+    >>> back = cl.Trajectory.load(traj.save("traj.npz"))
+    >>> back.n_frames, back.n_walkers, back.temperature
+    (5, 2, 300.0)
     """
 
     def __init__(self, positions, time, step=None, walker_ids=None, potential_energy=None,
