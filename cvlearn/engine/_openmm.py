@@ -29,14 +29,14 @@ _VERSION = "cvlearn_bias_version"  # global parameter bumped when a bias changes
 _REFERENCE_MAX_ATOMS = 1500
 
 
-def _openmm():
+def _openmm(what="cvlearn.engine.OpenMM"):
+    """The openmm module (with app and unit), or an ImportError saying that ``what`` needs it."""
     try:
         import openmm
         import openmm.app
         import openmm.unit
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("cvlearn.engine.OpenMM needs OpenMM: pip install 'cvlearn[openmm]' "
-                          "(or pip install openmm).") from exc
+        raise ImportError(f"{what} needs OpenMM: pip install 'cvlearn[openmm]' (or pip install openmm).") from exc
     return openmm
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..engine._openmm import _openmm as openmm_module
 from ..exceptions import CVLearnError
 
 __all__ = ["UnsupportedForceError", "SUPPORTED_FORCES", "ForceTable", "read_system", "solute_atoms"]
@@ -72,14 +73,7 @@ class ForceTable:
 
 
 def _openmm():
-    try:
-        import openmm
-        import openmm.app
-        import openmm.unit
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("cvlearn.physics needs OpenMM: pip install 'cvlearn[openmm]' "
-                          "(or pip install openmm).") from exc
-    return openmm
+    return openmm_module("cvlearn.physics")
 
 
 def _md(q):
