@@ -11,6 +11,10 @@ costs 12.8 kT, so plain MD never leaves it. The loop:
 
 Run:  python tutorials/01_quickstart_muller_brown.py [--fast] [--out tutorial01_out]
 Full run: ~1 minute on 2 cores; F(B) - F(A) within ~0.5 kT of the exact 11.41 kJ/mol.
+
+Results (full mode, 2026-11-26, `nice -n 10 python tutorials/01_quickstart_muller_brown.py`, 2 cores, load
+~2, 41 s): TICA's slowest implied timescale at 1000 K 2.25 ps; F(B) - F(A) = 10.54 +- 0.32 kJ/mol by
+reweighting 8 walkers' metadynamics, exact 11.41: 0.87 kJ/mol (0.35 kT) low. Figure: tutorial01.png.
 """
 
 import argparse

@@ -11,6 +11,12 @@ No PLUMED here, so the "cluster run" is played by cvlearn's own OpenMM engine, w
 same PLUMED-format HILLS and COLVAR files (`COLVAR` with the CV, `metad.bias`, `metad.rct`).
 
 Run:  python tutorials/05_to_the_cluster.py [--fast] [--out tutorial05_out]
+
+Results (full mode, 2026-11-26, `nice -n 10 python tutorials/05_to_the_cluster.py`, 2 cores, load ~2, 31 s):
+the plumed.dat computes sin/cos of phi and psi with TORSION + CUSTOM and feeds them to PYTORCH_MODEL;
+from the run's files alone, F along the CV from HILLS spans 62.9 kJ/mol over 92 grid points, F by
+c(t) reweighting of COLVAR spans 13.8 kJ/mol over 40 bins, and 2,500 frame weights come back for
+retraining (the same numbers as the in-process analysis: tests/test_colvar_import.py checks 1e-8).
 """
 
 import argparse
