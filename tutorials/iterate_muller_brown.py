@@ -8,6 +8,13 @@ round is kept: its CV, bias, run, Delta F with a block error and the number of A
 
 Run:  python tutorials/iterate_muller_brown.py [--rounds 5] [--steps 20000] [--out iterate_out]
 (about 3 minutes on 2 cores; writes iterate_out/iterate.png and iterate_out/rounds.json)
+
+Results (2026-11-26, `nice -n 10 python tutorials/iterate_muller_brown.py`, 2 cores, load ~2, 185 s; exact
+11.41 kJ/mol): round 1 (the CV learned in basin A) 0 transitions; rounds 2-5: 14, 29, 10, 6 transitions
+and F(B) - F(A) = 6.40 +- 2.64, 3.97 +- 2.41, 10.84 +- 6.40, 12.29 +- 5.21 kJ/mol, CV change (1 - |r|
+with the previous round's CV) 0.0017, 0.028, 0.0073, 3e-5. The loop escapes basin A in round 2 and
+ends within its error of the exact value; one round's own run is a noisy estimate (20,000 steps per
+walker), which is why each round reports its block error.
 """
 
 import argparse
