@@ -151,13 +151,7 @@ class HermiteField:
         configuration per step of a molecular engine it costs a few microseconds, where array code
         pays ~1 us per operation for ~60 operations.
         """
-        if self._view_of is self.data:  # a numpy view of the (in-place updated) grid on the CPU
-            data = self._view
-        elif self.data.device.type != "cpu":
-            data = self.data.cpu().numpy()
-        else:  # rebuilt only if the tensor is replaced
-            self._view, self._view_of = self.data.numpy(), self.data
-            data = self._view
+        data = self._numpy_data()
         if len(s) == 1:
             value, derivative = self.point_1d(float(s[0]), data)
             return value, [derivative]
@@ -187,16 +181,20 @@ class HermiteField:
                     grad[i] += v * dbasis[i][bits[i]][corner[i]] * math.prod(w[:i] + w[i + 1:])
         return value, grad
 
+    def _numpy_data(self):
+        """The grid's values as numpy: a cached view of the (in-place updated) CPU tensor, rebuilt only
+        if the tensor is replaced; a copy from a GPU."""
+        if self._view_of is self.data:
+            return self._view
+        if self.data.device.type != "cpu":
+            return self.data.cpu().numpy()
+        self._view, self._view_of = self.data.numpy(), self.data
+        return self._view
+
     def point_1d(self, x, data=None):
         """Field and derivative (floats) at one point ``x`` (float) of a 1-D grid: the hot path, unrolled."""
         if data is None:
-            if self._view_of is self.data:  # a numpy view of the (in-place updated) grid on the CPU
-                data = self._view
-            elif self.data.device.type != "cpu":
-                data = self.data.cpu().numpy()
-            else:  # rebuilt only if the tensor is replaced
-                self._view, self._view_of = self.data.numpy(), self.data
-                data = self._view
+            data = self._numpy_data()
         lo, h, last, n = self._axis_floats[0]
         u = (x - lo) / h
         if self._periodic[0]:
