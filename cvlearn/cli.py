@@ -9,6 +9,15 @@ import time
 __all__ = ["main"]
 
 
+def _write_report(out, report):
+    """Write ``out/report.json`` atomically (a crash never leaves half a file) and print it."""
+    from .io._atomic import write_text_atomic
+
+    text = json.dumps(report, indent=2)
+    write_text_atomic(os.path.join(out, "report.json"), text)
+    print(text)
+
+
 def _demo(args):
     """Engine + PCA/TICA on the hidden double well: which linear CV finds the hidden slow axis?"""
     import numpy as np
@@ -34,9 +43,7 @@ def _demo(args):
         report[f"wall_time_{name}_s"] = round(time.perf_counter() - t0, 3)
         if name == "tica":
             report["tica_timescale_ps"] = float(est.timescales_[0] * 5 * engine.timestep)
-    with open(os.path.join(args.out, "report.json"), "w") as fh:
-        json.dump(report, fh, indent=2)
-    print(json.dumps(report, indent=2))
+    _write_report(args.out, report)
     print(f"\nWrote {args.out}/trajectory.npz and {args.out}/report.json")
     return 0
 
@@ -305,9 +312,7 @@ def _walkers(args):
         if client is not None:
             client.close()
     report = demo.report(result)
-    with open(os.path.join(args.out, "report.json"), "w") as fh:
-        json.dump(report, fh, indent=2)
-    print(json.dumps(report, indent=2))
+    _write_report(args.out, report)
     print(f"Wrote {args.out}/HILLS.*, COLVAR.*, fes.npz and report.json")
     return 0
 

@@ -13,6 +13,8 @@ import math
 import numpy as np
 import torch
 
+from ._analytic import ValueWithGradient
+
 __all__ = ["HermiteField"]
 
 #: Hills are truncated at this many sigmas (relative error exp(-CUTOFF^2 / 2) = 1.5e-8).
@@ -126,7 +128,7 @@ class HermiteField:
         The gradient is computed analytically alongside the value (one small autograd node instead
         of a graph of ~100 tiny operations: this is the MD hot path).
         """
-        return _HermiteEvaluate.apply(s, self)
+        return ValueWithGradient.apply(s, self.value_and_gradient)
 
     def value_and_gradient(self, s):
         """Field (n,) and its gradient (n, d) at points ``s`` (n, d) inside the grid, without autograd.
@@ -260,18 +262,3 @@ def _prod(factors):
     for f in factors[1:]:
         out = out * f
     return out
-
-
-class _HermiteEvaluate(torch.autograd.Function):
-    """V(s) with its analytic gradient saved for the backward pass."""
-
-    @staticmethod
-    def forward(ctx, s, field):
-        value, grad = field.value_and_gradient(s)
-        ctx.save_for_backward(grad)
-        return value
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return grad_output[:, None] * grad, None

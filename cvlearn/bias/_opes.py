@@ -12,6 +12,7 @@ from ..fes import FreeEnergySurface
 from ..io import PlumedWriter, read_plumed_table
 from ..units import BOLTZMANN, as_float
 from . import _opes_files as files
+from ._analytic import ValueWithGradient
 from ._binding import adopt_engine_settings
 from ._grid import Grid
 from ._kernels import Domain, KernelSet
@@ -317,7 +318,7 @@ class OPES:
         """Bias energy (walkers,) in kJ/mol, differentiable in ``positions`` (torch)."""
         self._require_configured()
         s = self.cv_values(positions)
-        v = _BiasOfCV.apply(s, self)
+        v = ValueWithGradient.apply(s, self._value_and_gradient)
         self._last_s, self._last_v = s.detach(), v.detach()
         return v
 
@@ -570,19 +571,3 @@ class OPES:
             F = -self.kT * np.log(self.probability(grid.points))
         return FreeEnergySurface(grid.axes, F.reshape(grid.shape), self.temperature, names=self.names,
                                  metadata={"method": "opes_kde", "n_kernels": self.n_kernels, "neff": self.neff})
-
-
-class _BiasOfCV(torch.autograd.Function):
-    """V(s) of an OPES with its gradient computed alongside (no autograd graph over the kernels)."""
-
-    @staticmethod
-    def forward(ctx, s, opes):
-        with torch.no_grad():
-            v, grad = opes._value_and_gradient(s)
-        ctx.save_for_backward(grad)
-        return v
-
-    @staticmethod
-    def backward(ctx, grad_v):
-        (grad,) = ctx.saved_tensors
-        return grad_v[:, None] * grad, None
