@@ -6,14 +6,19 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cvlearn-installed
+DOCS_STAMP := $(VENV)/.cvlearn-docs-installed
 
-.PHONY: demo quickstart test test-all bench lint clean
+.PHONY: demo quickstart test test-all bench lint docs dist wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]" build twine
+	touch $(DOCS_STAMP)
 
 demo quickstart: $(STAMP)
 	$(VENV)/bin/cvlearn quickstart --out quickstart_out
@@ -28,5 +33,20 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cvlearn tests benchmarks
 
+# The documentation site, warnings as errors: docs/_build/html/index.html. The gallery runs the
+# tutorials in their fast mode (a few minutes on 2 cores).
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -b html -W --keep-going -j 1 docs docs/_build/html
+
+# An sdist and a wheel in dist/, checked by twine.
+dist: $(DOCS_STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+# The wheel installed into a fresh venv outside the source tree, then `cvlearn quickstart` from it.
+wheel-check: dist
+	PYTHON=$(PYTHON) bash .ci/check_wheel.sh dist/cvlearn-*.whl
+
 clean:
-	rm -rf $(VENV) quickstart_out demo_out .pytest_cache
+	rm -rf $(VENV) quickstart_out demo_out .pytest_cache dist docs/_build docs/generated docs/gallery

@@ -4,6 +4,7 @@ Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
 from . import bias, data, engine, export, features, fes, generative, io, learners, loop, physics, systems, units
+from ._version import __version__
 from .bias import OPES, Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
 from .exceptions import (
@@ -20,8 +21,6 @@ from .generative import latent_path, seed_walkers
 from .io._models import load, save
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 from .loop import IterationResult, iterate
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name):

@@ -1,0 +1,40 @@
+"""Packaging: one version everywhere, and every data file of cvlearn/ is declared package data.
+
+The built wheel itself is checked in CI (`make wheel-check`: installed into a fresh venv and run).
+"""
+
+import fnmatch
+import importlib.metadata
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import cvlearn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_is_written_once_and_agrees():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "cvlearn._version.__version__"}
+    assert importlib.metadata.version("cvlearn") == cvlearn.__version__
+    out = subprocess.run([sys.executable, "-m", "cvlearn.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["cvlearn", cvlearn.__version__]
+
+
+def test_every_data_file_in_the_package_is_declared_package_data():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package_data = pyproject["tool"]["setuptools"]["package-data"]
+    undeclared = []
+    for path in (ROOT / "cvlearn").rglob("*"):
+        if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+            continue
+        package = ".".join(path.parent.relative_to(ROOT).parts)
+        if not any(fnmatch.fnmatch(path.name, g) for g in package_data.get(package, [])):
+            undeclared.append(str(path.relative_to(ROOT)))
+    assert not undeclared, f"not in [tool.setuptools.package-data], so missing from the wheel: {undeclared}"
+    # The reference numbers another module will read at run time are JSON files in cvlearn/data.
+    assert "*.json" in package_data["cvlearn.data"]
