@@ -7,10 +7,13 @@ import fnmatch
 import importlib.metadata
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import pytest
+
 import cvlearn
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 
 ROOT = Path(__file__).resolve().parents[1]
 
