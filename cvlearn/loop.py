@@ -6,6 +6,7 @@ the next CV about the path. :func:`iterate` repeats that and keeps every round (
 free energy difference, transition count) so the convergence can be inspected and plotted.
 """
 
+import inspect
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -15,11 +16,12 @@ import torch
 from sklearn.base import clone
 
 from . import fes as fes_mod
+from ._validation import check_positive
 from .bias import Grid, WellTemperedMetad
 from .exceptions import ConvergenceWarning
-from .fes import Basin
+from .fes import Basin, DeltaF
 
-__all__ = ["iterate", "Round", "IterationResult", "metad_for", "count_transitions"]
+__all__ = ["iterate", "Round", "IterationResult", "metad_for", "opes_for", "fluctuation", "count_transitions"]
 
 log = logging.getLogger("cvlearn")
 
@@ -32,6 +34,13 @@ class Round:
     off ``fes`` (its free energy surface on the reweighting variables); ``transitions`` counts committed
     basin changes in it (all walkers); ``cv_change`` is 1 - |Pearson r| between this round's CV and the
     previous one on the same frames (NaN in round 1).
+
+    ``sampled`` is False when the run did not sample both basins (no transition, or fewer than
+    ``min_fraction`` of its analysed frames in one of them): ``delta_f`` is then NaN, never a number
+    from a basin barely visited, and ``bound`` (kJ/mol) says how high F(b) - F(a) at least is
+    (the value it would take with one more frame of the largest weight in the missing basin).
+    ``strength`` is the factor the bias was scaled by (doubled after each round without a transition);
+    ``scores`` the model-selection scores of the ensemble the CV was chosen from.
 
     Examples
     --------
@@ -53,6 +62,10 @@ class Round:
     transitions: int
     cv_change: float
     fes: object = None
+    sampled: bool = True
+    bound: float = None
+    strength: float = 1.0
+    scores: list = field(default_factory=list)
 
 
 @dataclass
@@ -66,7 +79,8 @@ class IterationResult:
     >>> r = cl.loop.Round(1, cv=None, bias=None, trajectory=None, delta_f=DeltaF(3.9, 0.2), transitions=12,
     ...                   cv_change=float("nan"))
     >>> cl.IterationResult(rounds=[r]).summary()
-    [{'round': 1, 'delta_f': 3.9, 'error': 0.2, 'transitions': 12, 'cv_change': nan}]
+    [{'round': 1, 'delta_f': 3.9, 'error': 0.2, 'transitions': 12, 'cv_change': nan, 'sampled': True, \
+'bound': None, 'strength': 1.0}]
     """
 
     rounds: list = field(default_factory=list)
@@ -77,10 +91,32 @@ class IterationResult:
         """The CV of the last round."""
         return self.rounds[-1].cv
 
+    @property
+    def delta_f(self):
+        """The loop's answer, a :class:`cvlearn.fes.DeltaF` (kJ/mol), or None when no round sampled both basins.
+
+        Converged: the inverse-variance weighted mean of the last two rounds (independent runs, fresh
+        biases, that agree within the stopping rule), with its standard error. Otherwise the last round
+        that sampled both basins.
+        """
+        good = [r for r in self.rounds if r.sampled]
+        if not good:
+            return None
+        if not self.converged or len(good) < 2:
+            return good[-1].delta_f
+        pair = [r.delta_f for r in good[-2:]]
+        err = np.array([d.error for d in pair])
+        if not np.all(np.isfinite(err) & (err > 0)):
+            return DeltaF(float(np.mean([d.value for d in pair])), float("nan"))
+        w = 1.0 / err**2
+        return DeltaF(float(np.sum(w * [d.value for d in pair]) / w.sum()), float(1.0 / np.sqrt(w.sum())))
+
     def summary(self):
-        """One dict per round: index, delta_f, its error, transitions, cv_change (for tables and JSON)."""
+        """One dict per round: index, delta_f, its error, transitions, cv_change, sampled, bound, strength
+        (for tables and JSON)."""
         return [{"round": r.index, "delta_f": r.delta_f.value, "error": r.delta_f.error,
-                 "transitions": r.transitions, "cv_change": r.cv_change} for r in self.rounds]
+                 "transitions": r.transitions, "cv_change": r.cv_change, "sampled": r.sampled, "bound": r.bound,
+                 "strength": r.strength} for r in self.rounds]
 
     def plot(self, exact=None, axes=None, exact_label="exact"):
         """ΔF per round with error bars (and ``exact``, kJ/mol, labelled ``exact_label``) and transitions per
@@ -91,13 +127,21 @@ class IterationResult:
             _, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
         rows = self.summary()
         k = [r["round"] for r in rows]
-        axes[0].errorbar(k, [r["delta_f"] for r in rows], yerr=[r["error"] for r in rows], marker="o", capsize=3)
+        ok = [r for r in rows if r["sampled"]]
+        axes[0].errorbar([r["round"] for r in ok], [r["delta_f"] for r in ok], yerr=[r["error"] for r in ok],
+                         marker="o", capsize=3, ls="none", label="round ΔF")
+        low = [r for r in rows if not r["sampled"] and r["bound"] is not None and np.isfinite(r["bound"])]
+        if low:
+            axes[0].plot([r["round"] for r in low], [r["bound"] for r in low], marker="^", ls="none", color="C3",
+                         label="basin not sampled: ΔF above")
         if exact is not None:
             axes[0].axhline(exact, color="k", ls="--", lw=1, label=exact_label)
-            axes[0].legend()
+        if ok or low or exact is not None:
+            axes[0].legend(fontsize=8)
         axes[0].set(xlabel="round", ylabel="ΔF (kJ/mol)", xticks=k)
         axes[1].bar(k, [r["transitions"] for r in rows], alpha=0.3)
         axes[1].set(xlabel="round", ylabel="transitions", xticks=k)
+        axes[1].set_ylim(0, max(1, max(r["transitions"] for r in rows)) * 1.1)  # never a -0.04..0.04 axis
         return axes
 
 
@@ -125,13 +169,15 @@ def count_transitions(values, basin_a, basin_b):
     return total
 
 
-def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5, margin=3.0, bins_per_sigma=5):
+def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5, margin=3.0, bins_per_sigma=5,
+              strength=1.0):
     """A 1-D well-tempered metadynamics bias on ``cv`` sized from its values ``s`` on the training frames.
 
     sigma = ``sigma_fraction`` x std(s); the grid spans the observed range widened by ``margin`` times
     that range on each side (room for the basins the training data never saw), with harmonic walls
     beyond whose stiffness scales with the CV (20 kJ/mol at one sigma past the edge), so that a CV
-    with small units does not become a wall too stiff for the timestep.
+    with small units does not become a wall too stiff for the timestep. ``strength`` multiplies the
+    hill height and the bias factor (:func:`iterate` doubles it after a round without a transition).
 
     Examples
     --------
@@ -146,24 +192,136 @@ def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5,
     span = max(np.ptp(s), sigma)
     lo, hi = s.min() - margin * span, s.max() + margin * span
     grid = Grid(lo, hi, int(np.ceil((hi - lo) / (sigma / bins_per_sigma))))
-    return WellTemperedMetad(cv, sigma=sigma, height=height, bias_factor=bias_factor, pace=pace, grid=grid,
-                             outside="wall", wall_kappa=40.0 / sigma**2)
+    return WellTemperedMetad(cv, sigma=sigma, height=height * strength, bias_factor=bias_factor * strength, pace=pace,
+                             grid=grid, outside="wall", wall_kappa=40.0 / sigma**2)
+
+
+def fluctuation(segments, window_ps=1.0, temperature=None):
+    """The CV's typical fluctuation over ``window_ps``: the mean standard deviation within windows of
+    that length, per time-ordered segment, each scaled to ``temperature`` by sqrt(T / T_segment)
+    (harmonic fluctuations grow as sqrt(T), so a hot exploration tells the width at the target).
+
+    ``segments`` are (values (frames,), temperature K, frame spacing ps) triples, as :func:`iterate`
+    hands them to a bias factory.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> rng = np.random.default_rng(0)
+    >>> hot = (rng.normal(scale=0.2, size=5000), 1200.0, 0.2)       # CV values, K, ps between frames
+    >>> round(cl.loop.fluctuation([hot], window_ps=2.0, temperature=300.0), 3)   # ~0.2 * sqrt(300 / 1200)
+    0.097
+    """
+    widths = []
+    for values, temp, dt in segments:
+        values = np.asarray(values, dtype=np.float64).ravel()
+        w = max(2, int(round(window_ps / dt)))
+        n = len(values) // w
+        if n < 1:
+            continue
+        local = values[:n * w].reshape(n, w).std(axis=1, ddof=1).mean()
+        scale = 1.0 if temperature is None or temp is None else np.sqrt(temperature / temp)
+        widths.append(local * scale)
+    if not widths:
+        raise ValueError(f"No segment spans a window of {window_ps} ps: record frames more often or run longer.")
+    return float(np.mean(widths))
+
+
+def opes_for(cv, s, barrier=40.0, pace=500, temperature=300.0, segments=None, strength=1.0, window_ps=1.0):
+    """An OPES_METAD bias on ``cv`` for :func:`iterate`, sized from its values on the training frames.
+
+    The initial kernel width is the CV's fluctuation over ``window_ps`` at ``temperature``
+    (:func:`fluctuation` of the time-ordered ``segments`` :func:`iterate` passes; 0.1 std(s) without
+    them); OPES then shrinks it as samples accumulate. ``barrier`` (kJ/mol) is multiplied by
+    ``strength``. The width is fixed at start (not adaptive), so walkers taking turns
+    (:class:`cvlearn.engine.WalkerGroup`) can share the bias.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> s = np.random.default_rng(0).normal(size=2000)
+    >>> opes = cl.loop.opes_for(cl.features.Positions(1, 1), s, barrier=30.0, strength=2.0)
+    >>> opes.barrier, round(float(opes.sigma0[0]), 3)                  # kJ/mol; 0.1 std(s)
+    (60.0, 0.1)
+    """
+    from .bias import OPES
+
+    s = np.asarray(s, dtype=np.float64).ravel()
+    sigma = fluctuation(segments, window_ps, temperature) if segments else 0.1 * s.std()
+    if not sigma > 0:
+        raise ValueError("The CV is constant on its training frames: it cannot be biased.")
+    return OPES(cv, barrier=barrier * strength, pace=pace, sigma=sigma, temperature=temperature)
 
 
 def _features(featurizer, trajectory):
     return featurizer.transform(trajectory)
 
 
+def _accepts(fn, name):
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _fit_best(learner, k, X, logw, n_models):
+    """Fit ``n_models`` copies of the round's learner (seeds seed, seed + 1, ...) on the same frames and keep
+    the one with the largest VAMP-2 score on all of them (sum of squared TICA eigenvalues of its outputs;
+    variational: a better approximation of the slow modes scores higher), or the smallest validation loss
+    for learners without eigenvalues. Which blocks one network drew for validation then no longer decides
+    the CV. Returns (estimator, scores)."""
+    best, scores = None, []
+    for j in range(n_models):
+        est = clone(learner if hasattr(learner, "fit") else learner(k))
+        if j and "seed" in est.get_params():
+            est.set_params(seed=est.get_params()["seed"] + j)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # each round refines the last; short fits do
+            est.fit(X, logweights=logw)
+        if hasattr(est, "eigenvalues_"):
+            score = float(np.sum(np.asarray(est.eigenvalues_) ** 2))
+        elif getattr(est, "history_", None):
+            score = -float(np.nanmin([h.get("valid", np.nan) for h in est.history_]))
+        else:
+            score = 0.0
+        scores.append(score)
+        if best is None or score > scores[best[1]]:
+            best = (est, j)
+    return best[0], scores
+
+
+def _basin_fractions(values, basin_a, basin_b, first):
+    """Fractions of the analysed frames (after ``first``) in each basin, as sampled."""
+    v = values[first:].reshape(-1, values.shape[-1])
+    if not len(v):
+        return 0.0, 0.0
+    return float(basin_a.contains(v).mean()), float(basin_b.contains(v).mean())
+
+
+def _lower_bound(values, logw, basin_a, basin_b, first, kT):
+    """F(b) - F(a) if basin b held, besides its frames, one more frame of the largest weight seen:
+    a free energy difference below this would most likely have shown itself."""
+    v, lw = values[first:].reshape(-1, values.shape[-1]), logw[first:].reshape(-1)
+    in_a, in_b = basin_a.contains(v), basin_b.contains(v)
+    if not in_a.any():
+        return float("nan")
+    top = lw.max()
+    wa = np.exp(lw[in_a] - top).sum()
+    wb = np.exp(lw[in_b] - top).sum() + 1.0
+    return float(-kT * np.log(wb / wa))
+
+
 def iterate(make_engine, learner, featurizer, initial, variables, basins, make_bias=metad_for, rounds=5,
             steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False, callback=None,
-            transition_basins=None, train_weights="reweighted"):
+            transition_basins=None, train_weights="reweighted", n_models=1, min_fraction=0.01):
     """Learn a CV, bias it, reweight, relearn from all frames so far; stop when ΔF and the CV settle.
 
     Parameters
     ----------
     make_engine : callable
-        ``make_engine(bias, round) -> engine`` (a :class:`cvlearn.Langevin` or
-        :class:`cvlearn.engine.OpenMM` with ``bias`` attached; vary the seed with ``round``).
+        ``make_engine(bias, round) -> engine`` (a :class:`cvlearn.Langevin`, a :class:`cvlearn.engine.OpenMM`
+        or a :class:`cvlearn.engine.WalkerGroup` with ``bias`` attached; vary the seed with ``round``).
     learner : estimator or callable
         An unfitted cvlearn learner (cloned every round), or ``learner(round) -> estimator`` to change
         learners between rounds (e.g. TICA in round 1, whose linear CV extrapolates out of the first
@@ -172,26 +330,31 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     featurizer : Featurizer
         Positions -> features, for training and inside the CV.
     initial : cvlearn.Trajectory
-        The starting data (an unbiased or exploratory run).
+        The starting data (an unbiased or exploratory run, e.g. at a higher temperature: its frames
+        teach the first CV and are never reweighted into a free energy).
     variables : callable
         Positions -> the variables the free energy is reweighted onto (e.g.
         ``system.slow_coordinates`` or a Dihedrals featurizer); ``basins`` = (a, b) in them.
     make_bias : callable
         ``make_bias(cv, s) -> bias`` from the CV and its values on the training frames (default
-        :func:`metad_for`).
+        :func:`metad_for`; :func:`opes_for` for OPES). If it takes a ``strength`` keyword, it gets the
+        factor the bias must be scaled by (1, doubled after every round without a transition); if it
+        takes ``segments``, the time-ordered CV values of each training walker as (values, K, ps
+        between frames) triples (see :func:`fluctuation`).
     rounds, steps, stride : int
         Maximum rounds; steps and frame stride of each biased run.
     tol : float
         Stop when ΔF changed by less than ``tol`` kJ/mol (and by less than 2 combined standard
-        errors) from the previous round...
-    cv_tol : float
-        ...and the CV changed by less than this (1 - |r| between consecutive CVs on the same frames).
+        errors) from the previous round, both rounds having sampled both basins...
+    cv_tol : float or None
+        ...and the CV changed by less than this (1 - |r| between consecutive CVs on the same frames;
+        None: ΔF alone decides).
     reweight : dict, optional
         Keyword arguments for :func:`cvlearn.fes.reweight` (bins, ranges, skip, method, ...); default
         ``skip=0.1``. Every round's metadynamics starts from a flat bias, so c(t) reweighting (the
         default method) needs its filling transient skipped: see :mod:`cvlearn.fes._reweight`. ``skip``
         may be a callable ``skip(trajectory) -> fraction``, evaluated on each round's run (e.g. with
-        :func:`cvlearn.fes._reweight.transient_fraction`).
+        :func:`cvlearn.fes.transient_fraction`).
     progress : bool
         Show each run's progress bar.
     transition_basins : (Basin, Basin), optional
@@ -199,15 +362,23 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         when ``basins`` touch (e.g. phi < 0 and phi > 0): a fluctuation across a shared boundary then
         counts as no transition.
     train_weights : {"reweighted", "sampled"}
-        Train each round on the biased frames with c(t) log-weights (the unbiased ensemble, default), or
+        Train each round on the biased frames with their log-weights (the unbiased ensemble, default), or
         as sampled (uniform weights: the transitions the bias produced weigh fully, as when a CV is
         trained on an exploratory run).
+    n_models : int
+        Networks trained per round from different seeds on the same frames; the one with the best
+        VAMP-2 score on all frames is kept (see ``Round.scores``). 1 for linear learners.
+    min_fraction : float
+        A round whose analysed frames put less than this fraction in either basin, or that made no
+        transition, has not sampled both: it reports no ΔF (a lower bound instead), cannot count
+        towards convergence, and the next round's bias is twice as strong.
     callback : callable, optional
         ``callback(round)`` with each :class:`Round` as soon as it is done (e.g. to write its files).
 
     Returns
     -------
     IterationResult
+        Its ``delta_f`` is the answer (see :attr:`IterationResult.delta_f`).
 
     Examples
     --------
@@ -227,30 +398,45 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     """
     if train_weights not in ("reweighted", "sampled"):
         raise ValueError(f"train_weights must be 'reweighted' or 'sampled'; got {train_weights!r}.")
+    n_models = check_positive(n_models, "n_models", "iterate", integer=True)
     reweight = {"skip": 0.1, **(reweight or {})}
     basin_a, basin_b = basins
+    counted = transition_basins or (basin_a, basin_b)
     data = [(initial, np.zeros(initial.positions.shape[:2]))]
     result = IterationResult()
-    previous = None
+    previous, strength = None, 1.0
     for k in range(1, rounds + 1):
-        X, logw = [], []
+        X, logw, walkers = [], [], []
         for traj, lw in data:
             X += _features(featurizer, traj)
             logw += [lw[:, w] for w in range(lw.shape[1])]
-        est = clone(learner if hasattr(learner, "fit") else learner(k))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # each round refines the last; short fits do
-            est.fit(X, logweights=logw)
+            spacing = float(traj.time[1] - traj.time[0]) if traj.n_frames > 1 else float("nan")
+            walkers += [(traj.temperature, spacing)] * traj.n_walkers
+        est, scores = _fit_best(learner, k, X, logw, n_models)
         cv = est.to_module(featurizer=featurizer)
-        s_train = np.concatenate(est.transform(X))[:, 0]
-        bias = make_bias(cv, s_train)
+        s_walkers = [np.asarray(v)[:, 0] for v in est.transform(X)] if isinstance(X, list) else None
+        s_train = np.concatenate(s_walkers)
+        extras = {}
+        if _accepts(make_bias, "strength"):
+            extras["strength"] = strength
+        if _accepts(make_bias, "segments"):
+            extras["segments"] = [(v, t, dt) for v, (t, dt) in zip(s_walkers, walkers)]
+        bias = make_bias(cv, s_train, **extras)
         engine = make_engine(bias, k)
         traj = engine.run(steps, stride=stride, progress=progress)
-        kw = dict(reweight, skip=reweight["skip"](traj)) if callable(reweight["skip"]) else reweight
-        fes = fes_mod.reweight(traj, variables, bias=bias, **kw)
+        skip = reweight["skip"](traj) if callable(reweight["skip"]) else reweight["skip"]
+        fes = fes_mod.reweight(traj, variables, bias=bias, **dict(reweight, skip=skip))
+        values = fes_mod._reweight._values(traj, variables)
+        transitions = count_transitions(values, *counted)
+        first = int(np.floor(skip * traj.n_frames))
+        fractions = _basin_fractions(values, basin_a, basin_b, first)
+        sampled = transitions > 0 and min(fractions) >= min_fraction
+        bound = None
         d = fes.delta_f(basin_a, basin_b)
-        transitions = count_transitions(fes_mod._reweight._values(traj, variables),
-                                        *(transition_basins or (basin_a, basin_b)))
+        if not sampled:
+            lw = fes_mod.log_weights(traj, bias, method=reweight.get("method"))
+            bound = _lower_bound(values, lw, basin_a, basin_b, first, fes_mod._reweight._kT(fes.temperature))
+            d = DeltaF(float("nan"), float("nan"))
         change = float("nan")
         if previous is not None:
             with torch.no_grad():
@@ -258,14 +444,23 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
                                                          for t, _ in data]))
                 r = np.corrcoef(previous(pooled)[:, 0].double().numpy(), cv(pooled)[:, 0].double().numpy())[0, 1]
             change = 1.0 - abs(float(r))
-        result.rounds.append(Round(k, cv, bias, traj, d, transitions, change, fes))
+        result.rounds.append(Round(k, cv, bias, traj, d, transitions, change, fes, sampled, bound, strength, scores))
         if callback is not None:
             callback(result.rounds[-1])
-        log.info("round %d: dF = %.2f +- %.2f kJ/mol, %d transitions, CV change %.3g", k, d.value, d.error,
-                 transitions, change)
+        if sampled:
+            log.info("round %d: dF = %.2f +- %.2f kJ/mol, %d transitions, CV change %.3g", k, d.value, d.error,
+                     transitions, change)
+        else:
+            log.warning("round %d: basin b not sampled (%d transitions, %.1f %% / %.1f %% of frames in a / b): "
+                        "dF > ~%.1f kJ/mol; the next round's bias is %g x stronger", k, transitions,
+                        100 * fractions[0], 100 * fractions[1], bound if bound is not None else float("nan"),
+                        2 * strength)
+            strength *= 2.0
         data.append((traj, fes_mod.log_weights(traj, bias) if train_weights == "reweighted"
                      else np.zeros(traj.positions.shape[:2])))
-        if k > 1 and _settled(result.rounds[-2].delta_f, d, tol) and change < cv_tol:
+        good = [r for r in result.rounds if r.sampled]
+        if (sampled and len(good) >= 2 and good[-2].index == k - 1 and _settled(good[-2].delta_f, d, tol)
+                and (cv_tol is None or change < cv_tol)):
             result.converged = True
             break
         previous = cv
