@@ -11,6 +11,7 @@ __all__ = [
     "SimulationError",
     "GridError",
     "NoReferenceError",
+    "PlumedFileError",
     "ConvergenceWarning",
     "SamplingWarning",
 ]
@@ -154,3 +155,32 @@ class NoReferenceError(CVLearnError, LookupError):
     ...     print(err)
     FunctionSystem does not define its slow coordinates; pass slow= to from_function or override slow_coordinates().
     """
+
+
+class PlumedFileError(CVLearnError, ValueError):
+    """A PLUMED text file (COLVAR, HILLS, KERNELS, STATE) that cannot be read as it stands.
+
+    The message names the file and the line (or the ``#! FIELDS`` block) at fault.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    line : int or None
+        1-based line number of the culprit (None when the fault is not one line, e.g. a missing column).
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> _ = open("COLVAR", "w").write("#! FIELDS time phi\\n0.0 -1.5\\n0.1 oops\\n")
+    >>> try:
+    ...     cl.io.read_colvar("COLVAR")
+    ... except cl.CVLearnError as err:
+    ...     print(type(err).__name__, err.line)
+    PlumedFileError 3
+    """
+
+    def __init__(self, message, *, path, line=None):
+        super().__init__(message)
+        self.path = path
+        self.line = line

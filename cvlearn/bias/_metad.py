@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .._validation import check_positive
-from ..io import PlumedWriter, read_plumed_table
+from ..io import PlumedWriter, read_plumed
 from ..units import BOLTZMANN, as_float
 from ._binding import adopt_engine_settings
 from ._gridbias import GridBias
@@ -348,8 +348,9 @@ class WellTemperedMetad(GridBias):
         Columns are matched by name (time, the CV names, sigma_<name>, height). Hills sharing a time
         stamp are one deposition (several walkers), for the c(t) series.
         """
-        fields, constants, rows, _ = read_plumed_table(path)
-        return self._load_table(path, fields, constants, np.array(rows, dtype=np.float64).reshape(-1, len(fields)))
+        # One restarted file may hold several FIELDS blocks, in different column orders: read each by name.
+        return sum(self._load_table(path, b.fields, b.constants, b.data) for b in read_plumed(path).blocks
+                   if len(b.data))
 
     def _load_table(self, path, fields, constants, data):
         """Add the hills of a parsed HILLS table (see :meth:`load_hills`); returns their number."""

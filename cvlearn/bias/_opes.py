@@ -9,7 +9,7 @@ import torch
 
 from .._validation import check_positive
 from ..fes import FreeEnergySurface
-from ..io import PlumedWriter, read_plumed_table
+from ..io import PlumedFileError, PlumedWriter, read_plumed
 from ..units import BOLTZMANN, as_float
 from . import _opes_files as files
 from ._analytic import ValueWithGradient
@@ -121,6 +121,7 @@ class OPES:
     """
 
     reweighting = "bias"  # cl.fes.reweight's default method for this bias: exp(beta V(s_t, t)), no c(t)
+    _explore = False  # OPES_METAD_EXPLORE's bias (read from its files only): see from_plumed_state
 
     def __init__(self, cv, barrier, pace, sigma="adaptive", temperature=None, bias_factor=None, epsilon=None,
                  kernel_cutoff=None, compression_threshold=1.0, adaptive_sigma_stride=None, sigma_min=None,
@@ -233,7 +234,8 @@ class OPES:
         if math.isinf(gamma) and self.adaptive:
             raise ValueError("bias_factor=inf (uniform target) cannot be used with sigma='adaptive'; give sigma.")
         self.bias_factor = gamma
-        self.prefactor = 1.0 - 1.0 / gamma  # 1 for gamma = inf
+        # 1 for gamma = inf; OPES_METAD_EXPLORE: V = (gamma - 1) kT log(P / Z + epsilon), P the plain KDE.
+        self.prefactor = gamma - 1.0 if self._explore else 1.0 - 1.0 / gamma
         self.epsilon = g["epsilon"] if g["epsilon"] is not None else math.exp(
             -self.barrier / (self.prefactor * self.kT))
         if not self.epsilon > 0:
@@ -328,7 +330,7 @@ class OPES:
         The exact gradient of V (PLUMED's force uses the shifted kernel value: off by ~epsilon).
         """
         total, dtotal = self._kernels.sum_and_gradient(s)
-        norm = self._sum_w * self.zed
+        norm = self._kde_norm * self.zed
         x = total / norm + self.epsilon
         scale = self.kT * self.prefactor
         log = np.log if isinstance(x, np.ndarray) else torch.log
@@ -337,7 +339,7 @@ class OPES:
     def _bias(self, s):
         """V at CV values ``s`` (n, d), numpy or torch (differentiable by autograd)."""
         lib = np if isinstance(s, np.ndarray) else torch
-        prob = self._kernels.sum(s) / self._sum_w
+        prob = self._kernels.sum(s) / self._kde_norm
         return self.kT * self.prefactor * lib.log(prob / self.zed + self.epsilon)
 
     def value_and_gradient(self, s):
@@ -361,7 +363,12 @@ class OPES:
         weights = 1; kernel heights carry the sigma rescaling, not 1/(sqrt(2 pi) sigma))."""
         self._require_configured()
         s = self.domain.wrap(np.asarray(points, dtype=np.float64).reshape(-1, self.ndim))
-        return self._kernels.sum(s) / self._sum_w
+        return self._kernels.sum(s) / self._kde_norm
+
+    @property
+    def _kde_norm(self):
+        """PLUMED's KDEnorm: the sum of the weights (OPES_METAD), the number of kernels (EXPLORE: unweighted)."""
+        return float(self._counter) if self._explore else self._sum_w
 
     def update(self, step, positions):
         """Measure the CV (adaptive sigma) and, every ``pace`` steps, add one kernel per walker."""
@@ -498,15 +505,23 @@ class OPES:
 
     def load_kernels(self, path):
         """Add the kernels of a KERNELS file as PLUMED's restart does (merging them, weights from the
-        ``logweight`` column, Z recomputed); returns the number of rows read. Approximate: the file
-        does not hold the adaptive-sigma accumulators."""
+        ``logweight`` column, Z recomputed); returns the number of rows read. Columns are matched by
+        name in every block (a restarted run may print the CVs in another order). Approximate: the
+        file does not hold the adaptive-sigma accumulators."""
         self._require_configured()
-        fields, _, rows, _ = read_plumed_table(path)
+        table = read_plumed(path)
+        action = table.constants.get("action")
+        expected = files.EXPLORE_KERNELS_ACTION if self._explore else files.KERNELS_ACTION
+        if action is not None and action != expected:
+            raise PlumedFileError(f"{path} was written by {action.rsplit('_', 1)[0]}, this bias is "
+                                  f"{expected.rsplit('_', 1)[0]}: their kernels weigh differently.", path=path)
+        cols = files.kernel_fields(self.names)
+        try:
+            data = table.columns(cols)
+        except PlumedFileError as err:
+            raise PlumedFileError(f"{err} This OPES bias is on the CVs {self.names}; an OPES KERNELS file on them has "
+                                  f"the columns {cols}.", path=err.path, line=err.line) from None
         d = self.ndim
-        if len(fields) != 3 + 2 * d or fields[-2:] != ["height", "logweight"]:
-            raise ValueError(f"{path} has the columns {fields}; an OPES KERNELS file on {d} CV(s) has time, "
-                             f"{d} centers, {d} sigmas, height, logweight.")
-        data = np.array(rows, dtype=np.float64).reshape(-1, len(fields))
         for row in data:
             self._kernels.add(row[-2], row[1:1 + d], row[1 + d:1 + 2 * d])
         w = np.exp(data[:, -1])
@@ -514,8 +529,37 @@ class OPES:
         self._sum_w2 += float((w**2).sum())
         self._counter += len(data)
         if not self.no_zed and len(self._kernels):
-            self.zed = self._kernels.overlap() / self._sum_w / len(self._kernels)
+            self.zed = self._kernels.overlap() / self._kde_norm / len(self._kernels)
         return len(data)
+
+    @classmethod
+    def from_plumed_kernels(cls, path, cv=None, temperature=None, pace=None, sigma=None, **kwargs):
+        """The OPES bias PLUMED's OPES_METAD (or OPES_METAD_EXPLORE) rebuilds on RESTART from a KERNELS file.
+
+        As :meth:`from_plumed_state`, from every kernel of the file instead of a state (kernels merged
+        again, weights from ``logweight``; PLUMED warns this is approximate, and so it is, identically).
+        ``temperature`` in K; ``no_zed`` and ``recursive_merge`` as the run's (they are not in the file).
+        """
+        path = os.fspath(path)
+        names, bounds, g, explore = files.kernels_header(path)
+        bias = cls._from_file(path, names, bounds, g, explore, cv, temperature, pace, sigma, False, kwargs)
+        bias.load_kernels(path)
+        return bias
+
+    @classmethod
+    def _from_file(cls, path, names, bounds, g, explore, cv, temperature, pace, sigma, adaptive, kwargs):
+        kind = _OPESExplore if explore else cls
+        bias = kind(cv if cv is not None else _Named(names), None, pace or 1,
+                    sigma="adaptive" if adaptive else (1.0 if sigma is None else sigma), temperature=temperature,
+                    bias_factor=g["biasfactor"], epsilon=g["epsilon"], kernel_cutoff=g["kernel_cutoff"],
+                    compression_threshold=g["compression_threshold"], periodic=bounds, **kwargs)
+        if explore:
+            bias._runnable = (f"{path} holds an OPES_METAD_EXPLORE bias: cvlearn evaluates it (evaluate, "
+                              "probability, reweighting) but does not continue EXPLORE runs.")
+        elif pace is None or (sigma is None and not adaptive):
+            bias._runnable = (f"This OPES bias was read from {path} without pace= (and, for a fixed-sigma run, "
+                              "sigma=); pass them to OPES.from_plumed_state to continue the run.")
+        return bias
 
     @classmethod
     def from_plumed_state(cls, path, cv=None, temperature=None, pace=None, sigma=None, **kwargs):
@@ -523,21 +567,17 @@ class OPES:
 
         ``evaluate(points)`` then gives the bias PLUMED computes from the same state (at
         ``temperature``, K, which the file does not hold). Bias factor, epsilon, kernel cutoff,
-        compression threshold and periodicity come from the file; CV columns are taken in the
-        file's order. To continue the run pass ``pace`` and, for a fixed-sigma run, the initial
-        ``sigma`` (the file holds only rescaled widths); other keyword arguments go to :class:`OPES`.
+        compression threshold and periodicity come from the file; CV columns are taken in the order
+        of its last state. An OPES_METAD_EXPLORE state gives its own bias, (gamma - 1) kT
+        log(P / Z + epsilon) with P the unweighted estimate (evaluated, not continued). To continue
+        the run pass ``pace`` and, for a fixed-sigma run, the initial ``sigma`` (the file holds only
+        rescaled widths); other keyword arguments go to :class:`OPES`.
         """
         path = os.fspath(path)
         state = files.read_state(path)
         adaptive = "adaptive_counter" in state["acc"]
-        g = state["settings"]
-        bias = cls(cv if cv is not None else _Named(state["names"]), None, pace or 1,
-                   sigma="adaptive" if adaptive else (1.0 if sigma is None else sigma), temperature=temperature,
-                   bias_factor=g["biasfactor"], epsilon=g["epsilon"], kernel_cutoff=g["kernel_cutoff"],
-                   compression_threshold=g["compression_threshold"], periodic=state["bounds"], **kwargs)
-        if pace is None or (sigma is None and not adaptive):
-            bias._runnable = (f"This OPES bias was read from {path} without pace= (and, for a fixed-sigma run, "
-                              "sigma=); pass them to OPES.from_plumed_state to continue the run.")
+        bias = cls._from_file(path, state["names"], state["bounds"], state["settings"], state["explore"], cv,
+                              temperature, pace, sigma, adaptive, kwargs)
         bias._load_state(state, path)
         return bias
 
@@ -571,3 +611,9 @@ class OPES:
             F = -self.kT * np.log(self.probability(grid.points))
         return FreeEnergySurface(grid.axes, F.reshape(grid.shape), self.temperature, names=self.names,
                                  metadata={"method": "opes_kde", "n_kernels": self.n_kernels, "neff": self.neff})
+
+
+class _OPESExplore(OPES):
+    """OPES_METAD_EXPLORE's bias, as read from its STATE or KERNELS file (evaluated, not continued)."""
+
+    _explore = True

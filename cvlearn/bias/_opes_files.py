@@ -11,16 +11,18 @@ so a state read back gives bit-identical numbers.
 """
 
 import math
+import os
 
 import numpy as np
 
-from ..io import read_plumed_table, write_text_atomic
-from ..io._plumed import plumed_table_text
-from ._static import _parse_number
+from ..io import PlumedFileError, plumed_table_text, read_plumed, write_text_atomic
+from ._hills import parse_number as _parse_number
 
-__all__ = ["KERNELS_ACTION", "STATE_ACTION", "header", "kernel_fields", "read_state", "write_state"]
+__all__ = ["KERNELS_ACTION", "STATE_ACTION", "EXPLORE_KERNELS_ACTION", "EXPLORE_STATE_ACTION", "header",
+           "kernel_fields", "kernels_header", "read_state", "write_state"]
 
 KERNELS_ACTION, STATE_ACTION = "OPES_METAD_kernels", "OPES_METAD_state"
+EXPLORE_KERNELS_ACTION, EXPLORE_STATE_ACTION = "OPES_METAD_EXPLORE_kernels", "OPES_METAD_EXPLORE_state"
 SETTINGS = ("biasfactor", "epsilon", "kernel_cutoff", "compression_threshold")
 
 
@@ -64,24 +66,59 @@ def write_state(path, time, settings, names, bounds, acc, centers, sigmas, heigh
     write_text_atomic(path, plumed_table_text(fields, consts | periods, rows))
 
 
-def read_state(path):
-    """The last state in a STATE file (PLUMED's STORE_STATES appends one block per state), as a dict:
-    names, bounds (per CV, (lo, hi) or None), settings, acc (as :func:`write_state` takes it, with
-    adaptive_counter only for adaptive sigma), centers, sigmas, heights."""
-    with open(path, "rb") as fh:
-        start = fh.read().rfind(b"\n#! FIELDS") + 1
-    fields, consts, rows, _ = read_plumed_table(path, offset=start)
-    if consts.get("action") != STATE_ACTION:
-        raise ValueError(f"{path} is not an OPES_METAD state file (its action is {consts.get('action')!r}); "
-                         "a KERNELS file restarts through kernels= (or OPES.load_kernels).")
-    d = (len(fields) - 2) // 2
-    names = fields[1:1 + d]
-    if fields[1 + d:1 + 2 * d] != [f"sigma_{n}" for n in names] or fields[-1] != "height":
-        raise ValueError(f"{path}: unexpected columns {fields} for an OPES state (time, CVs, sigma_<CV>, height).")
-    missing = [k for k in (*SETTINGS, "zed", "sum_weights", "sum_weights2", "counter") if k not in consts]
+def kernels_header(path):
+    """(names, bounds, settings, explore) of a KERNELS file (PLUMED's OPES_METAD or OPES_METAD_EXPLORE, or
+    cvlearn's), from its first block: CV names in the file's order, periods, the four settings."""
+    table = read_plumed(path)
+    if not table.blocks:
+        raise PlumedFileError(f"{path} has no '#! FIELDS' header: not an OPES KERNELS file.", path=os.fspath(path))
+    block = table.blocks[0]
+    consts = block.constants
+    action = consts.get("action")
+    if action not in (KERNELS_ACTION, EXPLORE_KERNELS_ACTION):
+        raise PlumedFileError(f"{path} is not an OPES KERNELS file (its action is {action!r}); a STATE file is read "
+                              "by OPES.from_plumed_state.", path=os.fspath(path))
+    names = [f for f in block.fields if f not in ("time", "height", "logweight") and not f.startswith("sigma_")]
+    missing = [k for k in SETTINGS if k not in consts]
     if missing:
-        raise ValueError(f"{path} lacks the state entries {missing}.")
-    data = np.array(rows, dtype=np.float64).reshape(-1, len(fields))
+        raise PlumedFileError(f"{path} lacks the header entries {missing} of an OPES KERNELS file.",
+                              path=os.fspath(path))
+    return names, _bounds(consts, names), _settings(consts), action == EXPLORE_KERNELS_ACTION
+
+
+def _settings(consts):
+    return {k: float(consts[k]) for k in SETTINGS}  # float() reads PLUMED's 'inf' too
+
+
+def _bounds(consts, names):
+    return [(_parse_number(consts[f"min_{n}"]), _parse_number(consts[f"max_{n}"])) if f"min_{n}" in consts
+            else None for n in names]
+
+
+def read_state(path):
+    """The last state in a STATE file (PLUMED's STORE_STATES appends one block per state, CVs in any
+    order), as a dict: names (in that block's order), bounds (per CV, (lo, hi) or None), settings,
+    acc (as :func:`write_state` takes it, with adaptive_counter only for adaptive sigma), centers,
+    sigmas, heights, and explore (an OPES_METAD_EXPLORE state)."""
+    table = read_plumed(path)
+    if not table.blocks:
+        raise PlumedFileError(f"{path} has no '#! FIELDS' header: not an OPES STATE file.", path=os.fspath(path))
+    block = table.blocks[-1]
+    fields, consts = block.fields, block.constants
+    if consts.get("action") not in (STATE_ACTION, EXPLORE_STATE_ACTION):
+        raise PlumedFileError(f"{path} is not an OPES_METAD (or OPES_METAD_EXPLORE) state file (its action is "
+                              f"{consts.get('action')!r}); a KERNELS file is read by OPES.from_plumed_kernels (or "
+                              "kernels= with restart=True).", path=os.fspath(path))
+    names = [f for f in fields if f not in ("time", "height") and not f.startswith("sigma_")]
+    d = len(names)
+    missing = [c for c in ("time", *[f"sigma_{n}" for n in names], "height") if c not in fields]
+    missing += [k for k in (*SETTINGS, "zed", "sum_weights", "sum_weights2", "counter") if k not in consts]
+    if missing or d == 0:
+        raise PlumedFileError(f"{path}: {block.describe()} lacks the state entries {missing or ['a CV']} (an OPES "
+                              "state has time, the CVs, sigma_<CV>, height and the accumulators).",
+                              path=os.fspath(path), line=block.header_line)
+    col = {f: i for i, f in enumerate(fields)}
+    data = block.data[:, [col[c] for c in ("time", *names, *[f"sigma_{n}" for n in names], "height")]]
     acc = {"zed": float(consts["zed"]), "sum_weights": float(consts["sum_weights"]),
            "sum_weights2": float(consts["sum_weights2"]), "counter": int(float(consts["counter"]))}
     if "adaptive_counter" in consts:
@@ -91,7 +128,6 @@ def read_state(path):
         have = f"av_cv_{tags[0][0]}" in consts
         for key in ("av_cv", "av_M2"):
             acc[key] = np.array([[float(consts[f"{key}_{t}"]) for t in ts] for ts in tags]) if have else None
-    bounds = [(_parse_number(consts[f"min_{n}"]), _parse_number(consts[f"max_{n}"])) if f"min_{n}" in consts
-              else None for n in names]
-    return {"names": names, "bounds": bounds, "settings": {k: float(consts[k]) for k in SETTINGS}, "acc": acc,
-            "centers": data[:, 1:1 + d], "sigmas": data[:, 1 + d:1 + 2 * d], "heights": data[:, -1]}
+    return {"names": names, "bounds": _bounds(consts, names), "settings": _settings(consts), "acc": acc,
+            "centers": data[:, 1:1 + d], "sigmas": data[:, 1 + d:1 + 2 * d], "heights": data[:, -1],
+            "explore": consts["action"] == EXPLORE_STATE_ACTION}

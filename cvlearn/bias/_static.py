@@ -5,10 +5,10 @@ import os
 import numpy as np
 import torch
 
-from ..io import read_plumed_table
 from ._grid import Grid
 from ._gridbias import GridBias
-from ._metad import WellTemperedMetad
+from ._hills import parse_number as _parse_number  # noqa: F401 (_metad, _opes_files use it from here)
+from ._hills import read_hills_files
 from ._walkers import walker_files
 
 __all__ = ["StaticBias", "read_hills"]
@@ -82,9 +82,14 @@ def read_hills(path, cv=None, grid=None, temperature=None, bias_factor=None, nam
     """The bias of PLUMED (or cvlearn) HILLS files, as a :class:`StaticBias`.
 
     ``evaluate(points)`` gives the bias PLUMED's METAD computes on restart from the same files:
-    V(s) = sum over hills of height * (gamma - 1) / gamma * exp(-|s - c|^2 / (2 sigma^2)) for
-    well-tempered runs (PLUMED writes heights scaled by gamma / (gamma - 1)), and ``free_energy()``
-    what ``plumed sum_hills`` prints, -gamma / (gamma - 1) V, up to a constant.
+    V(s) = sum over hills of height * (gamma - 1) / gamma * K(s - c) for well-tempered runs (PLUMED
+    writes heights scaled by gamma / (gamma - 1)), and ``free_energy()`` what ``plumed sum_hills``
+    prints on the same grid, -gamma / (gamma - 1) V (up to a constant). The kernel K is the file's
+    own: every ``#! FIELDS`` block of a restarted file is read by column name, with its
+    ``kerneltype`` (PLUMED's ``stretched-gaussian``, cut where (s - c)^2 / (2 sigma^2) = 6.25, evaluated
+    exactly as PLUMED does; plain ``gaussian``) and its ``multivariate`` hills (``ADAPTIVE=GEOM`` or
+    ``DIFF``: ``sigma_<a>_<b>`` columns), for 1 to 3 CVs. Grid node values are the exact sums; between
+    nodes the bias is interpolated (cubic Hermite).
 
     Parameters
     ----------
@@ -124,38 +129,19 @@ def read_hills(path, cv=None, grid=None, temperature=None, bias_factor=None, nam
     1.0
     """
     paths = _hills_paths(path)
-    tables = []
-    for p in paths:
-        fields, consts, rows, _ = read_plumed_table(p)
-        if "height" not in fields or "time" not in fields:
-            raise ValueError(f"{p} is not a HILLS file: its FIELDS are {fields}.")
-        tables.append((p, fields, consts, np.array(rows, dtype=np.float64).reshape(-1, len(fields))))
-    _, fields, consts, _ = tables[0]
-    if names is None:
-        names = [f for f in fields[1:] if not f.startswith("sigma_") and f not in ("height", "biasf", "clock")]
-    needed = ["time", *names, *[f"sigma_{n}" for n in names], "height"]
-    for p, f, _, _ in tables:
-        missing = [c for c in needed if c not in f]
-        if missing:
-            raise ValueError(f"{p} lacks the columns {missing} (its FIELDS are {f}); expected the CVs {names} of "
-                             f"{paths[0]}. Files summed into one bias must come from the same CVs (same names); "
-                             "multivariate hills (sigma_<a>_<b>) are not supported yet.")
-    d = len(names)
-    data = np.concatenate([rows[:, [f.index(c) for c in needed]] for _, f, _, rows in tables])
-    if not len(data):
-        raise ValueError(f"{path} holds no hills.")
+    hills = read_hills_files(paths, names)
+    names, d = hills.names, len(hills.names)
     if bias_factor is None:
-        gammas = [rows[0, f.index("biasf")] for _, f, _, rows in tables if "biasf" in f and len(rows)]
-        biasf = gammas[0] if gammas else 1.0
+        gammas = hills.biasf[np.isfinite(hills.biasf)]
+        biasf = gammas[0] if len(gammas) else 1.0
         bias_factor = None if biasf <= 1.0 else float(biasf)
     if grid is None:
-        centers = data[:, 1:1 + d]
-        sig = data[:, 1 + d:1 + 2 * d].max(0)
+        centers, sig = hills.centers, hills.sigmas.max(0)
         lo, hi, per = [], [], []
-        for i, n in enumerate(names):
-            if f"min_{n}" in consts:
-                lo.append(_parse_number(consts[f"min_{n}"]))
-                hi.append(_parse_number(consts[f"max_{n}"]))
+        for i in range(d):
+            if hills.periods[i] is not None:
+                lo.append(hills.periods[i][0])
+                hi.append(hills.periods[i][1])
                 per.append(True)
             else:
                 lo.append(centers[:, i].min() - 6 * sig[i])
@@ -163,14 +149,19 @@ def read_hills(path, cv=None, grid=None, temperature=None, bias_factor=None, nam
                 per.append(False)
         bins = [max(2, int(np.ceil((h - l) / (s / 5)))) for l, h, s in zip(lo, hi, sig)]
         grid = Grid(lo, hi, bins, periodic=per)
-    sigma = data[0, 1 + d:1 + 2 * d]
-    holder = cv if cv is not None else _Named(names)
-    metad = WellTemperedMetad(holder, sigma=sigma, height=1.0, bias_factor=bias_factor, pace=1, grid=grid,
-                              temperature=temperature)
-    metad.names = list(names)
-    for p, fields, consts, rows in tables:
-        metad._load_table(p, fields, consts, rows)
-    return StaticBias.from_metad(metad, cv=cv, label="metad")
+    if grid.ndim != d:
+        raise ValueError(f"grid has {grid.ndim} dimensions but the hills of {paths[0]} are on {d} CVs ({names}).")
+    for i, period in enumerate(hills.periods):
+        if period is not None and (not grid.periodic[i] or not np.allclose(period, (grid.lo[i], grid.hi[i]))):
+            raise ValueError(f"{paths[0]} has {names[i]} periodic in {period}, but the grid on {names[i]} is "
+                             f"{'periodic in ' if grid.periodic[i] else 'not periodic, '}[{grid.lo[i]}, "
+                             f"{grid.hi[i]}]. Use the same period.")
+    out = StaticBias(cv if cv is not None else _Named(names), grid, label="metad")
+    out.names = list(names)
+    out.bias_factor = bias_factor
+    out.temperature = None if temperature is None else float(temperature)
+    hills.add_to(out.field, scale=out._height_scale())
+    return out
 
 
 def _hills_paths(path):
@@ -202,11 +193,3 @@ class _Named(torch.nn.Module):
         raise TypeError("This bias was read from a HILLS file without its CV; pass cv= to read_hills to "
                         "apply it to positions.")
 
-
-def _parse_number(text):
-    t = text.strip().lower()
-    sign = -1.0 if t.startswith("-") else 1.0
-    t = t.lstrip("+-")
-    if t == "pi":
-        return sign * np.pi
-    return sign * float(t)

@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from ..io import PlumedFileError, parse_plumed_text
+
 try:  # advisory locks: POSIX only; elsewhere duplicate walker ids go undetected
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -81,40 +83,18 @@ class HillsTail:
             fh.seek(self.offset)
             raw = fh.read(size - self.offset)
         complete = raw[: raw.rfind(b"\n") + 1]
-        lines = complete.decode().split("\n")[:-1]
-        blocks, rows = [], []
-        for lineno, line in enumerate(lines, self._lines + 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if parts[0] == "#!":
-                if len(parts) >= 3 and parts[1] == "FIELDS":  # a restarted writer may repeat its header
-                    blocks.append((self.fields, rows))
-                    self.fields, rows = parts[2:], []
-                elif len(parts) >= 4 and parts[1] == "SET":
-                    self.constants[parts[2]] = parts[3]
-                continue
-            if parts[0].startswith("#"):
-                continue
-            if self.fields is None:
-                raise ValueError(f"{self.path}, line {lineno}: hills before any '#! FIELDS' header; is this a "
-                                 "PLUMED HILLS file?")
-            if len(parts) != len(self.fields):
-                raise ValueError(f"{self.path}, line {lineno}: {len(parts)} columns but the FIELDS header names "
-                                 f"{len(self.fields)} ({' '.join(self.fields)}).")
-            rows.append(parts)
-        blocks.append((self.fields, rows))
+        try:
+            text = complete.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = self._lines + 1 + complete.count(b"\n", 0, err.start)
+            raise PlumedFileError(f"{self.path}, line {line}: bytes that are not UTF-8 text; is this a PLUMED "
+                                  "HILLS file?", path=self.path, line=line) from None
+        blocks = parse_plumed_text(text, self.path, self._lines + 1, self.fields, self.constants)
+        if blocks:  # a restarted writer may repeat its header, in another column order: kept per block
+            self.fields, self.constants = blocks[-1].fields, blocks[-1].constants
         self.offset += len(complete)
-        self._lines += len(lines)
-        out = []
-        for fields, block in blocks:
-            if block:
-                try:
-                    out.append((fields, np.array(block, dtype=np.float64)))
-                except ValueError:
-                    raise ValueError(f"{self.path}: non-numeric value in a hill line after byte "
-                                     f"{self.offset - len(complete)}.") from None
-        return out
+        self._lines += complete.count(b"\n")
+        return [(b.fields, b.data) for b in blocks if len(b.data)]
 
 
 class WalkerFiles:

@@ -1,6 +1,19 @@
 """Readers and writers of the text formats users exchange with PLUMED."""
 
+from ..exceptions import PlumedFileError
 from ._atomic import save_npz_atomic, write_text_atomic
-from ._plumed import PlumedWriter, backup, read_colvar, read_plumed_table
+from ._plumed import (
+    PlumedBlock,
+    PlumedTable,
+    PlumedWriter,
+    backup,
+    parse_plumed_text,
+    plumed_table_text,
+    read_colvar,
+    read_plumed,
+    read_plumed_table,
+)
 
-__all__ = ["PlumedWriter", "backup", "read_colvar", "read_plumed_table", "save_npz_atomic", "write_text_atomic"]
+__all__ = ["PlumedBlock", "PlumedFileError", "PlumedTable", "PlumedWriter", "backup", "parse_plumed_text",
+           "plumed_table_text", "read_colvar", "read_plumed", "read_plumed_table", "save_npz_atomic",
+           "write_text_atomic"]

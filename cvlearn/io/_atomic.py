@@ -1,17 +1,51 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written file behind."""
+"""Atomic file writes: a crash or Ctrl-C never leaves a half-written file behind.
+
+The file gets the permissions an ordinary ``open(path, "w")`` would give it: those of the file it
+replaces, or 0666 less the process's umask for a new one (0644 under the usual umask 022), so a
+group on a cluster can read a CV or a report (a bare temporary file would be 0600).
+"""
 
 import os
+import stat
 import tempfile
+import threading
 
 import numpy as np
 
 __all__ = ["save_npz_atomic", "write_text_atomic"]
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask():
+    """The process's umask, without changing it (Linux: /proc; elsewhere set and restored under a lock)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _mode_for(path):
+    """Permission bits a plain ``open(path, "w")`` leaves: the existing file's, else 0666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def _atomic(path, write, suffix):
     path = os.fspath(path)
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
     try:
+        os.chmod(tmp, _mode_for(path))
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)

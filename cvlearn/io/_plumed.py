@@ -2,15 +2,20 @@
 
 Writers flush every row, so a killed run loses nothing; an existing file is never overwritten:
 it is renamed ``bck.N.<name>`` first, as PLUMED does. Readers accept files that were restarted
-(several headers), skip comment lines, and leave a last line without its newline unparsed (it may
-still be being written by another process).
+(several ``#! FIELDS`` blocks, whose columns may come in another order or differ: they are matched
+by name in each block), skip comment and blank lines, leave a last line without its newline unparsed
+(it may still be being written by another process), and report anything else as a
+:class:`~cvlearn.exceptions.PlumedFileError` naming the file and line.
 """
 
 import os
 
 import numpy as np
 
-__all__ = ["read_colvar", "read_plumed_table", "PlumedWriter", "backup", "plumed_table_text"]
+from ..exceptions import PlumedFileError
+
+__all__ = ["read_colvar", "read_plumed", "read_plumed_table", "parse_plumed_text", "PlumedBlock", "PlumedTable",
+           "PlumedWriter", "backup", "plumed_table_text"]
 
 
 def backup(path):
@@ -56,12 +61,236 @@ def plumed_table_text(fields, constants=None, rows=()):
     return head + _rows_text(np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)) if len(rows) else head
 
 
+class PlumedBlock:
+    """The rows under one ``#! FIELDS`` header of a PLUMED file (a restarted run appends a new header).
+
+    Attributes
+    ----------
+    fields : list of str
+        Column names of this block's header.
+    constants : dict of str to str
+        ``#! SET`` values in force in this block (its own, over those of the blocks before it).
+    data : numpy.ndarray, (rows, len(fields))
+        Values in the file's units.
+    lines : numpy.ndarray of int
+        1-based line number of each row, for error messages.
+    header_line : int or None
+        Line of the ``#! FIELDS`` header (None for rows that continue a header read earlier).
+    """
+
+    __slots__ = ("fields", "constants", "data", "lines", "header_line")
+
+    def __init__(self, fields, constants, data, lines, header_line):
+        self.fields, self.constants, self.data = fields, constants, data
+        self.lines, self.header_line = lines, header_line
+
+    def describe(self):
+        """'the block at line 12 (#! FIELDS time psi phi), rows at lines 18-40' (for messages)."""
+        where = f"at line {self.header_line} " if self.header_line is not None else ""
+        rows = f", rows at lines {self.lines[0]}-{self.lines[-1]}" if len(self.lines) else ", no rows"
+        return f"the block {where}('#! FIELDS {' '.join(self.fields)}'{rows})"
+
+    def __repr__(self):
+        return f"PlumedBlock({self.fields}, {len(self.data)} rows, header at line {self.header_line})"
+
+
+def _float_rows(rows, lines, fields, path):
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(fields))
+    except (ValueError, OverflowError):
+        pass
+    for parts, lineno in zip(rows, lines):  # find the culprit for the message
+        for name, p in zip(fields, parts):
+            try:
+                float(p)
+            except (ValueError, OverflowError):
+                raise PlumedFileError(f"{path}, line {lineno}: column {name!r} holds {p!r}, not a number.",
+                                      path=path, line=lineno) from None
+    raise PlumedFileError(f"{path}: non-numeric rows between lines {lines[0]} and {lines[-1]}.", path=path)
+
+
+def parse_plumed_text(text, path, first_line=1, fields=None, constants=None):
+    """The ``#! FIELDS`` blocks of PLUMED table text, each with its own columns (list of :class:`PlumedBlock`).
+
+    ``fields`` and ``constants`` are those in force before ``text`` (to continue a file read in parts;
+    rows before any header in ``text`` belong to them), ``first_line`` the line number of its first line.
+    Comment lines (``#`` but not ``#!``) and blank lines are skipped. Raises :class:`PlumedFileError`
+    naming the file and line for rows before any header, a row whose column count differs from its
+    header's, a non-numeric value, or a header with no or repeated column names.
+    """
+    blocks = []
+    cur = None if fields is None else list(fields)
+    consts = dict(constants or {})
+    header, rows, lines = None, [], []
+
+    def close():
+        if cur is not None and (rows or header is not None):
+            data = _float_rows(rows, lines, cur, path) if rows else np.zeros((0, len(cur)))
+            blocks.append(PlumedBlock(cur, dict(consts), data, np.array(lines, dtype=np.int64), header))
+
+    pieces = text.split("\n")
+    if pieces and pieces[-1] == "":
+        pieces.pop()
+    for lineno, line in enumerate(pieces, first_line):
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "#!":
+            if len(parts) >= 2 and parts[1] == "FIELDS":
+                close()
+                cur, header, rows, lines = parts[2:], lineno, [], []
+                if not cur:
+                    raise PlumedFileError(f"{path}, line {lineno}: a '#! FIELDS' header that names no column.",
+                                          path=path, line=lineno)
+                if len(set(cur)) != len(cur):
+                    twice = sorted({f for f in cur if cur.count(f) > 1})
+                    raise PlumedFileError(f"{path}, line {lineno}: the '#! FIELDS' header names {twice} twice; "
+                                          "columns are matched by name, so each must be unique.",
+                                          path=path, line=lineno)
+            elif len(parts) >= 4 and parts[1] == "SET":
+                consts[parts[2]] = parts[3]
+            continue
+        if parts[0].startswith("#"):
+            continue
+        if cur is None:
+            raise PlumedFileError(f"{path}, line {lineno}: data before any '#! FIELDS' header; is this a PLUMED "
+                                  "file?", path=path, line=lineno)
+        if len(parts) != len(cur):
+            raise PlumedFileError(f"{path}, line {lineno}: {len(parts)} columns but the FIELDS header"
+                                  f"{'' if header is None else f' (line {header})'} names {len(cur)} "
+                                  f"({' '.join(cur)}).", path=path, line=lineno)
+        rows.append(parts)
+        lines.append(lineno)
+    close()
+    return blocks
+
+
+class PlumedTable:
+    """A PLUMED text file read block by block: columns are matched by name in every ``#! FIELDS`` block.
+
+    Attributes
+    ----------
+    path : str
+    blocks : list of PlumedBlock
+    end : int
+        Byte offset after the last complete line read.
+    """
+
+    def __init__(self, path, blocks, end):
+        self.path, self.blocks, self.end = path, blocks, end
+
+    @property
+    def fields(self):
+        """Every column name: the last header's, then those only earlier headers have (first seen first)."""
+        out = list(self.blocks[-1].fields) if self.blocks else []
+        for b in self.blocks:
+            out += [f for f in b.fields if f not in out]
+        return out
+
+    @property
+    def constants(self):
+        """``#! SET`` values, later blocks' over earlier ones'."""
+        return dict(self.blocks[-1].constants) if self.blocks else {}
+
+    @property
+    def lines(self):
+        """Line number of every row (int array)."""
+        return np.concatenate([b.lines for b in self.blocks]) if self.blocks else np.zeros(0, dtype=np.int64)
+
+    def __len__(self):
+        return sum(len(b.data) for b in self.blocks)
+
+    def has(self, name):
+        """Whether any block has column ``name``."""
+        return any(name in b.fields for b in self.blocks)
+
+    def column(self, name, required=True):
+        """Column ``name`` over all rows, matched by name in each block (float64 array).
+
+        A block with rows but without the column: :class:`PlumedFileError` naming that block when
+        ``required``, NaN for its rows otherwise.
+        """
+        if not self.has(name):
+            raise PlumedFileError(f"{self.path} has no column {name!r}; its columns are {self.fields}.",
+                                  path=self.path)
+        parts = []
+        for b in self.blocks:
+            if name in b.fields:
+                parts.append(b.data[:, b.fields.index(name)])
+            elif required and len(b.data):
+                raise PlumedFileError(f"{self.path}: {b.describe()} has no column {name!r}, which other blocks "
+                                      "have: a restarted run printed other columns.", path=self.path,
+                                      line=b.header_line)
+            else:
+                parts.append(np.full(len(b.data), np.nan))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def columns(self, names, required=True):
+        """Columns ``names`` over all rows, (rows, len(names)) float64 (see :meth:`column`)."""
+        return np.column_stack([self.column(n, required) for n in names]) if names else np.zeros((len(self), 0))
+
+    def rows(self):
+        """Every row in the columns of :attr:`fields` (NaN where a block lacks a column)."""
+        return self.columns(self.fields, required=False)
+
+
+def read_plumed(path, complete_lines_only=True, offset=0):
+    """Read a PLUMED text file (COLVAR, HILLS, KERNELS, STATE ...) as a :class:`PlumedTable`.
+
+    Every ``#! FIELDS`` block keeps its own columns (a restarted run may print them in another order,
+    or add or drop some), so :meth:`PlumedTable.column` matches them by name.
+
+    Parameters
+    ----------
+    path : str or path-like
+    complete_lines_only : bool
+        Leave a last line without its newline unread (another process may still be writing it).
+    offset : int
+        Byte offset to start from (line numbers still count from the file's start).
+
+    Returns
+    -------
+    PlumedTable
+
+    Raises
+    ------
+    PlumedFileError
+        A ValueError naming the file and line: bytes that are not text, data before any header, a
+        row whose column count differs from its header's, a non-numeric value.
+
+    Examples
+    --------
+    >>> from cvlearn.io import read_plumed
+    >>> _ = open("COLVAR", "w").write("#! FIELDS time phi psi\\n0 -1.5 2.0\\n#! FIELDS time psi phi\\n1 2.1 -1.4\\n")
+    >>> table = read_plumed("COLVAR")
+    >>> table.column("phi").tolist(), len(table.blocks)       # matched by name in each block
+    ([-1.5, -1.4], 2)
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    first_line = raw.count(b"\n", 0, offset) + 1
+    raw = raw[offset:]
+    if complete_lines_only and raw and not raw.endswith(b"\n"):
+        raw = raw[: raw.rfind(b"\n") + 1]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = first_line + raw.count(b"\n", 0, err.start)
+        raise PlumedFileError(f"{path}, line {line}: bytes that are not UTF-8 text ({raw[err.start:err.end]!r}); "
+                              "is this a PLUMED text file (COLVAR, HILLS, KERNELS, STATE)?",
+                              path=path, line=line) from None
+    return PlumedTable(path, parse_plumed_text(text, path, first_line), offset + len(raw))
+
+
 def read_plumed_table(path, complete_lines_only=True, offset=0):
     """Parse a PLUMED text file.
 
-    Returns ``(fields, constants, rows, end)``: column names from the last ``#! FIELDS`` line,
-    ``#! SET`` constants (name -> string), a list of float rows, and the byte offset after the last
-    complete line (to resume reading a growing file from there).
+    Returns ``(fields, constants, rows, end)``: every column name (those of the last ``#! FIELDS``
+    line first), ``#! SET`` constants (name -> string), a list of float rows in the order of
+    ``fields`` (columns matched by name in each block of a restarted file; NaN where a block lacks
+    a column), and the byte offset after the last complete line (to resume reading a growing file
+    from there). :func:`read_plumed` keeps the blocks apart.
 
     Parameters
     ----------
@@ -83,8 +312,9 @@ def read_plumed_table(path, complete_lines_only=True, offset=0):
 
     Raises
     ------
-    ValueError
-        Data before any ``#! FIELDS`` line, a row with the wrong column count, a non-numeric value.
+    PlumedFileError
+        (a ValueError) Data before any ``#! FIELDS`` line, a row with the wrong column count, a
+        non-numeric value, bytes that are not text; the message names the file and line.
 
     Examples
     --------
@@ -96,49 +326,23 @@ def read_plumed_table(path, complete_lines_only=True, offset=0):
     >>> end == len("#! FIELDS time phi\\n#! SET min_phi -pi\\n0 -1.5\\n1 -1.4\\n")   # bytes read so far
     True
     """
-    with open(os.fspath(path), "rb") as fh:
-        fh.seek(offset)
-        raw = fh.read()
-    text = raw.decode()
-    end = len(raw)
-    if complete_lines_only and text and not text.endswith("\n"):
-        cut = text.rfind("\n") + 1
-        end = len(text[:cut].encode())
-        text = text[:cut]
-    fields, constants, rows = [], {}, []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "#!" and len(parts) >= 2:
-            if parts[1] == "FIELDS":
-                fields = parts[2:]
-            elif parts[1] == "SET" and len(parts) >= 4:
-                constants[parts[2]] = parts[3]
-            continue
-        if parts[0].startswith("#"):
-            continue
-        if not fields:
-            raise ValueError(f"{path}: data before any '#! FIELDS' header (line {lineno}); is this a PLUMED file?")
-        if len(parts) != len(fields):
-            raise ValueError(f"{path}, line {lineno}: {len(parts)} columns but the FIELDS header names "
-                             f"{len(fields)} ({' '.join(fields)}).")
-        try:
-            rows.append([float(p) for p in parts])
-        except ValueError:
-            raise ValueError(f"{path}, line {lineno}: non-numeric value in {line.strip()!r}.") from None
-    return fields, constants, rows, end
+    table = read_plumed(path, complete_lines_only, offset)
+    return table.fields, table.constants, table.rows().tolist(), table.end
 
 
-def read_colvar(path):
+def read_colvar(path, columns=None):
     """Read a PLUMED COLVAR (or any FIELDS file) as a dict: column name -> float64 array.
 
-    Restarted files (several headers) and comment lines are handled; values keep the file's units
-    (PLUMED's defaults: nm, ps, kJ/mol, radians).
+    Restarted files (several headers, columns in any order) and comment lines are handled; values
+    keep the file's units (PLUMED's defaults: nm, ps, kJ/mol, radians).
 
     Parameters
     ----------
     path : str or path-like
+    columns : list of str, optional
+        Only these columns; each must be in every block of the file (else a :class:`PlumedFileError`
+        names the file and the block without it). Default: every column, NaN in the rows of a
+        block that lacks it.
 
     Returns
     -------
@@ -155,11 +359,11 @@ def read_colvar(path):
     """
     if not os.path.exists(os.fspath(path)):
         raise FileNotFoundError(f"No COLVAR file at {path}.")
-    fields, _, rows, _ = read_plumed_table(path)
-    if not fields:
-        raise ValueError(f"{path} has no '#! FIELDS' header; not a PLUMED COLVAR file.")
-    data = np.array(rows, dtype=np.float64).reshape(-1, len(fields))
-    return {name: data[:, i].copy() for i, name in enumerate(fields)}
+    table = read_plumed(path)
+    if not table.blocks:
+        raise PlumedFileError(f"{path} has no '#! FIELDS' header; not a PLUMED COLVAR file.", path=os.fspath(path))
+    names = table.fields if columns is None else list(columns)
+    return {name: table.column(name, required=columns is not None) for name in names}
 
 
 class PlumedWriter:
@@ -199,7 +403,8 @@ class PlumedWriter:
         self.fields = list(fields)
         exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
         if exists and append:
-            old = read_plumed_table(self.path)[0]
+            blocks = read_plumed(self.path).blocks
+            old = blocks[-1].fields if blocks else []
             if old != self.fields:
                 raise ValueError(f"Cannot append to {self.path}: its columns are {old}, this run writes "
                                  f"{self.fields}. Use a new file or restart=False.")
