@@ -17,7 +17,7 @@ from ..features import AlignedPositions, Concatenate, Contacts, Dihedrals, Dista
 from ..io._atomic import write_text_atomic
 from ._torchscript import to_torchscript
 
-__all__ = ["to_plumed", "plumed_feature_lines"]
+__all__ = ["to_plumed", "plumed_feature_lines", "torchscript_format_version"]
 
 
 def _label(name, used):
@@ -167,7 +167,7 @@ def _csv(values):
 
 def to_plumed(cv, directory, bias="metad", sigma=None, height=1.2, bias_factor=10.0, pace=500, grid=None,
               barrier=None, temperature=300.0, walkers=None, stride=500, model="model.ptc", label="cv"):
-    """Write ``model.ptc`` (TorchScript, float32, features -> CV) and ``plumed.dat`` into ``directory``.
+    """Write ``model.ptc`` (TorchScript, float32, features -> CV), ``plumed.dat`` and a README into ``directory``.
 
     Parameters
     ----------
@@ -185,7 +185,9 @@ def to_plumed(cv, directory, bias="metad", sigma=None, height=1.2, bias_factor=1
 
     Returns
     -------
-    dict with the paths written and the feature labels in input order.
+    dict with the paths written (``model``, ``plumed``, and ``readme``: a README.md naming the torch
+    and TorchScript format versions that wrote the model and the LibTorch versions that load it) and
+    the feature labels in input order.
 
     Examples
     --------
@@ -234,4 +236,68 @@ def to_plumed(cv, directory, bias="metad", sigma=None, height=1.2, bias_factor=1
     lines += ["", f"PRINT ARG={','.join(printed)} STRIDE={int(stride)} FILE=COLVAR", ""]
     dat = os.path.join(directory, "plumed.dat")
     write_text_atomic(dat, "\n".join(lines))
-    return {"model": model_path, "plumed": dat, "features": args, "outputs": outputs}
+    readme = os.path.join(directory, "README.md")
+    write_text_atomic(readme, _readme(cv, model, args, outputs, torchscript_format_version(model_path)))
+    return {"model": model_path, "plumed": dat, "readme": readme, "features": args, "outputs": outputs}
+
+
+def torchscript_format_version(path):
+    """The file-format version recorded in a TorchScript archive (its ``<archive>/version`` entry).
+
+    A LibTorch loads the archive only if this number is at most its own maximum (10 in LibTorch 2.x,
+    ``caffe2/serialize/versions.h``); otherwise it stops with "file version too new"-type errors.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by ``torch.jit.save`` (``model.ptc`` of :func:`to_plumed`).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> cv = cl.PCA(n_components=1).fit(np.random.default_rng(0).normal(size=(50, 2)))
+    >>> _ = cl.export.to_torchscript(cv.to_module().model, "pca.ptc")
+    >>> cl.export.torchscript_format_version("pca.ptc") <= 10
+    True
+    """
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        name = next(n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/version"))
+        return int(archive.read(name).decode().strip())
+
+
+def _readme(cv, model, args, outputs, format_version):
+    from .. import __version__
+
+    return f"""# A cvlearn CV for PLUMED
+
+Written by cvlearn {__version__} with torch {torch.__version__}.
+
+- `{model}`: the CV {', '.join(cv.names)} ({type(cv.model).__name__}) as TorchScript, float32: it takes the
+  {len(args)} features below, in this order, as one (1, {len(args)}) tensor (what PLUMED's `PYTORCH_MODEL`
+  sends) and returns {len(outputs)} value(s), `{'`, `'.join(outputs)}` in PLUMED.
+- `plumed.dat`: the actions computing those features (nm, radians, atoms numbered from 1, no periodic
+  boundaries), the `PYTORCH_MODEL` line and the bias. Run it with `plumed driver --plumed plumed.dat ...`
+  or through your MD engine's PLUMED interface.
+
+Features: {', '.join(args)}.
+
+## Which PLUMED loads `{model}`
+
+PLUMED needs its PYTORCH module (`./configure --enable-libtorch --enable-modules=pytorch`, or all modules),
+linked to a LibTorch. This file is a TorchScript archive of file-format version {format_version}, written by
+torch {torch.__version__}. A LibTorch loads an archive whose format version is at most its own maximum (10 in
+every LibTorch 2.x); an older LibTorch stops with "file version too new" or "Attempted to read a PyTorch file
+with version N, but the maximum supported version for reading is M". The safe choice is a LibTorch of the
+same version as the torch that wrote the model (here {torch.__version__.split('+')[0]}); if your PLUMED is
+linked to another LibTorch, export again from a Python environment whose torch has that version.
+
+Checked: PLUMED 2.11-dev linked to LibTorch 2.13.0 (the libraries of the CPU wheel torch==2.13.0) loads
+models written by torch 2.13.0 and prints the CV values cvlearn computes to within 1e-5 (plus 1e-5 of the
+value: PLUMED evaluates the network in float32), on alanine dipeptide frames (cvlearn's tests/test_plumed_real.py).
+"""
