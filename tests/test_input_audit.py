@@ -196,6 +196,49 @@ def _periodic_system(tmp_path):
     cl.physics.ForceFieldEnergy(system)
 
 
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+    return path
+
+
+_COLVAR = "#! FIELDS time phi metad.bias metad.rct\n"
+_PLUMED_DATA = Path(__file__).parent / "data" / "plumed"
+
+
+def _colvar_without_phi(tmp_path):
+    path = _write(tmp_path, "COLVAR", "#! FIELDS time psi metad.bias metad.rct\n0 1 0 0\n1 2 0 0\n")
+    cl.fes.from_colvar(path, ["phi"])
+
+
+def _colvar_nan_row(tmp_path):
+    cl.fes.from_colvar(_write(tmp_path, "COLVAR", _COLVAR + "0 1 0 0\n1 nan 0 0\n"), ["phi"])
+
+
+def _colvar_block_without_phi(tmp_path):
+    text = _COLVAR + "0 1 0 0\n#! FIELDS time psi metad.bias metad.rct\n1 2 0 0\n"
+    cl.fes.from_colvar(_write(tmp_path, "COLVAR", text), ["phi"])
+
+
+def _sigma_too_long(tmp_path):
+    _mb_metad(sigma=[0.1, 0.2, 0.3])
+
+
+def _hills_unknown_kernel(tmp_path):
+    text = "#! FIELDS time x sigma_x height biasf\n#! SET kerneltype uniform\n0 0.0 0.1 1.0 10\n"
+    cl.bias.read_hills(_write(tmp_path, "HILLS", text))
+
+
+def _hills_bad_width(tmp_path):
+    text = "#! FIELDS time x sigma_x height biasf\n0 0.0 0.1 1.0 10\n1 0.2 -0.1 1.0 10\n"
+    cl.bias.read_hills(_write(tmp_path, "HILLS", text))
+
+
+def _opes_kinds_mixed(tmp_path):
+    opes = cl.OPES.from_plumed_state(_PLUMED_DATA / "STATE_opes", temperature=300.0)
+    opes.load_kernels(_PLUMED_DATA / "KERNELS_explore")
+
+
 CASES = [
     ("shape", lambda t: cl.TICA(lagtime=1).fit(rng.normal(size=(10, 2, 2))), ValueError, "must be 2-D"),
     ("dtype", lambda t: cl.PCA().fit(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric array"),
@@ -244,6 +287,23 @@ CASES = [
     ("unsupported-force", _unsupported_force, cl.physics.UnsupportedForceError,
      r"CustomBondForce.*Supported: HarmonicBondForce"),
     ("periodic-system", _periodic_system, cl.physics.UnsupportedForceError, r"periodic boundary conditions"),
+    ("colvar-missing-variable", _colvar_without_phi, cl.io.PlumedFileError,
+     r"COLVAR .*COLVAR has no column 'phi'; it has \['time', 'psi'"),
+    ("colvar-nan-row", _colvar_nan_row, cl.io.PlumedFileError, r"COLVAR, line 3: phi is nan, not a finite number"),
+    ("colvar-block-lacks-column", _colvar_block_without_phi, cl.io.PlumedFileError,
+     r"COLVAR: the block at line 3 \('#! FIELDS time psi .*has no column 'phi'"),
+    ("sigma-too-long", _sigma_too_long, ValueError, r"sigma must be one value or one per CV \(1: \['tic1'\]\)"),
+    ("plumed-not-text", lambda t: cl.io.read_colvar(_write(t, "COLVAR", b"#! FIELDS time x\n0 \xff\n")),
+     cl.io.PlumedFileError, r"COLVAR, line 2: bytes that are not UTF-8 text"),
+    ("plumed-non-numeric", lambda t: cl.io.read_colvar(_write(t, "COLVAR", "#! FIELDS time x\n0 1\n1 abc\n")),
+     cl.io.PlumedFileError, r"COLVAR, line 3: column 'x' holds 'abc', not a number"),
+    ("plumed-repeated-column", lambda t: cl.io.read_colvar(_write(t, "COLVAR", "#! FIELDS time x x\n0 1 2\n")),
+     cl.io.PlumedFileError, r"COLVAR, line 1: the '#! FIELDS' header names \['x'\] twice"),
+    ("hills-unknown-kernel", _hills_unknown_kernel, cl.io.PlumedFileError, r"HILLS: the block at line 1 .*kerneltype "
+     r"'uniform'; cvlearn reads \['gaussian', 'stretched-gaussian'\]"),
+    ("hills-bad-width", _hills_bad_width, cl.io.PlumedFileError, r"HILLS, line 3: a hill whose widths \[-0.1\]"),
+    ("opes-kinds-mixed", _opes_kinds_mixed, cl.io.PlumedFileError,
+     r"KERNELS_explore was written by OPES_METAD_EXPLORE, this bias is OPES_METAD"),
 ]
 
 

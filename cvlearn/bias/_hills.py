@@ -10,8 +10,10 @@ node:
   and ``B = -exp(-6.25) A``, so the kernel reaches zero at the cutoff (PLUMED's ``dp2cutoff``,
   ``dp2cutoffA``, ``dp2cutoffB``).
 - multivariate hills (``ADAPTIVE=GEOM`` / ``DIFF``): the ``sigma_<a>_<b>`` columns are the lower
-  Cholesky factor L of the covariance, packed by diagonals (``sigma_a_a sigma_b_b sigma_b_a``);
-  ``M = (L L^T)^-1``. A node gets the hill only within PLUMED's window: ``ceil(sqrt(12.5) e_i / dx_i)``
+  Cholesky factor L of the covariance, packed by diagonals (``sigma_a_a sigma_b_b sigma_b_a``) in
+  the block's CV order; ``M = (L L^T)^-1``. (PLUMED itself cannot read back a restarted
+  multivariate file whose second block has the CVs in another order; cvlearn can.)
+  A node gets the hill only within PLUMED's window: ``ceil(sqrt(12.5) e_i / dx_i)``
   nodes either side of the node below the center, with ``e_i = sqrt(lambda_max) |V[last, i]|`` from
   the covariance's eigenvalues and eigenvector matrix V (columns: eigenvectors, ascending): PLUMED
   reads the largest eigenvector from V's last row, not its last column, which for 3 CVs is not the
@@ -121,9 +123,11 @@ def read_hills_files(paths, names=None):
             if kind not in KERNEL_TYPES:
                 raise PlumedFileError(f"{t.path}: {b.describe()} has kerneltype {kind!r}; cvlearn reads "
                                       f"{list(KERNEL_TYPES)}.", path=t.path, line=b.header_line)
+            # A restarted run may print the CVs in another order: multivariate widths are packed in the block's.
+            order = sorted(names, key=lambda n: b.fields.index(n) if n in b.fields else len(b.fields))
             if multi:
                 packed = [(j + i, j) for i in range(d) for j in range(d - i)]
-                sig_cols = [f"sigma_{names[r]}_{names[c]}" for r, c in packed]
+                sig_cols = [f"sigma_{order[r]}_{order[c]}" for r, c in packed]
             else:
                 sig_cols = [f"sigma_{n}" for n in names]
             need = ["time", *names, *sig_cols, "height"]
@@ -143,6 +147,8 @@ def read_hills_files(paths, names=None):
                 for (r, c), k in zip(packed, range(len(packed))):
                     low[:, r, c] = sig[:, k]
                 cov = low @ np.swapaxes(low, 1, 2)
+                perm = [order.index(n) for n in names]
+                cov = cov[:, perm][:, :, perm]
                 bad = np.linalg.det(cov) <= 0
             else:
                 cov = np.zeros((n, d, d))

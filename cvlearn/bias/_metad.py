@@ -99,7 +99,10 @@ class WellTemperedMetad(GridBias):
         owner = "WellTemperedMetad"
         super().__init__(cv, grid, outside=outside, wall_kappa=wall_kappa, label=label)
         d = grid.ndim
-        self.sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (d,)).copy()
+        sigma_arr = np.asarray(sigma, dtype=np.float64)
+        if sigma_arr.ndim > 1 or (sigma_arr.ndim == 1 and len(sigma_arr) not in (1, d)):
+            raise ValueError(f"sigma must be one value or one per CV ({d}: {self.names}); got {sigma!r}.")
+        self.sigma = np.broadcast_to(sigma_arr, (d,)).copy()
         if not np.all(self.sigma > 0):
             raise ValueError(f"sigma must be positive for each of the {d} CVs; got {sigma}.")
         self.height = check_positive(as_float(height, "kJ/mol"), "height", owner)

@@ -11,30 +11,64 @@ import os
 import numpy as np
 
 from ..engine._trajectory import Trajectory
-from ..io import read_colvar
+from ..io import PlumedFileError, read_plumed
 from ..units import kT as _kT
 from ._reweight import reweight
 
 __all__ = ["colvar_logweights", "from_colvar"]
 
 
-def _tables(colvar):
-    """One dict of columns per walker from a path, a dict, or a list of them (e.g. COLVAR.0, COLVAR.1)."""
-    items = colvar if isinstance(colvar, (list, tuple)) else [colvar]
-    tables = [c if isinstance(c, dict) else read_colvar(os.fspath(c)) for c in items]
-    n = min(len(next(iter(t.values()))) for t in tables)
-    if any(len(next(iter(t.values()))) != n for t in tables):
-        # Walkers of one run end at slightly different rows when it is stopped; use the common part.
-        tables = [{k: v[:n] for k, v in t.items()} for t in tables]
-    return tables
+_BIAS_HINT = ("Name the bias and rct columns as PLUMED printed them (e.g. bias='metad.bias', rct='metad.rct', or "
+              "for OPES bias='opes.bias', rct=None).")
 
 
-def _column(table, name, path_hint):
-    if name not in table:
-        raise ValueError(f"COLVAR {path_hint} has no column {name!r}; it has {sorted(table)}. Name the bias and rct "
-                         "columns as PLUMED printed them (e.g. bias='metad.bias', rct='metad.rct', or for OPES "
-                         "bias='opes.bias', rct=None).")
-    return table[name]
+def _tables(colvar, variables=(), biases=()):
+    """[(label, dict of columns)], one per walker, from a path, a dict, or a list of them (e.g. COLVAR.0,
+    COLVAR.1). The ``variables`` and ``biases`` (bias and rct names) must be columns of every walker (and of
+    every block of a restarted file) and finite: the error names the file (or walker), the column and the
+    line. Walkers that stopped at different rows are cut to the shortest."""
+    items = list(colvar) if isinstance(colvar, (list, tuple)) else [colvar]
+    if not items:
+        raise ValueError("Got an empty list of COLVAR files; pass a path, a dict of columns, or a list of them.")
+    needed = list(dict.fromkeys([*variables, *biases]))
+    out = []
+    for i, c in enumerate(items):
+        lines = None
+        if isinstance(c, dict):
+            label = f"the COLVAR columns of walker {i} (a dict)" if len(items) > 1 else "the COLVAR columns (a dict)"
+            table, have = {k: np.asarray(v, dtype=np.float64) for k, v in c.items()}, list(c)
+        else:
+            label = os.fspath(c)
+            if not os.path.exists(label):
+                raise FileNotFoundError(f"No COLVAR file at {label}.")
+            plumed = read_plumed(label)
+            have = plumed.fields
+            if not plumed.blocks:
+                raise PlumedFileError(f"{label} has no '#! FIELDS' header; not a PLUMED COLVAR file.", path=label)
+        missing = [n for n in needed if n not in have]
+        if missing:
+            bias = missing[0] in biases and missing[0] not in variables
+            what = f"{missing[0]!r} (asked for as a bias)" if bias else repr(missing[0])
+            raise PlumedFileError(f"COLVAR {label} has no column {what}; it has {have}."
+                                  + (f" {_BIAS_HINT}" if bias else ""), path=label)
+        if not isinstance(c, dict):  # every block must have the needed columns (PlumedFileError names the block)
+            table = {n: plumed.column(n, required=n in needed) for n in have}
+            lines = plumed.lines
+        for name in needed:
+            bad = ~np.isfinite(table[name])
+            if bad.any():
+                row = int(np.argmax(bad))
+                where = f"line {lines[row]}" if lines is not None else f"row {row}"
+                raise PlumedFileError(f"{label}, {where}: {name} is {table[name][row]}, not a finite number; "
+                                      "remove or repair that row.", path=label,
+                                      line=None if lines is None else int(lines[row]))
+        out.append((label, table))
+    n = min(len(next(iter(t.values()))) if t else 0 for _, t in out)
+    return [(label, {k: v[:n] for k, v in t.items()}) for label, t in out]
+
+
+def _bias_names(bias, rct):
+    return [*([bias] if isinstance(bias, str) else list(bias or [])), *([] if rct is None else [rct])]
 
 
 def colvar_logweights(colvar, bias="metad.bias", rct="metad.rct", temperature=300.0):
@@ -72,14 +106,14 @@ def colvar_logweights(colvar, bias="metad.bias", rct="metad.rct", temperature=30
     >>> cl.fes.colvar_logweights([w0, w1], temperature=300.0).round(3).tolist()   # V / kT, kT = 2.494 kJ/mol
     [[0.0, 0.401], [1.0, 0.0]]
     """
-    tables = _tables(colvar)
+    tables = _tables(colvar, biases=_bias_names(bias, rct))
     names = [bias] if isinstance(bias, str) else list(bias or [])
     beta = 1.0 / _kT(temperature)
     out = []
-    for i, t in enumerate(tables):
-        v = sum((_column(t, b, i) for b in names), np.zeros(len(next(iter(t.values())))))
+    for _, t in tables:
+        v = sum((t[b] for b in names), np.zeros(len(next(iter(t.values())))))
         if rct is not None:
-            v = v - _column(t, rct, i)
+            v = v - t[rct]
         out.append(beta * v)
     return np.stack(out, axis=1)
 
@@ -105,12 +139,12 @@ def from_colvar(colvar, variables, bias="metad.bias", rct="metad.rct", temperatu
     >>> round(float(fes.F[1] - fes.F[0]), 3)  # equal populations, but phi = +1 carried a 2 kJ/mol bias
     -2.0
     """
-    tables = _tables(colvar)
     names = [variables] if isinstance(variables, str) else list(variables)
-    values = np.stack([np.column_stack([_column(t, v, i) for v in names]) for i, t in enumerate(tables)], axis=1)
-    logw = colvar_logweights(tables, bias, rct, temperature)
+    tables = _tables(colvar, names, _bias_names(bias, rct))
+    values = np.stack([np.column_stack([t[v] for v in names]) for _, t in tables], axis=1)
+    logw = colvar_logweights([t for _, t in tables], bias, rct, temperature)
     n, w = values.shape[:2]
-    time = tables[0]["time"] if "time" in tables[0] else np.arange(n, dtype=float)
+    time = tables[0][1]["time"] if "time" in tables[0][1] else np.arange(n, dtype=float)
     frames = Trajectory(np.zeros((n, w, 1, 1)), time, temperature=temperature)
     return reweight(frames, values, bins=bins, ranges=ranges, skip=skip, n_blocks=n_blocks, temperature=temperature,
                     names=names, logweights=logw)
