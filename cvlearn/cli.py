@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -210,13 +211,16 @@ def _add_molecular_commands(sub):
 
 
 def _iterate(args):
-    """The learn -> bias -> reweight -> relearn loop (cl.iterate): learn a CV from an unbiased run, bias it
-    with well-tempered metadynamics, reweight the biased frames, relearn from all frames so far, and repeat
-    until Delta F and the CV stop changing. On Muller-Brown (--system muller-brown, built-in engine, walkers
-    from basin A) or on a molecule in OpenMM (--pdb, default the shipped alanine dipeptide from C7eq, Delta F
-    = F(phi > 0) - F(phi < 0)). Writes round_<k>/cv.pt, fes.npz and HILLS, summary.json and summary.png."""
+    """The learn -> bias -> reweight -> relearn loop (cl.iterate), run until Delta F settles. On a molecule
+    (--system molecule; --pdb, default the shipped alanine dipeptide from C7eq, Delta F = F(phi > 0) -
+    F(phi < 0)) with no other option it runs the measured protocol: 2 ns of unbiased exploration at 700 K
+    (no knowledge of the slow coordinate needed), then rounds of Deep-TICA (best of 3 networks) and OPES
+    with 4 walkers of 250 ps at 300 K, reweighted, until two rounds agree; about 5-10 minutes on 2 cores.
+    On Muller-Brown (--system muller-brown, built-in engine, walkers from basin A): TICA and well-tempered
+    metadynamics. Writes round_<k>/cv.pt, fes.npz and KERNELS or HILLS, summary.json and summary.png."""
     from .workflows import iterate
 
+    t0 = time.perf_counter()
     if args.system == "muller-brown" and (args.pdb or args.variable or args.basin_a or args.basin_b):
         raise SystemExit("cvlearn iterate: --pdb, --variable and --basin-a/--basin-b describe a molecule: add "
                          "--system molecule.")
@@ -225,24 +229,53 @@ def _iterate(args):
         if not (args.basin_a and args.basin_b):
             raise SystemExit("cvlearn iterate: give both --basin-a and --basin-b (lo hi per variable).")
         basins = (args.basin_a, args.basin_b)
-    walkers = args.walkers if args.walkers is not None else (8 if args.system == "muller-brown" else 1)
-    summary = iterate(args.out, system=None if args.system == "molecule" else args.system, pdb=args.pdb,
-                      forcefield=args.forcefield, features=args.features, variable=args.variable, basins=basins,
-                      method=args.method, rounds=args.rounds, walkers=walkers, steps=args.steps,
-                      initial_steps=args.initial_steps, stride=args.stride, lagtime=args.lag, height=args.height,
-                      bias_factor=args.bias_factor, pace=args.pace, skip=args.skip, reweighting=args.reweighting,
-                      bins=args.bins, tol=args.tol, seed=args.seed, epochs=args.epochs,
-                      temperature=args.temperature, timestep=args.timestep, platform=args.platform,
-                      train_weights=args.train_weights, progress=not args.no_progress)
-    ref = summary["reference_delta_f"]
-    num = lambda x, f: "n/a" if x is None else format(x, f)  # noqa: E731
+    progress = logging.StreamHandler(sys.stdout)  # the loop's progress (one line per stage and round)
+    progress.setFormatter(logging.Formatter("%(message)s"))
+    progress.addFilter(lambda record: record.module in ("loop", "workflows"))  # not each network's training
+    logger = logging.getLogger("cvlearn")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(progress)
+    try:
+        summary = _run_iterate(iterate, args, basins)
+    finally:
+        logger.removeHandler(progress)
+        logger.setLevel(level)
+    ref, ref_err = summary["reference_delta_f"], summary["reference_error"]
+    reference = "" if ref is None else f" (reference {ref:.2f}" + (f" ± {ref_err:.2f})" if ref_err else ")")
     for r in summary["rounds"]:
-        print(f"round {r['round']}: dF = {num(r['delta_f'], '.2f')} +- {num(r['error'], '.2f')} kJ/mol"
-              + (f" (reference {ref:.2f})" if ref is not None else "")
-              + f", {r['transitions']} transitions, CV change {num(r['cv_change'], '.3g')}")
-    print(f"{'Converged' if summary['converged'] else 'Not converged'} after {len(summary['rounds'])} round(s); "
-          f"wrote {args.out}/round_*/{{cv.pt,fes.npz,HILLS}}, summary.json and summary.png")
+        if r["sampled"]:
+            text = f"ΔF = {r['delta_f']:.2f} ± {_num(r['error'], '.2f')} kJ/mol{reference}"
+        else:
+            text = f"basin b not sampled: ΔF > ~{_num(r['bound'], '.1f')} kJ/mol (no estimate)"
+        print(f"round {r['round']}: {text}, {r['transitions']} transitions, CV change {_num(r['cv_change'], '.3g')}")
+    rounds = len(summary["rounds"])
+    if summary["delta_f"] is None:
+        head = "No free energy: basin b was never sampled in any round; run more rounds or a longer exploration"
+    else:
+        head = (f"ΔF = {summary['delta_f']:.2f} ± {_num(summary['error'], '.2f')} kJ/mol{reference}, "
+                + ("converged" if summary["converged"] else "NOT converged (rounds disagree or too few sampled both "
+                   "basins: raise --rounds)"))
+    print(f"{head}; {rounds} round(s), {summary['transitions']} transitions, {summary['simulated_ns']:.2f} ns "
+          f"simulated, {time.perf_counter() - t0:.0f} s wall. Wrote {args.out}/round_*/, summary.json, summary.png")
     return 0
+
+
+def _run_iterate(iterate, args, basins):
+    return iterate(args.out, system=None if args.system == "molecule" else args.system, pdb=args.pdb,
+                   forcefield=args.forcefield, features=args.features, variable=args.variable, basins=basins,
+                   method=args.method, rounds=args.rounds, walkers=args.walkers, steps=args.steps,
+                   initial_steps=args.initial_steps, stride=args.stride, lagtime=args.lag, bias=args.bias,
+                   barrier=args.barrier, height=args.height, bias_factor=args.bias_factor, pace=args.pace,
+                   skip=args.skip, reweighting=args.reweighting, bins=args.bins, tol=args.tol, seed=args.seed,
+                   epochs=args.epochs, n_models=args.n_models, temperature=args.temperature,
+                   explore_temperature="default" if args.explore_temperature is None else args.explore_temperature,
+                   timestep=args.timestep, platform=args.platform, train_weights=args.train_weights,
+                   progress=not args.no_progress)
+
+
+def _num(x, fmt):
+    return "n/a" if x is None else format(x, fmt)
 
 
 def _add_iterate_command(sub):
@@ -252,7 +285,8 @@ def _add_iterate_command(sub):
                     help="muller-brown (built-in engine, default) or molecule (OpenMM, see --pdb)")
     it.add_argument("--pdb", help="molecule: structure file (default: the shipped alanine dipeptide)")
     it.add_argument("--forcefield", nargs="+", default=["amber99sbildn.xml"],
-                    help="molecule: OpenMM force-field XML files (default amber99sbildn.xml)")
+                    help="molecule: OpenMM force-field XML files (default amber99sbildn.xml; implicit solvent: "
+                    "amber99sbildn.xml amber99_obc.xml)")
     it.add_argument("--features", default="distances:heavy",
                     help="molecule: what the CV is learned from, e.g. distances:heavy (default), sincos:phi,psi")
     it.add_argument("--variable", help="molecule: the variable(s) Delta F is measured on, a feature specification "
@@ -261,36 +295,43 @@ def _add_iterate_command(sub):
                     help="molecule: basin a as lo hi per variable, in its units (alanine default: -3.1416 0, rad)")
     it.add_argument("--basin-b", type=float, nargs="+", metavar="LO HI",
                     help="molecule: basin b likewise (alanine default: 0 3.1416); Delta F = F(b) - F(a)")
-    it.add_argument("--method", choices=("tica", "deeptica", "pca", "tae", "autoencoder"), default="tica",
-                    help="CV learner (default tica)")
-    it.add_argument("--rounds", type=int, default=5, help="maximum rounds (default 5)")
-    it.add_argument("--walkers", type=int, help="walkers sharing each round's bias (default 8 for muller-brown; "
-                    "a molecule runs 1)")
-    it.add_argument("--steps", type=int, default=20000,
-                    help="biased steps per round and walker (5 fs for muller-brown, --timestep for a molecule; "
-                    "default 20000)")
-    it.add_argument("--initial-steps", type=int, default=4000,
-                    help="steps of the unbiased run the first CV is learned from (default 4000)")
-    it.add_argument("--stride", type=int, help="steps between frames (default 10 muller-brown, 100 molecule)")
-    it.add_argument("--lag", type=int, default=10, help="lag time in frames (default 10)")
-    it.add_argument("--height", type=float, help="initial hill height, kJ/mol (default 1.5 muller-brown, 1.2 "
-                    "molecule)")
-    it.add_argument("--bias-factor", type=float, default=10.0, help="well-tempered bias factor (default 10)")
-    it.add_argument("--pace", type=int, help="steps between hills (default 100 muller-brown, 500 molecule)")
-    it.add_argument("--skip", type=float, default=0.3,
-                    help="fraction of each round's frames discarded as the bias-filling transient before "
-                    "reweighting (default 0.3)")
-    it.add_argument("--reweighting", choices=("ct", "final"), default="ct",
-                    help="c(t) (Tiwary-Parrinello, default) or final-bias reweighting")
-    it.add_argument("--train-weights", choices=("reweighted", "sampled"), default="reweighted",
-                    help="train each round on the biased frames with their c(t) weights (default) or as sampled")
-    it.add_argument("--bins", type=int, default=60, help="histogram bins per variable (default 60)")
-    it.add_argument("--tol", type=float, default=1.0,
-                    help="stop when Delta F moved less than this, kJ/mol, and the CV settled (default 1)")
-    it.add_argument("--epochs", type=int, default=200, help="maximum training epochs for networks (default 200)")
-    it.add_argument("--temperature", type=float, help="K (default 300)")
-    it.add_argument("--timestep", type=float, default=0.002, help="molecule: ps (default 0.002)")
-    it.add_argument("--platform", help="molecule: OpenMM platform (default: chosen by system size)")
+    expert = it.add_argument_group("protocol (experts; each default is the measured protocol of the system)")
+    expert.add_argument("--method", choices=("tica", "deeptica", "pca", "tae", "autoencoder"),
+                        help="CV learner (default deeptica for a molecule, tica for muller-brown)")
+    expert.add_argument("--bias", choices=("opes", "metad"),
+                        help="bias: OPES_METAD (default for a molecule) or well-tempered metadynamics (muller-brown)")
+    expert.add_argument("--barrier", type=float, default=40.0, help="OPES barrier, kJ/mol (default 40)")
+    expert.add_argument("--rounds", type=int, help="maximum rounds (default 5)")
+    expert.add_argument("--walkers", type=int, help="walkers sharing each round's bias (default 4 molecule, 8 "
+                        "muller-brown; metadynamics on a molecule runs 1)")
+    expert.add_argument("--steps", type=int, help="biased steps per round and walker (default 125000 = 250 ps for "
+                        "a molecule, 20000 of 5 fs for muller-brown)")
+    expert.add_argument("--initial-steps", type=int, help="steps of the exploration run the first CV is learned "
+                        "from (default 1000000 = 2 ns for a molecule, 4000 for muller-brown)")
+    expert.add_argument("--explore-temperature", type=float,
+                        help="molecule: K of the unbiased exploration run (default 700; 300 = no heating)")
+    expert.add_argument("--n-models", type=int, help="networks trained per round, the best by VAMP-2 kept (default 3)")
+    expert.add_argument("--stride", type=int, help="steps between frames (default 10 muller-brown, 100 molecule)")
+    expert.add_argument("--lag", type=int, help="lag time in frames (default 10 muller-brown, 5 = 1 ps molecule)")
+    expert.add_argument("--height", type=float, help="metadynamics: initial hill height, kJ/mol (default 1.5 "
+                        "muller-brown, 1.2 molecule)")
+    expert.add_argument("--bias-factor", type=float, default=10.0, help="metadynamics: bias factor (default 10)")
+    expert.add_argument("--pace", type=int, help="steps between hills/kernels (default 100 muller-brown, 500 "
+                        "molecule)")
+    expert.add_argument("--skip", type=float, help="fraction of each round's frames discarded as transient before "
+                        "reweighting (default 0.2 molecule, 0.3 muller-brown)")
+    expert.add_argument("--reweighting", choices=("ct", "final", "bias"),
+                        help="c(t) (metadynamics default), final-bias, or the bias at each frame (OPES default)")
+    expert.add_argument("--train-weights", choices=("reweighted", "sampled"),
+                        help="train on the biased frames with their weights (muller-brown default) or as sampled "
+                        "(molecule default)")
+    expert.add_argument("--bins", type=int, default=60, help="histogram bins per variable (default 60)")
+    expert.add_argument("--tol", type=float, default=1.0,
+                        help="stop when Delta F of two rounds agrees within this, kJ/mol (default 1)")
+    expert.add_argument("--epochs", type=int, default=200, help="maximum training epochs for networks (default 200)")
+    expert.add_argument("--temperature", type=float, help="K (default 300)")
+    expert.add_argument("--timestep", type=float, default=0.002, help="molecule: ps (default 0.002)")
+    expert.add_argument("--platform", help="molecule: OpenMM platform (default: chosen by system size)")
     it.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     it.add_argument("--out", default="iterate_out", help="output directory (default iterate_out)")
     it.add_argument("--no-progress", action="store_true", help="hide progress bars")

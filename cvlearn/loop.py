@@ -177,7 +177,8 @@ def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5,
     that range on each side (room for the basins the training data never saw), with harmonic walls
     beyond whose stiffness scales with the CV (20 kJ/mol at one sigma past the edge), so that a CV
     with small units does not become a wall too stiff for the timestep. ``strength`` multiplies the
-    hill height and the bias factor (:func:`iterate` doubles it after a round without a transition).
+    bias factor, i.e. the height the bias may reach (:func:`iterate` doubles it after a round without a
+    transition).
 
     Examples
     --------
@@ -192,8 +193,8 @@ def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5,
     span = max(np.ptp(s), sigma)
     lo, hi = s.min() - margin * span, s.max() + margin * span
     grid = Grid(lo, hi, int(np.ceil((hi - lo) / (sigma / bins_per_sigma))))
-    return WellTemperedMetad(cv, sigma=sigma, height=height * strength, bias_factor=bias_factor * strength, pace=pace,
-                             grid=grid, outside="wall", wall_kappa=40.0 / sigma**2)
+    return WellTemperedMetad(cv, sigma=sigma, height=height, bias_factor=bias_factor * strength, pace=pace, grid=grid,
+                             outside="wall", wall_kappa=40.0 / sigma**2)
 
 
 def fluctuation(segments, window_ps=1.0, temperature=None):
@@ -371,7 +372,8 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     min_fraction : float
         A round whose analysed frames put less than this fraction in either basin, or that made no
         transition, has not sampled both: it reports no ΔF (a lower bound instead), cannot count
-        towards convergence, and the next round's bias is twice as strong.
+        towards convergence, and the next round's bias is twice as strong (back to 1 after a round
+        that sampled both).
     callback : callable, optional
         ``callback(round)`` with each :class:`Round` as soon as it is done (e.g. to write its files).
 
@@ -423,6 +425,9 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
             extras["segments"] = [(v, t, dt) for v, (t, dt) in zip(s_walkers, walkers)]
         bias = make_bias(cv, s_train, **extras)
         engine = make_engine(bias, k)
+        log.info("round %d: CV learned from %d frames (model scores %s); %s x %d steps%s", k, len(s_train),
+                 ", ".join(f"{x:.3g}" for x in scores), getattr(engine, "n_walkers", 1), steps,
+                 f", bias x{strength:g}" if strength != 1 else "")
         traj = engine.run(steps, stride=stride, progress=progress)
         skip = reweight["skip"](traj) if callable(reweight["skip"]) else reweight["skip"]
         fes = fes_mod.reweight(traj, variables, bias=bias, **dict(reweight, skip=skip))
@@ -450,6 +455,7 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         if sampled:
             log.info("round %d: dF = %.2f +- %.2f kJ/mol, %d transitions, CV change %.3g", k, d.value, d.error,
                      transitions, change)
+            strength = 1.0  # the next CV is learned from transitions: the plain bias suffices again
         else:
             log.warning("round %d: basin b not sampled (%d transitions, %.1f %% / %.1f %% of frames in a / b): "
                         "dF > ~%.1f kJ/mol; the next round's bias is %g x stronger", k, transitions,

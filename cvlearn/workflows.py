@@ -218,9 +218,6 @@ def bias(pdb, cv, out, n_steps, sigma, height=1.2, bias_factor=10.0, pace=500, g
     return report
 
 
-ALANINE_REFERENCE_DELTA_F = 9.76  # kJ/mol, F(phi > 0) - F(phi < 0): benchmarks/alanine_dipeptide.py (4 ns)
-
-
 def _muller_brown_setup(walkers, seed, initial_steps, temperature):
     """Engine factory, featurizer, initial run, variables, basins and exact Delta F of Muller-Brown."""
     from . import bias as biases
@@ -242,14 +239,18 @@ def _muller_brown_setup(walkers, seed, initial_steps, temperature):
         initial_steps, stride=10)
     return {"make_engine": make_engine, "featurizer": feats.Positions.of(mb), "initial": initial,
             "variables": mb.slow_coordinates, "basins": (mb.basins["A"], mb.basins["B"]),
-            "ranges": mb.slow_bounds, "exact": mb.exact_delta_f("A", "B"), "timestep": 0.005, "stride": 10,
-            "cores": None}
+            "ranges": mb.slow_bounds, "exact": mb.exact_delta_f("A", "B"), "exact_error": 0.0,
+            "timestep": 0.005, "stride": 10, "cores": None}
 
 
 def _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_steps, stride, temperature, timestep,
-                    friction, platform):
-    """The same for a molecule in OpenMM: every run starts from the minimized structure of ``pdb``."""
+                    friction, platform, walkers, explore_temperature, progress):
+    """The same for a molecule in OpenMM: every run starts from the minimized structure of ``pdb``; the
+    first data come from an unbiased run at ``explore_temperature``; rounds run ``walkers`` walkers that
+    take turns sharing the bias (:class:`cvlearn.engine.WalkerGroup`)."""
+    from . import data
     from . import features as feats
+    from .engine import WalkerGroup
     from .fes import Basin
 
     shipped = pdb is None
@@ -272,17 +273,25 @@ def _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_s
     temperature = 300.0 if temperature is None else temperature
 
     def make_engine(bias, k):
-        return _openmm_engine(pdb, forcefield, temperature, timestep, friction, seed + k, platform, bias=bias)
+        engines = [_openmm_engine(pdb, forcefield, temperature, timestep, friction, 1000 * (seed + k) + i, platform,
+                                  bias=bias) for i in range(walkers)]
+        return WalkerGroup(engines, chunk=50 * stride)
 
-    initial = make_engine(None, 0).run(initial_steps, stride=stride)
+    hot = _openmm_engine(pdb, forcefield, explore_temperature, timestep, friction, seed, platform)
+    log.info("exploration: %d steps unbiased at %g K", initial_steps, explore_temperature)
+    initial = hot.run(initial_steps, stride=stride, progress=progress)
     periodic = variable.startswith("dihedrals")
-    cores = None
+    cores, reference = None, None
     if shipped and variable == "dihedrals:phi":  # count transitions between the C7eq and C7ax cores
         cores = (Basin(lo=[-2.8], hi=[-0.5]), Basin(lo=[0.3], hi=[2.0]))
+        solvent = data.alanine_solvent(forcefield)
+        if solvent is not None and temperature == 300.0 and tuple(basins[0].ravel()) == (-np.pi, 0.0):
+            reference = data.alanine_reference(solvent)
     return {"make_engine": make_engine, "featurizer": feats.from_spec(features, pdb), "initial": initial,
             "variables": var, "basins": tuple(Basin(lo=b[:, 0], hi=b[:, 1]) for b in basins), "cores": cores,
             "ranges": [(-np.pi, np.pi)] * var.n_features if periodic else None,
-            "exact": ALANINE_REFERENCE_DELTA_F if shipped and variable == "dihedrals:phi" else None,
+            "exact": None if reference is None else reference["delta_f_kj_mol"],
+            "exact_error": None if reference is None else reference["sem_kj_mol"],
             "timestep": timestep, "stride": stride}
 
 
@@ -294,48 +303,82 @@ def _pdb_or_alanine(pdb):
     return alanine_dipeptide_pdb()
 
 
+# The protocol each kind of system runs when an option is left out (None). Molecules: explore hot (700 K:
+# alanine dipeptide crosses phi ~3-6 times per ns there, while its peptide bonds stay trans, which they do
+# not at 1000 K), learn Deep-TICA (best of 3 networks), then OPES with 4 walkers; see benchmarks/RESULTS.md
+# "The loop on alanine dipeptide".
+_DEFAULTS = {
+    "muller-brown": {"method": "tica", "walkers": 8, "steps": 20000, "initial_steps": 4000, "stride": 10,
+                     "lagtime": 10, "bias": "metad", "skip": 0.3, "rounds": 5, "n_models": 1,
+                     "train_weights": "reweighted", "cv_tol": 0.02, "explore_temperature": None},
+    "molecule": {"method": "deeptica", "walkers": 4, "steps": 125_000, "initial_steps": 1_000_000, "stride": 100,
+                 "lagtime": 5, "bias": "opes", "skip": 0.2, "rounds": 5, "n_models": 3,
+                 "train_weights": "sampled", "cv_tol": None, "explore_temperature": 700.0},
+}
+
+
 def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), features="distances:heavy",
-            variable=None, basins=None, method="tica", rounds=5, walkers=8, steps=20000, initial_steps=4000,
-            stride=None, lagtime=10, height=None, bias_factor=10.0, pace=None, skip=0.3, reweighting="ct", bins=60,
-            tol=1.0, cv_tol=0.02, seed=0, epochs=200, temperature=None, timestep=0.002, friction=1.0,
-            platform=None, train_weights="reweighted", progress=False):
+            variable=None, basins=None, method=None, rounds=None, walkers=None, steps=None, initial_steps=None,
+            stride=None, lagtime=None, bias=None, barrier=40.0, height=None, bias_factor=10.0, pace=None, skip=None,
+            reweighting=None, bins=60, tol=1.0, cv_tol="default", seed=0, epochs=200, n_models=None,
+            temperature=None, explore_temperature="default", timestep=0.002, friction=1.0, platform=None,
+            train_weights=None, progress=False):
     """Learn a CV, bias it, reweight, relearn (:func:`cvlearn.iterate`) and write every round to ``out``.
 
-    ``system="muller-brown"`` runs the built-in engine on Muller-Brown (``walkers`` walkers of 5 fs steps,
-    all from basin A; Delta F = F(B) - F(A), exact value known). Otherwise the molecule in ``pdb``
-    (default: the shipped alanine dipeptide) runs in OpenMM (vacuum, HBonds, ``timestep`` ps, ``friction``
-    1/ps, one walker, every round from the minimized structure); the CV is learned on ``features`` (a
-    :func:`cvlearn.features.from_spec` specification) and Delta F is measured on ``variable`` (default for
-    the shipped alanine dipeptide: "dihedrals:phi", ``basins`` phi < 0 and phi > 0, reference 9.76 kJ/mol).
+    Every option left out (None) takes the protocol's value for the kind of system, so the plain call
+    runs what was measured to work (``benchmarks/iterate_reliability.py``).
+
+    ``system="muller-brown"`` runs the built-in engine on Muller-Brown (8 walkers of 5 fs steps, all from
+    basin A, TICA, well-tempered metadynamics, c(t) reweighting; Delta F = F(B) - F(A), exact value known).
+
+    Otherwise the molecule in ``pdb`` (default: the shipped alanine dipeptide, from C7eq) runs in OpenMM
+    (NoCutoff, HBonds, ``timestep`` ps, ``friction`` 1/ps, each run from the minimized structure):
+
+    1. exploration: ``initial_steps`` (2 ns) unbiased at ``explore_temperature`` (700 K), which needs no
+       knowledge of the slow coordinate; its frames teach the first CV and are never reweighted;
+    2. each round: Deep-TICA on ``features`` (lag ``lagtime`` frames = 1 ps), the best of ``n_models`` (3)
+       networks by VAMP-2 score on all frames; OPES (``barrier`` kJ/mol) on it at ``temperature`` with
+       ``walkers`` (4) walkers of ``steps`` (250 ps) each sharing the bias; Delta F on ``variable``
+       (default "dihedrals:phi", ``basins`` phi < 0 and phi > 0) by reweighting with exp(beta V), the
+       first ``skip`` (20 %) of each round dropped; then relearn from all frames so far, as sampled;
+    3. stop when two consecutive rounds that both sampled both basins agree (``tol``, kJ/mol, and 2
+       standard errors); the answer is their inverse-variance weighted mean. A round that did not sample
+       both basins reports a lower bound, no Delta F, and doubles the next round's bias.
 
     Parameters
     ----------
     out : str
         Output directory: ``round_<k>/cv.pt`` (the CV, ``cl.save`` format), ``round_<k>/fes.npz`` (the
-        reweighted free energy on the variables), ``round_<k>/HILLS``, and ``summary.json`` (per round:
-        Delta F and its error in kJ/mol, transitions, CV change) and ``summary.png``.
+        reweighted free energy on the variables), ``round_<k>/HILLS`` (metadynamics) or ``round_<k>/KERNELS``
+        (OPES), ``summary.json`` (per round: Delta F and its error in kJ/mol, transitions, CV change,
+        whether both basins were sampled; the final answer, simulated ns and wall time) and ``summary.png``.
     method : {"tica", "deeptica", "pca", "tae", "autoencoder"}
+    bias : {"opes", "metad"}
+        OPES_METAD (``barrier``, kJ/mol) or well-tempered metadynamics (``height`` kJ/mol, ``bias_factor``).
+        Metadynamics runs one walker per round (its c(t) reweighting follows one clock).
     rounds, steps, initial_steps : int
-        Maximum rounds; biased steps per round and unbiased steps of the first data (per walker).
+        Maximum rounds; biased steps per round and walker, and steps of the first (exploration) data.
     stride : int, optional
-        Steps between frames (default 10 for Muller-Brown, 100 for molecules).
+        Steps between frames (10 for Muller-Brown, 100 for molecules).
     lagtime : int
         Lag time in frames for the time-lagged learners.
-    height, bias_factor, pace
-        Metadynamics: initial hill height (kJ/mol; default 1.5 for Muller-Brown, 1.2 for molecules),
-        bias factor, steps between hills (default 100 / 500). sigma is half the CV's spread (:func:`metad_for`).
+    pace : int
+        Steps between hills or kernels (100 Muller-Brown, 500 molecules).
     skip : float
-        Fraction of each round's frames discarded as transient before reweighting (default 0.3).
-    reweighting : {"ct", "final"}
-        c(t) (Tiwary-Parrinello) or final-bias reweighting of each round's frames.
+        Fraction of each round's frames discarded as transient before reweighting.
+    reweighting : {"ct", "final", "bias"}
+        c(t) (Tiwary-Parrinello), final-bias, or the bias at each frame (OPES, the default with it).
     bins : int
         Histogram bins per variable for the free energy surface.
     tol, cv_tol : float
-        Stopping rule of :func:`cvlearn.iterate` (kJ/mol; 1 - |r| between consecutive CVs).
-    temperature : float, optional
-        K (default: 300).
+        Stopping rule of :func:`cvlearn.iterate` (kJ/mol; 1 - |r| between consecutive CVs, None to ignore).
+    n_models : int
+        Networks trained per round; the best by VAMP-2 score is kept.
+    temperature, explore_temperature : float
+        K: the temperature of the biased rounds (300) and of the exploration run (700 for molecules;
+        None: explore at ``temperature``).
     train_weights : {"reweighted", "sampled"}
-        Train on the biased frames with their c(t) weights, or as sampled (see :func:`cvlearn.iterate`).
+        Train on the biased frames with their weights, or as sampled (see :func:`cvlearn.iterate`).
 
     Returns
     -------
@@ -352,35 +395,67 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
     >>> sorted(os.listdir(os.path.join(out, "round_1")))
     ['HILLS', 'cv.pt', 'fes.npz']
     """
+    import time
+
     from .io._models import save
     from .loop import iterate as run_loop
-    from .loop import metad_for
+    from .loop import metad_for, opes_for
 
-    if rounds < 1 or steps < 1 or initial_steps < 1:
-        raise ValueError(f"rounds, steps and initial_steps must be positive; got {rounds}, {steps}, {initial_steps}.")
-    if reweighting not in ("ct", "final"):
-        raise ValueError(f"reweighting must be 'ct' or 'final'; got {reweighting!r}.")
+    t_start = time.perf_counter()
+    kind = "muller-brown" if system == "muller-brown" else "molecule" if system is None else None
+    if kind is None:
+        raise ValueError(f"system must be 'muller-brown' or None (a molecule from pdb=); got {system!r}.")
+    d = _DEFAULTS[kind]
+    pick = lambda value, key: d[key] if value is None else value  # noqa: E731
+    method, walkers, steps = pick(method, "method"), pick(walkers, "walkers"), pick(steps, "steps")
+    initial_steps, stride = pick(initial_steps, "initial_steps"), pick(stride, "stride")
+    lagtime = pick(lagtime, "lagtime")
+    bias, skip, rounds = pick(bias, "bias"), pick(skip, "skip"), pick(rounds, "rounds")
+    train_weights = pick(train_weights, "train_weights")
+    n_models = pick(n_models, "n_models") if method in ("deeptica", "tae", "autoencoder") else 1
+    cv_tol = d["cv_tol"] if cv_tol == "default" else cv_tol
+    explore_temperature = d["explore_temperature"] if explore_temperature == "default" else explore_temperature
+    reweighting = reweighting or ("bias" if bias == "opes" else "ct")
+    for name, value in (("rounds", rounds), ("steps", steps), ("initial_steps", initial_steps), ("walkers", walkers),
+                        ("stride", stride), ("lagtime", lagtime), ("n_models", n_models)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if bias not in ("opes", "metad"):
+        raise ValueError(f"bias must be 'opes' or 'metad'; got {bias!r}.")
+    if reweighting not in ("ct", "final", "bias"):
+        raise ValueError(f"reweighting must be 'ct', 'final' or 'bias'; got {reweighting!r}.")
+    if reweighting == "ct" and bias == "opes":
+        raise ValueError("OPES has no c(t): use reweighting='bias' (the default with OPES) or 'final'.")
+    if bias == "metad" and kind == "molecule" and walkers != 1:
+        raise ValueError(f"Metadynamics on a molecule runs one walker per round (c(t) follows one clock); got "
+                         f"walkers={walkers}. Pass walkers=1 (CLI: --walkers 1), or bias='opes'.")
+    if steps % stride or initial_steps % stride:
+        raise ValueError(f"steps ({steps}) and initial_steps ({initial_steps}) must be multiples of stride ({stride}).")
     os.makedirs(out, exist_ok=True)
-    if system == "muller-brown":
+    if kind == "muller-brown":
         setup = _muller_brown_setup(walkers, seed, initial_steps, temperature)
         height, pace = height or 1.5, pace or 100
-    elif system is None:
-        if walkers != 1:
-            raise ValueError(f"A molecule runs one OpenMM walker per round; got walkers={walkers}. Pass walkers=1 "
-                             "(CLI: --walkers 1) and more steps instead.")
-        setup = _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_steps, stride or 100,
-                                temperature, timestep, friction, platform)
-        height, pace = height or 1.2, pace or 500
+        run_temperature = setup["initial"].temperature
     else:
-        raise ValueError(f"system must be 'muller-brown' or None (a molecule from pdb=); got {system!r}.")
-    stride = stride or setup["stride"]
+        run_temperature = 300.0 if temperature is None else temperature
+        setup = _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_steps, stride,
+                                run_temperature, timestep, friction, platform, walkers,
+                                explore_temperature or run_temperature, progress)
+        height, pace = height or 1.2, pace or 500
     learner = _make_learner(method, lagtime, 1, seed, epochs)
     rdir = lambda k: os.path.join(out, f"round_{k}")  # noqa: E731
+    bias_file = "KERNELS" if bias == "opes" else "HILLS"
 
-    def make_engine(bias, k):
+    def make_bias(cv, s, strength=1.0, segments=None):
+        if bias == "opes":
+            return opes_for(cv, s, barrier=barrier, pace=pace, temperature=run_temperature, segments=segments,
+                            strength=strength)
+        return metad_for(cv, s, height=height, bias_factor=bias_factor, pace=pace, strength=strength)
+
+    def make_engine(b, k):
         os.makedirs(rdir(k), exist_ok=True)
-        bias.open_hills(os.path.join(rdir(k), "HILLS"))
-        return setup["make_engine"](bias, k)
+        b.open_hills(os.path.join(rdir(k), bias_file))
+        return setup["make_engine"](b, k)
 
     def write_round(r):
         save(r.cv, os.path.join(rdir(r.index), "cv.pt"), info={"method": method, "round": r.index})
@@ -389,22 +464,31 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
         log.info("round %d written to %s", r.index, rdir(r.index))
 
     result = run_loop(make_engine, learner, setup["featurizer"],
-                      setup["initial"], setup["variables"], setup["basins"],
-                      make_bias=lambda cv, s: metad_for(cv, s, height=height, bias_factor=bias_factor, pace=pace),
+                      setup["initial"], setup["variables"], setup["basins"], make_bias=make_bias,
                       rounds=rounds, steps=steps, stride=stride, tol=tol, cv_tol=cv_tol,
                       reweight={"skip": skip, "method": reweighting, "bins": bins, "ranges": setup["ranges"]},
                       progress=progress, callback=write_round, transition_basins=setup["cores"],
-                      train_weights=train_weights)
+                      train_weights=train_weights, n_models=n_models)
+    finite = lambda x: float(x) if x is not None and np.isfinite(x) else None  # noqa: E731  strict JSON
     rows = result.summary()
-    for r, row in zip(result.rounds, rows):
-        row["simulated_ps"] = float(steps * setup["timestep"] * r.trajectory.positions.shape[1])
-        for key in ("delta_f", "error", "cv_change"):  # strict JSON: no inf/NaN (no transition yet, round 1)
-            row[key] = float(row[key]) if np.isfinite(row[key]) else None
-    summary = {"system": system or os.fspath(_pdb_or_alanine(pdb)), "method": method, "reweighting": reweighting,
-               "skip": skip, "train_weights": train_weights, "reference_delta_f": setup["exact"],
+    ns_round = [steps * setup["timestep"] * r.trajectory.n_walkers / 1000.0 for r in result.rounds]
+    for row, ns in zip(rows, ns_round):
+        row["simulated_ps"] = float(ns * 1000.0)
+        for key in ("delta_f", "error", "cv_change", "bound"):
+            row[key] = finite(row[key])
+    explore_ns = setup["initial"].n_walkers * initial_steps * setup["timestep"] / 1000.0
+    final = result.delta_f
+    summary = {"system": system or os.fspath(_pdb_or_alanine(pdb)), "method": method, "bias": bias,
+               "reweighting": reweighting, "skip": skip, "train_weights": train_weights, "n_models": n_models,
+               "walkers": walkers, "explore_temperature_K": setup["initial"].temperature,
+               "reference_delta_f": setup["exact"], "reference_error": setup["exact_error"],
                "converged": result.converged,
-               "delta_f": rows[-1]["delta_f"], "error": rows[-1]["error"], "rounds": rows,
-               "units": {"delta_f": "kJ/mol", "simulated_ps": "ps, all walkers"}}
+               "delta_f": None if final is None else finite(final.value),
+               "error": None if final is None else finite(final.error),
+               "transitions": int(sum(r.transitions for r in result.rounds)),
+               "simulated_ns": float(explore_ns + sum(ns_round)), "exploration_ns": float(explore_ns),
+               "wall_s": float(time.perf_counter() - t_start), "rounds": rows,
+               "units": {"delta_f": "kJ/mol", "simulated_ps": "ps, all walkers", "simulated_ns": "ns, all runs"}}
     write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=float))
     _summary_figure(result, setup["exact"], os.path.join(out, "summary.png"))
     return summary

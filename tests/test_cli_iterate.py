@@ -64,30 +64,64 @@ def test_help_gives_units_and_meanings(capsys):
 def test_bad_input_says_what_to_do(tmp_path):
     with pytest.raises(SystemExit, match="--system molecule"):
         main(["iterate", "--pdb", "x.pdb", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="one OpenMM walker per round.*walkers=1"):
-        iterate(str(tmp_path), walkers=4)
+    with pytest.raises(ValueError, match="one walker per round.*walkers=1.*bias='opes'"):
+        iterate(str(tmp_path), bias="metad", walkers=4)
+    with pytest.raises(ValueError, match="OPES has no c\\(t\\)"):
+        iterate(str(tmp_path), reweighting="ct")
     with pytest.raises(ValueError, match="needs the two basins"):
-        iterate(str(tmp_path), pdb=cl.data.alanine_dipeptide_pdb(), walkers=1)
-    with pytest.raises(ValueError, match="reweighting must be 'ct' or 'final'"):
-        iterate(str(tmp_path), system="muller-brown", reweighting="bias")
+        iterate(str(tmp_path), pdb=cl.data.alanine_dipeptide_pdb(), initial_steps=100)
+    with pytest.raises(ValueError, match="reweighting must be 'ct', 'final' or 'bias'"):
+        iterate(str(tmp_path), system="muller-brown", reweighting="exp")
     with pytest.raises(ValueError, match="system must be 'muller-brown' or None"):
         iterate(str(tmp_path), system="alanine")
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        iterate(str(tmp_path), steps=-5)
+    with pytest.raises(ValueError, match="multiples of stride"):
+        iterate(str(tmp_path), steps=150, stride=100)
 
 
-def test_molecule_in_openmm(tmp_path):
+def test_molecule_default_protocol_at_toy_length(tmp_path, capsys):
+    """The molecule protocol end to end (exploration at 700 K, Deep-TICA best of 2, OPES with 2 walkers
+    taking turns, reweighting onto phi) at toy length: every file, the reference, the bookkeeping."""
     pytest.importorskip("openmm")
     md = pytest.importorskip("mdtraj")
-    argv = ["iterate", "--system", "molecule", "--rounds", "1", "--steps", "1000", "--initial-steps", "1000",
-            "--stride", "50", "--lag", "2", "--out", str(tmp_path), "--no-progress"]
+    argv = ["iterate", "--system", "molecule", "--rounds", "1", "--steps", "2000", "--initial-steps", "4000",
+            "--stride", "50", "--lag", "2", "--walkers", "2", "--epochs", "3", "--n-models", "2", "--out",
+            str(tmp_path), "--no-progress"]
     assert main(argv) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["reference_delta_f"] == 9.76  # the shipped alanine dipeptide, Delta F on phi
-    assert summary["rounds"][0]["simulated_ps"] == pytest.approx(2.0)  # 1000 steps x 2 fs, one walker
-    assert len(cl.io.read_colvar(tmp_path / "round_1" / "HILLS")["time"]) == 2  # a hill every 500 steps
-    fes = np.load(tmp_path / "round_1" / "fes.npz")
-    assert fes["axis0"][0] > -np.pi and fes["axis0"][-1] < np.pi and len(fes["axis0"]) == 60  # phi, rad
-    cv = cl.load(tmp_path / "round_1" / "cv.pt")  # TICA on the 45 heavy-atom distances
+    out = capsys.readouterr().out
+    assert "exploration: 4000 steps unbiased at 700 K" in out and "round 1:" in out
+    assert out.strip().splitlines()[-1].endswith("Wrote " + str(tmp_path) + "/round_*/, summary.json, summary.png")
+    summary = json.loads((tmp_path / "summary.json").read_text())  # strict JSON
+    ref = cl.data.alanine_reference("vacuum")
+    assert summary["reference_delta_f"] == ref["delta_f_kj_mol"] and summary["reference_error"] == ref["sem_kj_mol"]
+    assert (summary["method"], summary["bias"], summary["reweighting"], summary["n_models"]) == \
+        ("deeptica", "opes", "bias", 2)
+    assert summary["explore_temperature_K"] == 700.0
+    r = summary["rounds"][0]
+    assert r["simulated_ps"] == pytest.approx(2000 * 0.002 * 2)  # steps x 2 fs x walkers
+    assert summary["simulated_ns"] == pytest.approx((4000 + 2 * 2000) * 0.002 / 1000)  # exploration included
+    if r["sampled"]:  # 8 ps cannot be expected to cross; whichever happened, the report is consistent
+        assert r["delta_f"] is not None and r["bound"] is None
+    else:
+        assert r["delta_f"] is None and summary["delta_f"] is None and np.isfinite(r["bound"])
+        assert "basin b not sampled" in out and "no estimate" in out
+    kernels = cl.io.read_colvar(tmp_path / "round_1" / "KERNELS")
+    assert len(kernels["time"]) == 2 * 2000 // 500  # a kernel per walker every 500 steps
+    fes = cl.fes.FreeEnergySurface.load(tmp_path / "round_1" / "fes.npz")
+    p = np.exp(-(fes.F[np.isfinite(fes.F)]) / (cl.units.BOLTZMANN * 300.0))
+    assert np.nanmin(fes.F) == pytest.approx(0.0, abs=1e-12) and 0.0 < p.sum() < np.isfinite(fes.F).sum()
+    assert fes.axes[0][0] > -np.pi and fes.axes[0][-1] < np.pi and len(fes.axes[0]) == 60  # phi, rad
+    cv = cl.load(tmp_path / "round_1" / "cv.pt")  # Deep-TICA on the 45 heavy-atom distances
     xyz = torch.as_tensor(md.load(cl.data.alanine_dipeptide_pdb()).xyz, dtype=torch.float64)
     with torch.no_grad():
         assert cv(xyz).shape == (1, 1) and torch.isfinite(cv(xyz)).all()
     assert cv.featurizer.n_features == 45
+
+
+def test_metadynamics_on_a_molecule_runs_one_walker(tmp_path):
+    pytest.importorskip("openmm")
+    s = iterate(str(tmp_path), rounds=1, steps=1000, initial_steps=2000, stride=50, lagtime=2, method="tica",
+                bias="metad", walkers=1, explore_temperature=None)
+    assert s["explore_temperature_K"] == 300.0 and s["reweighting"] == "ct"
+    assert len(cl.io.read_colvar(tmp_path / "round_1" / "HILLS")["time"]) == 2  # a hill every 500 steps

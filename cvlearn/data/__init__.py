@@ -5,9 +5,12 @@
 Copyright (c) 2012-2026 Chodera lab and contributors), so the tutorials need no extra package.
 """
 
+import json
 from importlib import resources
 
-__all__ = ["path", "alanine_dipeptide_pdb"]
+__all__ = ["path", "alanine_dipeptide_pdb", "alanine_reference", "alanine_solvent"]
+
+_SOLVENTS = {("amber99sbildn.xml",): "vacuum", ("amber99sbildn.xml", "amber99_obc.xml"): "obc"}
 
 
 def path(name):
@@ -54,3 +57,41 @@ def alanine_dipeptide_pdb():
     (22, ['ACE', 'ALA', 'NME'])
     """
     return path("alanine-dipeptide.pdb")
+
+
+def alanine_reference(solvent="vacuum"):
+    """The converged reference Delta F = F(phi > 0) - F(phi < 0) of the shipped alanine dipeptide.
+
+    Made by ``benchmarks/alanine_reference.py``: independent 20 ns runs of OpenMM's own well-tempered
+    Metadynamics on (phi, psi), amber99sb-ildn, no cutoff, bonds to hydrogen constrained, 300 K, 2 fs,
+    Langevin 1/ps; mean +- standard error over the runs. Every tutorial, test and doc that quotes a
+    reference for this molecule uses this one.
+
+    Parameters
+    ----------
+    solvent : {"vacuum", "obc"}
+        Vacuum (``amber99sbildn.xml``) or implicit solvent (``amber99sbildn.xml`` + ``amber99_obc.xml``).
+
+    Returns
+    -------
+    dict
+        ``delta_f_kj_mol``, ``sem_kj_mol``, ``runs``, ``ns_per_run``, ``finals_kj_mol``, ``method``,
+        ``system``, ``basins``.
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> ref = cl.data.alanine_reference()
+    >>> ref["runs"] >= 4 and ref["ns_per_run"] >= 20 and ref["sem_kj_mol"] <= 0.3
+    True
+    """
+    table = json.loads(resources.files(__name__).joinpath("alanine_reference.json").read_text())
+    if solvent not in table:
+        raise ValueError(f"No alanine dipeptide reference for solvent {solvent!r}; available: {sorted(table)}.")
+    return table[solvent]
+
+
+def alanine_solvent(forcefield):
+    """"vacuum" or "obc" when ``forcefield`` (OpenMM XML names) is one the reference was made with, else None."""
+    files = (forcefield,) if isinstance(forcefield, str) else tuple(forcefield)
+    return _SOLVENTS.get(files)

@@ -20,7 +20,8 @@ class WalkerGroup:
 
     Use it with biases that deposit by step count and keep no per-step history tied to one engine's
     clock: :class:`cvlearn.OPES` with a fixed initial sigma, static biases. Well-tempered
-    metadynamics' c(t) is indexed by step, which walkers would overwrite; the constructor refuses it.
+    metadynamics' c(t) is indexed by step, which several walkers would overwrite; the constructor
+    refuses it for more than one walker.
 
     Parameters
     ----------
@@ -51,7 +52,7 @@ class WalkerGroup:
                 raise ValueError("The walkers of a WalkerGroup must share temperature and timestep; got "
                                  f"{first.temperature} K / {first.timestep} ps and {e.temperature} K / "
                                  f"{e.timestep} ps.")
-        for b in self.biases:
+        for b in self.biases if len(self.engines) > 1 else ():
             if hasattr(b, "c_of_t"):
                 raise ValueError(f"{type(b).__name__} records c(t) by step, which walkers taking turns would "
                                  "overwrite; run one walker, or use OPES (its reweighting needs no c(t)).")
