@@ -1,10 +1,11 @@
-"""Packaging: one version everywhere, and every data file of cvlearn/ is declared package data.
+"""Packaging: one version everywhere, every data file of cvlearn/ declared package data, no link outside.
 
 The built wheel itself is checked in CI (`make wheel-check`: installed into a fresh venv and run).
 """
 
 import fnmatch
 import importlib.metadata
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,22 @@ def test_every_data_file_in_the_package_is_declared_package_data():
     assert not undeclared, f"not in [tool.setuptools.package-data], so missing from the wheel: {undeclared}"
     # The reference numbers another module will read at run time are JSON files in cvlearn/data.
     assert "*.json" in package_data["cvlearn.data"]
+
+
+def test_readme_and_docs_link_only_inside_the_repository():
+    # Relative links and the docs' include/figure paths must resolve to files of this repository:
+    # a wheel, an sdist or a docs build has nothing beside the repository (no ../shared).
+    pages = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    pages = [p for p in pages if "_build" not in p.parts]
+    bad = []
+    for page in pages:
+        text = page.read_text()
+        targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+        targets += re.findall(r"^```\{(?:include|figure|image)\} (\S+)", text, flags=re.M)
+        for target in targets:
+            if re.match(r"[a-z]+://|mailto:", target):
+                continue
+            path = (page.parent / target).resolve()
+            if not path.is_relative_to(ROOT) or not path.exists():
+                bad.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert pages and not bad, bad
