@@ -319,7 +319,7 @@ def _add_iterate_command(sub):
     expert.add_argument("--pace", type=int, help="steps between hills/kernels (default 100 muller-brown, 500 "
                         "molecule)")
     expert.add_argument("--skip", type=float, help="fraction of each round's frames discarded as transient before "
-                        "reweighting (default 0.2 molecule, 0.3 muller-brown)")
+                        "reweighting (default 0.5 molecule, 0.3 muller-brown)")
     expert.add_argument("--reweighting", choices=("ct", "final", "bias"),
                         help="c(t) (metadynamics default), final-bias, or the bias at each frame (OPES default)")
     expert.add_argument("--train-weights", choices=("reweighted", "sampled"),
@@ -328,7 +328,8 @@ def _add_iterate_command(sub):
     expert.add_argument("--bins", type=int, default=60, help="histogram bins per variable (default 60)")
     expert.add_argument("--tol", type=float, default=1.0,
                         help="stop when Delta F of two rounds agrees within this, kJ/mol (default 1)")
-    expert.add_argument("--epochs", type=int, default=200, help="maximum training epochs for networks (default 200)")
+    expert.add_argument("--epochs", type=int, help="maximum training epochs for networks (default 60 molecule: a "
+                        "smooth CV to bias; 200 muller-brown)")
     expert.add_argument("--temperature", type=float, help="K (default 300)")
     expert.add_argument("--timestep", type=float, default=0.002, help="molecule: ps (default 0.002)")
     expert.add_argument("--platform", help="molecule: OpenMM platform (default: chosen by system size)")

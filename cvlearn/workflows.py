@@ -305,22 +305,23 @@ def _pdb_or_alanine(pdb):
 
 # The protocol each kind of system runs when an option is left out (None). Molecules: explore hot (700 K:
 # alanine dipeptide crosses phi ~3-6 times per ns there, while its peptide bonds stay trans, which they do
-# not at 1000 K), learn Deep-TICA (best of 3 networks), then OPES with 4 walkers; see benchmarks/RESULTS.md
-# "The loop on alanine dipeptide".
+# not at 1000 K), learn Deep-TICA (best of 3 networks, 60 epochs: trained to convergence the CV becomes a
+# step whose bias force sits in the transition region, and OPES on it did not converge within 1 ns), then OPES
+# with 4 walkers; see benchmarks/RESULTS.md "The loop on alanine dipeptide".
 _DEFAULTS = {
     "muller-brown": {"method": "tica", "walkers": 8, "steps": 20000, "initial_steps": 4000, "stride": 10,
                      "lagtime": 10, "bias": "metad", "skip": 0.3, "rounds": 5, "n_models": 1,
-                     "train_weights": "reweighted", "cv_tol": 0.02, "explore_temperature": None},
+                     "train_weights": "reweighted", "cv_tol": 0.02, "explore_temperature": None, "epochs": 200},
     "molecule": {"method": "deeptica", "walkers": 4, "steps": 125_000, "initial_steps": 1_000_000, "stride": 100,
-                 "lagtime": 5, "bias": "opes", "skip": 0.2, "rounds": 5, "n_models": 3,
-                 "train_weights": "sampled", "cv_tol": None, "explore_temperature": 700.0},
+                 "lagtime": 5, "bias": "opes", "skip": 0.5, "rounds": 5, "n_models": 3,
+                 "train_weights": "sampled", "cv_tol": None, "explore_temperature": 700.0, "epochs": 60},
 }
 
 
 def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), features="distances:heavy",
             variable=None, basins=None, method=None, rounds=None, walkers=None, steps=None, initial_steps=None,
             stride=None, lagtime=None, bias=None, barrier=40.0, height=None, bias_factor=10.0, pace=None, skip=None,
-            reweighting=None, bins=60, tol=1.0, cv_tol="default", seed=0, epochs=200, n_models=None,
+            reweighting=None, bins=60, tol=1.0, cv_tol="default", seed=0, epochs=None, n_models=None,
             temperature=None, explore_temperature="default", timestep=0.002, friction=1.0, platform=None,
             train_weights=None, progress=False):
     """Learn a CV, bias it, reweight, relearn (:func:`cvlearn.iterate`) and write every round to ``out``.
@@ -336,11 +337,12 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
 
     1. exploration: ``initial_steps`` (2 ns) unbiased at ``explore_temperature`` (700 K), which needs no
        knowledge of the slow coordinate; its frames teach the first CV and are never reweighted;
-    2. each round: Deep-TICA on ``features`` (lag ``lagtime`` frames = 1 ps), the best of ``n_models`` (3)
-       networks by VAMP-2 score on all frames; OPES (``barrier`` kJ/mol) on it at ``temperature`` with
-       ``walkers`` (4) walkers of ``steps`` (250 ps) each sharing the bias; Delta F on ``variable``
-       (default "dihedrals:phi", ``basins`` phi < 0 and phi > 0) by reweighting with exp(beta V), the
-       first ``skip`` (20 %) of each round dropped; then relearn from all frames so far, as sampled;
+    2. each round: Deep-TICA on ``features`` (lag ``lagtime`` frames = 1 ps, ``epochs`` 60: smooth enough
+       to bias), the best of ``n_models`` (3) networks by VAMP-2 score on all frames; OPES (``barrier``
+       kJ/mol) on it at ``temperature`` with ``walkers`` (4) walkers of ``steps`` (250 ps) each sharing
+       the bias; Delta F on ``variable`` (default "dihedrals:phi", ``basins`` phi < 0 and phi > 0) by
+       reweighting with exp(beta V), the first ``skip`` (half) of each round dropped while OPES fills;
+       then relearn from all frames so far, as sampled;
     3. stop when two consecutive rounds that both sampled both basins agree (``tol``, kJ/mol, and 2
        standard errors); the answer is their inverse-variance weighted mean. A round that did not sample
        both basins reports a lower bound, no Delta F, and doubles the next round's bias.
@@ -411,7 +413,7 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
     initial_steps, stride = pick(initial_steps, "initial_steps"), pick(stride, "stride")
     lagtime = pick(lagtime, "lagtime")
     bias, skip, rounds = pick(bias, "bias"), pick(skip, "skip"), pick(rounds, "rounds")
-    train_weights = pick(train_weights, "train_weights")
+    train_weights, epochs = pick(train_weights, "train_weights"), pick(epochs, "epochs")
     n_models = pick(n_models, "n_models") if method in ("deeptica", "tae", "autoencoder") else 1
     cv_tol = d["cv_tol"] if cv_tol == "default" else cv_tol
     explore_temperature = d["explore_temperature"] if explore_temperature == "default" else explore_temperature

@@ -132,3 +132,76 @@ def test_train_weights_and_transition_basins():
     assert cores.rounds[0].transitions == expected < reweighted.rounds[0].transitions
     with pytest.raises(ValueError, match="train_weights must be 'reweighted' or 'sampled'"):
         run(train_weights="uniform")
+
+
+def test_a_round_that_never_leaves_reports_a_bound_and_strengthens_the_next_bias():
+    """A barrier of 60 kJ/mol (24 kT): 500 biased steps cannot cross. The round reports no Delta F but a
+    lower bound, does not count towards convergence, and the next bias is twice as strong."""
+    dw = cl.systems.DoubleWell(dim=2, barrier=60.0)
+    left, right = Basin(lo=[-2.0], hi=[-0.5]), Basin(lo=[0.5], hi=[2.0])
+    start = np.array([[-1.0, 0.0]])
+    initial = cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=2, seed=0, positions=start).run(500, stride=10)
+    strengths = []
+
+    def make_bias(cv, s, strength):
+        strengths.append(strength)
+        return metad_for(cv, s, height=0.5, strength=strength)
+
+    result = iterate(lambda bias, k: cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=2, seed=k,
+                                                 positions=start, bias=bias),
+                     cl.TICA(lagtime=5, n_components=1, scaling=None), cl.features.Positions.of(dw), initial,
+                     dw.slow_coordinates, (left, right), make_bias=make_bias, rounds=3, steps=500, stride=10,
+                     tol=100.0, reweight={"bins": 20, "ranges": dw.slow_bounds})
+    assert strengths == [1.0, 2.0, 4.0]  # tol=100 would have stopped after round 2 had both rounds sampled
+    assert not result.converged and result.delta_f is None
+    for r in result.rounds:
+        assert not r.sampled and r.transitions == 0 and np.isnan(r.delta_f.value)
+        # The bound: one frame of the largest weight added to the right basin, so about kT ln(frames analysed)
+        # (2 walkers x 45 frames: ~11 kJ/mol less the weights' spread); the exact value is ~60 kJ/mol.
+        n = 2 * 45
+        assert 0.5 * 2.494 * np.log(n) < r.bound <= 2.494 * np.log(n) + 1e-9 < 60.0
+    row = result.summary()[0]
+    assert row["sampled"] is False and row["bound"] == result.rounds[0].bound and row["strength"] == 1.0
+    axes = result.plot()  # bounds drawn as markers; the transitions axis starts at 0, not at -0.04
+    assert axes[1].get_ylim()[0] == 0.0 and axes[1].get_ylim()[1] >= 1.0
+
+
+def test_answer_is_the_inverse_variance_mean_of_the_last_two_rounds():
+    rounds = [cl.loop.Round(k, None, None, None, DeltaF(v, e), 5, 0.0) for k, (v, e) in
+              enumerate([(20.0, 5.0), (10.0, 1.0), (12.0, 1.0)], start=1)]
+    done = cl.IterationResult(rounds=rounds, converged=True)
+    assert done.delta_f.value == pytest.approx(11.0) and done.delta_f.error == pytest.approx(1 / np.sqrt(2))
+    assert cl.IterationResult(rounds=rounds).delta_f == DeltaF(12.0, 1.0)  # not converged: the last round
+    rounds[2].sampled = False
+    assert cl.IterationResult(rounds=rounds).delta_f == DeltaF(10.0, 1.0)  # the last round that sampled both
+    assert cl.IterationResult(rounds=[]).delta_f is None
+
+
+def test_ensemble_keeps_the_network_with_the_best_vamp2_score():
+    """Three Deep-TICA networks from seeds 0, 1, 2 on the same frames; the kept one has the largest sum of
+    squared eigenvalues, and equals a network trained alone from its seed."""
+    from cvlearn.loop import _fit_best
+
+    rng = np.random.default_rng(0)
+    state = np.cumsum(rng.random(3000) < 0.01) % 2 * 2.0 - 1
+    X = [np.column_stack([state + 0.5 * rng.normal(size=3000), rng.normal(size=(3000, 2))])]
+    learner = cl.DeepTICA(lagtime=5, layers=[8], max_epochs=20, seed=0)
+    best, scores = _fit_best(learner, 1, X, [np.zeros(3000)], n_models=3)
+    assert len(scores) == 3 and best.seed == int(np.argmax(scores))
+    alone = cl.DeepTICA(lagtime=5, layers=[8], max_epochs=20, seed=best.seed).fit(X)
+    np.testing.assert_allclose(best.eigenvalues_, alone.eigenvalues_, rtol=1e-6)
+    assert float(np.sum(best.eigenvalues_ ** 2)) == pytest.approx(max(scores))
+
+
+def test_fluctuation_scales_a_hot_run_to_the_target_temperature():
+    from cvlearn.loop import fluctuation, opes_for
+
+    rng = np.random.default_rng(1)
+    slow = np.repeat(rng.normal(scale=5.0, size=200), 50)  # a slow drift the windows must not count
+    hot = slow + rng.normal(scale=0.3, size=10000)
+    width = fluctuation([(hot, 1200.0, 0.1)], window_ps=1.0, temperature=300.0)  # windows of 10 frames
+    assert width == pytest.approx(0.3 * 0.5, rel=0.1)  # sqrt(300 / 1200) = 0.5; the drift is invisible
+    opes = opes_for(torch.nn.Identity(), hot, segments=[(hot, 1200.0, 0.1)], barrier=30.0, pace=10)
+    assert opes.sigma0[0] == pytest.approx(width) and opes.barrier == 30.0
+    with pytest.raises(ValueError, match="No segment spans a window"):
+        fluctuation([(hot[:5], 300.0, 0.1)])
