@@ -1,4 +1,4 @@
-"""Alanine dipeptide from C7eq only, by the loop: explore, learn a CV, bias it, reweight, relearn, until Delta F settles.
+"""Alanine dipeptide from C7eq only, by the loop: explore, learn a CV, bias, reweight, relearn until Delta F settles.
 
 Alanine dipeptide (ACE-ALA-NME, vacuum, amber99sb-ildn, 300 K, OpenMM) starts in C7eq (phi < 0); plain MD
 at 300 K does not reach C7ax / alpha_L (phi > 0) in nanoseconds. This tutorial runs exactly what
