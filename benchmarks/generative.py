@@ -5,7 +5,7 @@ What is measured
 System and MD set-up as in ``benchmarks/alanine_dipeptide.py`` (whose helpers this script imports):
 ACE-ALA-NME in vacuum, amber99sb-ildn, no cutoff, bonds to hydrogen constrained, 300 K, 2 fs,
 Langevin friction 1/ps, ``cl.engine.OpenMM`` on the Reference platform. phi < 0 holds C7eq/C5,
-phi > 0 holds C7ax/alpha_L; the reference Delta F = F(phi > 0) - F(phi < 0) = 9.76 kJ/mol is
+phi > 0 holds C7ax/alpha_L; the reference Delta F = F(phi > 0) - F(phi < 0) (``cl.data.alanine_reference()``) is
 OpenMM's own Metadynamics on (phi, psi) for 4 ns (RESULTS.md, alanine_dipeptide.py section).
 Everything runs on one torch thread; the load average at start and end is recorded.
 
@@ -64,7 +64,7 @@ Part ``seeding``: walkers started from C7eq vs walkers seeded by decoding.
   of its own walker's copy of the shared bias, basin populations summed over frames) at 40 times,
   using all frames up to each time (skip 0) or without their first 25% (skip 0.25, the transient
   while the first basins fill; c(t) reweighting remembers where the walkers started);
-  "time to +-1 kJ/mol" = the first per-walker time after which Delta F stays within 1 kJ/mol of 9.76
+  "time to +-1 kJ/mol" = the first per-walker time after which Delta F stays within 1 kJ/mol of the reference
   to the end (``time_within`` of alanine_dipeptide.py); the final Delta F, mean +- standard deviation
   over seeds. Figure ``benchmarks/figures/generative_seeding.png``: Delta F against time, both skips.
 
@@ -108,7 +108,7 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise SystemExit("This benchmark needs OpenMM and mdtraj: pip install openmm mdtraj") from exc
 
-REF_DF = 9.76  # kJ/mol, OpenMM Metadynamics on (phi, psi), 4 ns (alanine_dipeptide.py section of RESULTS.md)
+REF_DF = cl.data.alanine_reference()["delta_f_kj_mol"]  # kJ/mol: benchmarks/alanine_reference.py
 PHI_SIGMA = 0.23  # rad: the hill width of the phi runs in alanine_dipeptide.py (data run of part 1)
 CHUNK = 1000  # steps each walker runs in turn (2 ps)
 SKIPS = (0.0, 0.25)  # fractions of the frames discarded as transient in the Delta F estimates

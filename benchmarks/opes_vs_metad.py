@@ -28,8 +28,9 @@ spread between seeds (standard deviation) and the mean absolute error against th
    by Invernizzi & Parrinello (JPCL 11, 2731 (2020), 10 replicas, GROMACS, amber99sb) for OPES at
    10 ns, 9.97 +- 0.23 kJ/mol; amber99sb-ildn differs from amber99sb only in Ile/Leu/Asp/Asn
    side-chain torsions, so the force field is the same for alanine dipeptide, but code, vacuum
-   electrostatics and thermostat differ (``alanine_dipeptide.py`` measured 9.76 kJ/mol with OpenMM's
-   own metadynamics after 4 ns on this set-up). Published at 1 ns: OPES 10.70 +- 0.91, WT-MetaD
+   electrostatics and thermostat differ (this set-up's converged reference is
+   ``cl.data.alanine_reference()``, several 20 ns runs of OpenMM's own metadynamics, ``alanine_reference.py``).
+   Published at 1 ns: OPES 10.70 +- 0.91, WT-MetaD
    10.29 +- 1.96 (9.54 +- 0.50 at 10 ns). Goal: OPES within +-1 kJ/mol of the converged value by
    1 ns.
 3. ``--parts alanine-ref``: the converged value of this very set-up, from two OPES runs of
