@@ -109,8 +109,9 @@ class OPES:
     makes the force slightly non-conservative); with several walkers each KERNELS row carries its
     own walker's log-weight (PLUMED writes walker 0's for all); a molecular engine samples the CV
     for the adaptive sigma every ``pace`` steps rather than every step. Not implemented: NLIST,
-    CALC_WORK, EXPLORE, and appending past states (STORE_STATES); :meth:`from_plumed_state` reads
-    files that have them (the last state).
+    CALC_WORK, running EXPLORE, and appending past states (STORE_STATES); :meth:`from_plumed_state` reads
+    files that have them (the last state), and OPES_METAD_EXPLORE's STATE and KERNELS files are read
+    and evaluated with its own bias (:meth:`from_plumed_state`, :meth:`from_plumed_kernels`).
 
     Examples
     --------
@@ -558,7 +559,8 @@ class OPES:
                               "probability, reweighting) but does not continue EXPLORE runs.")
         elif pace is None or (sigma is None and not adaptive):
             bias._runnable = (f"This OPES bias was read from {path} without pace= (and, for a fixed-sigma run, "
-                              "sigma=); pass them to OPES.from_plumed_state to continue the run.")
+                              "sigma=); pass them when reading the file (OPES.from_plumed_state or "
+                              "OPES.from_plumed_kernels) to continue the run.")
         return bias
 
     @classmethod

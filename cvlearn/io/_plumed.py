@@ -56,7 +56,27 @@ def _rows_text(rows):
 
 
 def plumed_table_text(fields, constants=None, rows=()):
-    """A PLUMED table as text: the ``#! FIELDS`` line, ``#! SET`` lines, then rows at full precision."""
+    """A PLUMED table as text: the ``#! FIELDS`` line, ``#! SET`` lines, then rows at full precision.
+
+    Parameters
+    ----------
+    fields : list of str
+    constants : dict, optional
+        ``#! SET`` name -> value.
+    rows : array_like, (n, len(fields))
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from cvlearn.io import plumed_table_text
+    >>> print(plumed_table_text(["time", "phi"], {"min_phi": "-pi"}, [[0.0, 0.1]]), end="")
+    #! FIELDS time phi
+    #! SET min_phi -pi
+    0 0.10000000000000001
+    """
     head = "#! FIELDS " + " ".join(fields) + "\n" + "".join(f"#! SET {k} {v}\n" for k, v in (constants or {}).items())
     return head + _rows_text(np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)) if len(rows) else head
 
@@ -76,6 +96,13 @@ class PlumedBlock:
         1-based line number of each row, for error messages.
     header_line : int or None
         Line of the ``#! FIELDS`` header (None for rows that continue a header read earlier).
+
+    Examples
+    --------
+    >>> from cvlearn.io import parse_plumed_text
+    >>> block = parse_plumed_text("#! FIELDS time x\\n#! SET min_x -pi\\n0 1.5\\n", "COLVAR")[0]
+    >>> block.fields, block.constants, block.data.tolist(), block.lines.tolist(), block.header_line
+    (['time', 'x'], {'min_x': '-pi'}, [[0.0, 1.5]], [3], 1)
     """
 
     __slots__ = ("fields", "constants", "data", "lines", "header_line")
@@ -117,6 +144,17 @@ def parse_plumed_text(text, path, first_line=1, fields=None, constants=None):
     Comment lines (``#`` but not ``#!``) and blank lines are skipped. Raises :class:`PlumedFileError`
     naming the file and line for rows before any header, a row whose column count differs from its
     header's, a non-numeric value, or a header with no or repeated column names.
+
+    Examples
+    --------
+    A restart printed the columns in another order; a tail read continues the header in force:
+
+    >>> from cvlearn.io import parse_plumed_text
+    >>> blocks = parse_plumed_text("#! FIELDS time a b\\n0 1 2\\n#! FIELDS time b a\\n1 3 4\\n", "HILLS")
+    >>> [(b.fields, b.data.tolist()) for b in blocks]
+    [(['time', 'a', 'b'], [[0.0, 1.0, 2.0]]), (['time', 'b', 'a'], [[1.0, 3.0, 4.0]])]
+    >>> parse_plumed_text("2 5 6\\n", "HILLS", first_line=5, fields=["time", "b", "a"])[0].data.tolist()
+    [[2.0, 5.0, 6.0]]
     """
     blocks = []
     cur = None if fields is None else list(fields)
@@ -174,6 +212,18 @@ class PlumedTable:
     blocks : list of PlumedBlock
     end : int
         Byte offset after the last complete line read.
+
+    Examples
+    --------
+    >>> from cvlearn.io import read_plumed
+    >>> _ = open("COLVAR", "w").write("#! FIELDS time phi\\n0 -1.5\\n#! FIELDS time phi bias\\n1 -1.4 0.2\\n")
+    >>> table = read_plumed("COLVAR")
+    >>> table.fields, table.column("phi").tolist(), table.column("bias", required=False).tolist()
+    (['time', 'phi', 'bias'], [-1.5, -1.4], [nan, 0.2])
+    >>> table.column("bias")
+    Traceback (most recent call last):
+        ...
+    cvlearn.exceptions.PlumedFileError: COLVAR: the block at line 1 ('#! FIELDS time phi', rows at lines 2-2) ...
     """
 
     def __init__(self, path, blocks, end):
