@@ -492,18 +492,26 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
                "wall_s": float(time.perf_counter() - t_start), "rounds": rows,
                "units": {"delta_f": "kJ/mol", "simulated_ps": "ps, all walkers", "simulated_ns": "ns, all runs"}}
     write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=float))
-    _summary_figure(result, setup["exact"], os.path.join(out, "summary.png"))
+    _summary_figure(result, setup["exact"], "exact" if kind == "muller-brown" else "reference",
+                    os.path.join(out, "summary.png"))
     return summary
 
 
-def _summary_figure(result, exact, path):
+def _summary_figure(result, exact, label, path):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
-    result.plot(exact=exact, axes=[ax, ax.twinx()])
-    ax.set_title("ΔF per round (bars: transitions)")
+    bars = ax.twinx()
+    ax.set_zorder(bars.get_zorder() + 1)  # points and error bars in front of the transition bars
+    ax.patch.set_visible(False)
+    final = result.delta_f
+    if final is not None:
+        ax.axhspan(final.value - final.error, final.value + final.error, color="C2", alpha=0.2, lw=0,
+                   label=f"answer {final.value:.2f} ± {final.error:.2f}")
+    result.plot(exact=exact, axes=[ax, bars], exact_label=label)
+    ax.set_title("ΔF per round (bars: transitions)" + ("" if result.converged else "; not converged"))
     fig.savefig(path, dpi=110)
     plt.close(fig)
