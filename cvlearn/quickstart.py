@@ -21,6 +21,7 @@ from .io._atomic import write_text_atomic
 from .io._models import save
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 from .systems import MullerBrown
+from .workflows import _checkpoint_step, _resume_from, _RunProgress, claim_output
 
 __all__ = ["run_quickstart"]
 
@@ -29,6 +30,8 @@ log = logging.getLogger("cvlearn")
 TIMESTEP = 0.005  # ps
 FRICTION = 5.0  # 1/ps
 EXPLORE_T = 1000.0  # K: barriers of ~4 kT, so a short unbiased run sees transitions
+SKIP = 0.1  # fraction of the metadynamics frames discarded as transient, by the headline and its figure alike
+MIN_COUNT = 3  # F(x, y) is drawn only in bins holding at least this many frames (fewer: noise, not a free energy)
 
 #: CV learners the quickstart can use (lag 10 frames = 0.25 ps of the exploration), by seed.
 LEARNERS = {
@@ -56,7 +59,7 @@ def _exact_fes_along(system, cv, bins):
 
 
 def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", walkers=8, explore_steps=4000,
-                   chunks=5, resume=False, progress=False):
+                   chunks=5, resume=False, progress=False, force=False):
     """Run the loop and write PNG, COLVAR.*, HILLS, .npz files and ``report.json`` into ``out``.
 
     Stages: (1) explore Muller-Brown unbiased at 1000 K (16 walkers); (2) learn a 1-D CV on (x, y)
@@ -65,26 +68,27 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     ``steps`` steps of 5 fs, in ``chunks`` pieces with a checkpoint after each (``resume=True``
     continues an interrupted run); (4) FES along the CV from the bias and in
     (x, y) by c(t) reweighting, and the A-B free energy difference with its block error next to
-    the exact one.
+    the exact one: one estimator (c(t) weights summed over the frames in each basin, the first
+    ``SKIP`` of them dropped) for the number reported and the convergence panel of the figure.
 
     Parameters
     ----------
     out : str
-        Output directory (created).
+        Output directory (created); it must be new or empty unless ``resume`` (continue the run
+        there, same method, seed, walkers) or ``force`` (keep the earlier run in ``out/bck.<n>/``).
     seed : int
     steps : int
         Metadynamics steps per walker (5 fs each), a multiple of ``chunks``.
     method : str
         A key of ``LEARNERS`` ("tica", "pca", ...).
     walkers, explore_steps, chunks : int
-    resume : bool
-    progress : bool
+    resume, force, progress : bool
 
     Returns
     -------
     dict
-        The report (also written to ``report.json``): free energy differences in kJ/mol, times in
-        ps/ns, wall time in s.
+        The report (also written to ``report.json``): free energy differences in kJ/mol (None
+        when basin B was never visited), times in ps/ns, wall time in s.
 
     Examples
     --------
@@ -99,10 +103,15 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     """
     if method not in LEARNERS:
         raise ValueError(f"method must be one of {sorted(LEARNERS)}; got {method!r}.")
-    if steps < chunks or steps % chunks:
+    for name, value in (("walkers", walkers), ("explore_steps", explore_steps), ("chunks", chunks)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if not isinstance(steps, (int, np.integer)) or steps < chunks or steps % chunks:
         raise ValueError(f"steps ({steps}) must be a positive multiple of chunks ({chunks}).")
-    os.makedirs(out, exist_ok=True)
     path = lambda name: os.path.join(out, name)  # noqa: E731
+    resume = claim_output(out, "quickstart", resume=resume, force=force,
+                          settings={"method": method, "seed": seed, "walkers": walkers, "explore_steps": explore_steps},
+                          resumable=("HILLS", "checkpoint.npz", "metad_trajectory.npz"))
     mb = MullerBrown()
     timings = {}
 
@@ -130,22 +139,20 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     sigma = 0.1 * s.std()
     lo, hi = s.min() - 0.5 * s.std(), s.max() + 0.5 * s.std()
     grid = Grid(lo, hi, int(np.ceil((hi - lo) / (sigma / 5))))
-    can_resume = resume and all(os.path.exists(path(f)) for f in ("HILLS", "checkpoint.npz", "metad_trajectory.npz"))
+    pieces = [_resume(out, walkers, steps)] if resume else []
     metad = WellTemperedMetad(cv, sigma=sigma, height=1.5, bias_factor=10.0, pace=100, grid=grid, outside="wall",
-                              hills=path("HILLS"), restart=can_resume)
+                              hills=path("HILLS"), restart=resume)
     engine = Langevin(mb, timestep=TIMESTEP, friction=FRICTION, n_walkers=walkers, seed=seed + 1, bias=metad)
-    pieces = []
-    if can_resume:
+    if resume:
         engine.load_checkpoint(path("checkpoint.npz"))
-        pieces.append(Trajectory.load(path("metad_trajectory.npz")))
-        log.info("Resuming metadynamics at step %d", engine.step)
     per_chunk = steps // chunks
-    while engine.step < steps:
-        piece = engine.run(min(per_chunk, steps - engine.step), stride=50, progress=progress,
-                           colvar=path("COLVAR"), restart=can_resume or bool(pieces))
-        pieces.append(piece)
-        Trajectory.concatenate(pieces).save(path("metad_trajectory.npz"))
-        engine.save_checkpoint(path("checkpoint.npz"))
+    with _RunProgress(progress, steps, engine.step) as advance:
+        while engine.step < steps:
+            piece = engine.run(min(per_chunk, steps - engine.step), stride=50, callback=advance,
+                               colvar=path("COLVAR"), restart=bool(pieces))
+            pieces.append(piece)
+            Trajectory.concatenate(pieces).save(path("metad_trajectory.npz"))
+            engine.save_checkpoint(path("checkpoint.npz"))
     metad.close()
     traj = Trajectory.concatenate(pieces)
     timings["metad_s"] = time.perf_counter() - t0
@@ -154,17 +161,19 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     t0 = time.perf_counter()
     fes_cv = metad.free_energy()
     fes_cv.save(path("fes_cv.npz"))
-    fes_xy = fes_mod.reweight(traj, mb.slow_coordinates, bias=metad, bins=60, ranges=mb.slow_bounds, skip=0.1,
+    fes_xy = fes_mod.reweight(traj, mb.slow_coordinates, bias=metad, bins=60, ranges=mb.slow_bounds, skip=SKIP,
                               names=["x", "y"])
     fes_xy.save(path("fes_xy.npz"))
-    d = fes_xy.delta_f(mb.basins["A"], mb.basins["B"])
     exact = mb.exact_delta_f("A", "B")
     series = fes_mod.delta_f_timeseries(traj, mb.slow_coordinates, mb.basins["A"], mb.basins["B"], bias=metad,
-                                        n_points=10)
+                                        n_points=10, skip=SKIP)
+    d, d_err = (_finite_or_none(series[k][-1]) for k in ("delta_f", "error"))  # all frames: the headline
     timings["fes_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    png = _summary_figure(path("quickstart.png"), mb, cv, explore, fes_xy, fes_cv, series, exact, method)
+    counts = _frame_counts(traj, mb, fes_xy)
+    png = _summary_figure(path("quickstart.png"), mb, cv, explore, *_masked(fes_xy, counts), fes_cv, series, exact,
+                          method)
     timings["plot_s"] = time.perf_counter() - t0
     kT = mb.kT()
     report = {
@@ -175,9 +184,12 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
         "n_hills": metad.n_hills,
         # JSON has no NaN: an error bar that could not be estimated (a basin missing from some
         # block of a very short run) is reported as null.
-        "delta_f_A_to_B_kJ_mol": _finite_or_none(d.value), "delta_f_error_kJ_mol": _finite_or_none(d.error),
-        "delta_f_exact_kJ_mol": exact, "abs_error_kT": _finite_or_none(abs(d.value - exact) / kT),
-        "within_2_sigma": bool(abs(d.value - exact) <= 2 * d.error),
+        # c(t)-weighted frames in each basin, the first SKIP of them dropped (the figure's last point).
+        "delta_f_A_to_B_kJ_mol": d, "delta_f_error_kJ_mol": d_err, "delta_f_exact_kJ_mol": exact,
+        "delta_f_estimator": f"c(t)-weighted frames in basins A and B, first {SKIP:g} of the run skipped",
+        "basin_B_visited": d is not None,
+        "abs_error_kT": None if d is None else abs(d - exact) / kT,
+        "within_2_sigma": d is not None and d_err is not None and abs(d - exact) <= 2 * d_err,
         "wall_time_s": {k: round(v, 2) for k, v in timings.items()},
         "files": sorted(os.listdir(out)) + (["report.json"] if "report.json" not in os.listdir(out) else []),
         "figure": os.path.basename(png),
@@ -190,7 +202,44 @@ def _finite_or_none(x):
     return float(x) if np.isfinite(x) else None
 
 
-def _summary_figure(filename, mb, cv, explore, fes_xy, fes_cv, series, exact, method):
+def _resume(out, walkers, steps):
+    """The metadynamics frames of the run in ``out`` up to its checkpoint; the HILLS and COLVAR rows an
+    interrupted chunk wrote after it are dropped (the resumed run writes them again)."""
+    step = _checkpoint_step(os.path.join(out, "checkpoint.npz"))
+    colvars = ["COLVAR"] if walkers == 1 else [f"COLVAR.{i}" for i in range(walkers)]
+    _resume_from(out, "checkpoint.npz", step, step * TIMESTEP, steps,
+                 [os.path.join(out, name) for name in ("HILLS", *colvars)])
+    done = Trajectory.load(os.path.join(out, "metad_trajectory.npz"))
+    keep = done.step <= step
+    return Trajectory(done.positions[keep], done.time[keep], done.step[keep], done.walker_ids,
+                      done.potential_energy[keep], done.bias_energy[keep], done.temperature)
+
+
+def _frame_counts(traj, mb, surface):
+    """Frames per bin of ``surface`` (the (x, y) histogram of the frames it was reweighted from)."""
+    first = int(np.floor(SKIP * traj.n_frames))
+    pos = traj.positions[first:]
+    xy = mb.slow_coordinates(pos.reshape(-1, *pos.shape[2:]))
+    edges = [_edges(axis) for axis in surface.axes]
+    return np.histogramdd(np.asarray(xy), bins=edges)[0]
+
+
+def _edges(centers):
+    h = centers[1] - centers[0]
+    return np.concatenate([centers - h / 2, [centers[-1] + h / 2]])
+
+
+def _masked(surface, counts):
+    """``surface`` with bins of fewer than ``MIN_COUNT`` frames unsampled (inf), drawn blank rather than as
+    speckles, and the count used (1, no mask, when no bin has that many: a very short run)."""
+    min_count = MIN_COUNT if (counts >= MIN_COUNT).any() else 1
+    F = np.where(counts >= min_count, surface.F, np.inf)
+    masked = fes_mod.FreeEnergySurface(surface.axes, F, surface.temperature, names=surface.names,
+                                       metadata={**surface.metadata, "min_count": min_count})
+    return masked, min_count
+
+
+def _summary_figure(filename, mb, cv, explore, fes_xy, min_count, fes_cv, series, exact, method):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -204,13 +253,16 @@ def _summary_figure(filename, mb, cv, explore, fes_xy, fes_cv, series, exact, me
         method, method.upper())
     axes[0, 0].set_title(f"1. CV by {label} (lines); 1000 K exploration (dots)")
     plot.fes(fes_xy, ax=axes[0, 1], units="kT", basins={k: mb.basins[k] for k in ("A", "B")},
-             exact=mb.exact_fes(bins=120))
-    axes[0, 1].set_title("2. F(x, y) reweighted from metad on the CV (dashed: exact)")
+             exact=mb.exact_fes(bins=120), cv_units="nm")
+    unsampled = f"bins of < {min_count} frames" if min_count > 1 else "no frame"
+    axes[0, 1].set_title(f"2. F(x, y) reweighted from metad on the CV (dashed: exact;\nblank: unsampled, "
+                         f"{unsampled})")
     plot.fes(fes_cv, ax=axes[1, 0], units="kT", exact=_exact_fes_along(mb, cv, bins=len(fes_cv.axes[0]) // 2))
     axes[1, 0].set_title("3. F along the CV from the bias (dashed: exact)")
     plot.delta_f_convergence(series["time"], series["delta_f"], error=series["error"], exact=exact,
                              temperature=mb.temperature, ax=axes[1, 1], label="ΔF(A→B)")
-    axes[1, 1].set_title(f"4. ΔF(A→B) vs time; exact {exact:.2f} kJ/mol (grey: ±0.5 kT)")
+    axes[1, 1].set_title(f"4. ΔF(A→B) vs time, the last point reported; exact {exact:.2f} kJ/mol\n(grey: ±0.5 kT; "
+                         f"c(t)-weighted frames in A and B, first {SKIP:.0%} skipped)")
     fig.savefig(filename, dpi=110)
     plt.close(fig)
     return filename
