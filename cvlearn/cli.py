@@ -432,12 +432,17 @@ def _walkers(args):
     Muller-Brown or the hidden double well biased along a TICA CV (learned from a 1000 K exploration).
     Writes each walker's COLVAR.<id>, HILLS.<id> and checkpoint, the merged fes.npz and report.json."""
     from .walkers import DemoWalkers, connect, run
+    from .workflows import claim_output
 
     client = connect(args.scheduler, args.timeout) if args.scheduler else None  # fail fast, before any work
     try:
+        settings = {"system": args.system, "n_walkers": args.n_walkers, "stride": args.stride,
+                    "read_stride": args.read_stride, "seed": args.seed}
+        resume = claim_output(args.out, "walkers", resume=args.resume, force=args.force, settings=settings,
+                              resumable=("checkpoint.0.npz",))
         demo = DemoWalkers(args.system, seed=args.seed)
         result = run(demo, args.n_walkers, args.steps, args.out, client=client, stride=args.stride,
-                     read_stride=args.read_stride, seed=args.seed, resume=args.resume, progress=not args.no_progress)
+                     read_stride=args.read_stride, seed=args.seed, resume=resume, progress=not args.no_progress)
     finally:
         if client is not None:
             client.close()

@@ -18,6 +18,7 @@ from sklearn.base import clone
 from . import fes as fes_mod
 from ._validation import check_positive
 from .bias import Grid, WellTemperedMetad
+from .engine import Trajectory
 from .exceptions import ConvergenceWarning
 from .fes import Basin, DeltaF
 
@@ -40,7 +41,9 @@ class Round:
     from a basin barely visited, and ``bound`` (kJ/mol) says how high F(b) - F(a) at least is
     (the value it would take with one more frame of the largest weight in the missing basin).
     ``strength`` is the factor the bias was scaled by (doubled after each round without a transition);
-    ``scores`` the model-selection scores of the ensemble the CV was chosen from.
+    ``scores`` the model-selection scores of the ensemble the CV was chosen from. ``continued`` counts
+    the earlier rounds whose bias this round continued (``learn_rounds``): its ``delta_f`` and ``fes``
+    then cover all of them, its ``trajectory`` and ``transitions`` this round alone.
 
     Examples
     --------
@@ -66,6 +69,7 @@ class Round:
     bound: float = None
     strength: float = 1.0
     scores: list = field(default_factory=list)
+    continued: int = 0
 
 
 @dataclass
@@ -80,7 +84,7 @@ class IterationResult:
     ...                   cv_change=float("nan"))
     >>> cl.IterationResult(rounds=[r]).summary()
     [{'round': 1, 'delta_f': 3.9, 'error': 0.2, 'transitions': 12, 'cv_change': nan, 'sampled': True, \
-'bound': None, 'strength': 1.0}]
+'bound': None, 'strength': 1.0, 'continued': 0}]
     """
 
     rounds: list = field(default_factory=list)
@@ -96,13 +100,14 @@ class IterationResult:
         """The loop's answer, a :class:`cvlearn.fes.DeltaF` (kJ/mol), or None when no round sampled both basins.
 
         Converged: the inverse-variance weighted mean of the last two rounds (independent runs, fresh
-        biases, that agree within the stopping rule), with its standard error. Otherwise the last round
-        that sampled both basins.
+        biases, that agree within the stopping rule), with its standard error; when the last round
+        continued a bias, its estimate over all rounds of that bias. Otherwise the last round that
+        sampled both basins.
         """
         good = [r for r in self.rounds if r.sampled]
         if not good:
             return None
-        if not self.converged or len(good) < 2:
+        if not self.converged or len(good) < 2 or good[-1].continued:
             return good[-1].delta_f
         pair = [r.delta_f for r in good[-2:]]
         err = np.array([d.error for d in pair])
@@ -112,11 +117,11 @@ class IterationResult:
         return DeltaF(float(np.sum(w * [d.value for d in pair]) / w.sum()), float(1.0 / np.sqrt(w.sum())))
 
     def summary(self):
-        """One dict per round: index, delta_f, its error, transitions, cv_change, sampled, bound, strength
-        (for tables and JSON)."""
+        """One dict per round: index, delta_f, its error, transitions, cv_change, sampled, bound, strength,
+        continued (for tables and JSON)."""
         return [{"round": r.index, "delta_f": r.delta_f.value, "error": r.delta_f.error,
                  "transitions": r.transitions, "cv_change": r.cv_change, "sampled": r.sampled, "bound": r.bound,
-                 "strength": r.strength} for r in self.rounds]
+                 "strength": r.strength, "continued": r.continued} for r in self.rounds]
 
     def plot(self, exact=None, axes=None, exact_label="exact"):
         """ΔF per round with error bars (and ``exact``, kJ/mol, labelled ``exact_label``) and transitions per
@@ -315,7 +320,7 @@ def _lower_bound(values, logw, basin_a, basin_b, first, kT):
 
 def iterate(make_engine, learner, featurizer, initial, variables, basins, make_bias=metad_for, rounds=5,
             steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False, callback=None,
-            transition_basins=None, train_weights="reweighted", n_models=1, min_fraction=0.01):
+            transition_basins=None, train_weights="reweighted", n_models=1, min_fraction=0.01, learn_rounds=None):
     """Learn a CV, bias it, reweight, relearn from all frames so far; stop when ΔF and the CV settle.
 
     Parameters
@@ -374,6 +379,13 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         transition, has not sampled both: it reports no ΔF (a lower bound instead), cannot count
         towards convergence, and the next round's bias is twice as strong (back to 1 after a round
         that sampled both).
+    learn_rounds : int, optional
+        Relearn the CV (with a fresh bias) for this many rounds at most; from the first round after
+        them that sampled both basins on, keep that round's CV and continue its bias and walkers, and
+        reweight all frames of that bias (less the first round's ``skip``): one long run with a
+        quasi-static bias instead of short ones from scratch. Only those rounds can settle: when the
+        estimate moved by less than ``tol`` and its error is below ``tol / 2``. None (default):
+        relearn every round.
     callback : callable, optional
         ``callback(round)`` with each :class:`Round` as soon as it is done (e.g. to write its files).
 
@@ -407,53 +419,42 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
     data = [(initial, np.zeros(initial.positions.shape[:2]))]
     result = IterationResult()
     previous, strength = None, 1.0
+    frozen = None  # (cv, bias, engine, trajectories) once the CV is kept and its bias continued
     for k in range(1, rounds + 1):
-        X, logw, walkers = [], [], []
-        for traj, lw in data:
-            X += _features(featurizer, traj)
-            logw += [lw[:, w] for w in range(lw.shape[1])]
-            spacing = float(traj.time[1] - traj.time[0]) if traj.n_frames > 1 else float("nan")
-            walkers += [(traj.temperature, spacing)] * traj.n_walkers
-        est, scores = _fit_best(learner, k, X, logw, n_models)
-        cv = est.to_module(featurizer=featurizer)
-        s_walkers = [np.asarray(v)[:, 0] for v in est.transform(X)] if isinstance(X, list) else None
-        s_train = np.concatenate(s_walkers)
-        extras = {}
-        if _accepts(make_bias, "strength"):
-            extras["strength"] = strength
-        if _accepts(make_bias, "segments"):
-            extras["segments"] = [(v, t, dt) for v, (t, dt) in zip(s_walkers, walkers)]
-        bias = make_bias(cv, s_train, **extras)
-        engine = make_engine(bias, k)
-        log.info("round %d: CV learned from %d frames (model scores %s); %s x %d steps%s", k, len(s_train),
-                 ", ".join(f"{x:.3g}" for x in scores), getattr(engine, "n_walkers", 1), steps,
-                 f", bias x{strength:g}" if strength != 1 else "")
+        if frozen is None:
+            cv, bias, engine, scores = _learn_round(k, data, featurizer, learner, make_bias, make_engine, n_models,
+                                                    strength, steps)
+            production = []
+        else:
+            cv, bias, engine, production = frozen
+            scores = []
+            log.info("round %d: the CV of round %d kept, its bias continued; %s x %d more steps", k,
+                     k - len(production), getattr(engine, "n_walkers", 1), steps)
         traj = engine.run(steps, stride=stride, progress=progress)
-        skip = reweight["skip"](traj) if callable(reweight["skip"]) else reweight["skip"]
-        fes = fes_mod.reweight(traj, variables, bias=bias, **dict(reweight, skip=skip))
-        values = fes_mod._reweight._values(traj, variables)
-        transitions = count_transitions(values, *counted)
-        first = int(np.floor(skip * traj.n_frames))
+        production = production + [traj]
+        # A continued bias is reweighted over all its rounds, less the first round's transient.
+        whole = traj if len(production) == 1 else _concatenate(production)
+        skip = reweight["skip"](production[0]) if callable(reweight["skip"]) else reweight["skip"]
+        first = int(np.floor(skip * production[0].n_frames))
+        fes = fes_mod.reweight(whole, variables, bias=bias, **dict(reweight, skip=first / whole.n_frames))
+        values = fes_mod._reweight._values(whole, variables)
+        transitions = count_transitions(fes_mod._reweight._values(traj, variables), *counted)
         fractions = _basin_fractions(values, basin_a, basin_b, first)
-        sampled = transitions > 0 and min(fractions) >= min_fraction
+        sampled = count_transitions(values, *counted) > 0 and min(fractions) >= min_fraction
         bound = None
         d = fes.delta_f(basin_a, basin_b)
         if not sampled:
-            lw = fes_mod.log_weights(traj, bias, method=reweight.get("method"))
+            lw = fes_mod.log_weights(whole, bias, method=reweight.get("method"))
             bound = _lower_bound(values, lw, basin_a, basin_b, first, fes_mod._reweight._kT(fes.temperature))
             d = DeltaF(float("nan"), float("nan"))
-        change = float("nan")
-        if previous is not None:
-            with torch.no_grad():
-                pooled = torch.as_tensor(np.concatenate([t.positions.reshape(-1, *t.positions.shape[2:])
-                                                         for t, _ in data]))
-                r = np.corrcoef(previous(pooled)[:, 0].double().numpy(), cv(pooled)[:, 0].double().numpy())[0, 1]
-            change = 1.0 - abs(float(r))
-        result.rounds.append(Round(k, cv, bias, traj, d, transitions, change, fes, sampled, bound, strength, scores))
+        change = float("nan") if previous is None else 0.0 if frozen is not None else _cv_change(previous, cv, data)
+        result.rounds.append(Round(k, cv, bias, traj, d, transitions, change, fes, sampled, bound, strength, scores,
+                                   continued=len(production) - 1))
         if callback is not None:
             callback(result.rounds[-1])
         if sampled:
-            log.info("round %d: dF = %.2f +- %.2f kJ/mol, %d transitions, CV change %.3g", k, d.value, d.error,
+            log.info("round %d: dF = %.2f +- %.2f kJ/mol%s, %d transitions, CV change %.3g", k, d.value, d.error,
+                     f" (rounds {k - len(production) + 1}-{k} of one bias)" if len(production) > 1 else "",
                      transitions, change)
             strength = 1.0  # the next CV is learned from transitions: the plain bias suffices again
         else:
@@ -465,12 +466,64 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         data.append((traj, fes_mod.log_weights(traj, bias) if train_weights == "reweighted"
                      else np.zeros(traj.positions.shape[:2])))
         good = [r for r in result.rounds if r.sampled]
-        if (sampled and len(good) >= 2 and good[-2].index == k - 1 and _settled(good[-2].delta_f, d, tol)
-                and (cv_tol is None or change < cv_tol)):
+        settled = sampled and len(good) >= 2 and good[-2].index == k - 1 and _settled(good[-2].delta_f, d, tol)
+        if frozen is not None:  # one bias: consecutive estimates share frames, so also ask for a small error
+            settled = settled and d.error <= tol / 2
+        elif learn_rounds is not None:  # short fresh runs scatter more than their errors say: wait for the long one
+            settled = False
+        elif cv_tol is not None:
+            settled = settled and change < cv_tol
+        if settled:
             result.converged = True
             break
+        if frozen is None and learn_rounds is not None and k >= learn_rounds and sampled:
+            frozen = (cv, bias, engine, production)
+        elif frozen is not None:
+            frozen = (cv, bias, engine, production)
         previous = cv
     return result
+
+
+def _learn_round(k, data, featurizer, learner, make_bias, make_engine, n_models, strength, steps):
+    """Round ``k``'s CV from all frames so far, its bias and engine: (cv, bias, engine, model scores)."""
+    X, logw, walkers = [], [], []
+    for traj, lw in data:
+        X += _features(featurizer, traj)
+        logw += [lw[:, w] for w in range(lw.shape[1])]
+        spacing = float(traj.time[1] - traj.time[0]) if traj.n_frames > 1 else float("nan")
+        walkers += [(traj.temperature, spacing)] * traj.n_walkers
+    est, scores = _fit_best(learner, k, X, logw, n_models)
+    cv = est.to_module(featurizer=featurizer)
+    s_walkers = [np.asarray(v)[:, 0] for v in est.transform(X)]
+    s_train = np.concatenate(s_walkers)
+    extras = {}
+    if _accepts(make_bias, "strength"):
+        extras["strength"] = strength
+    if _accepts(make_bias, "segments"):
+        extras["segments"] = [(v, t, dt) for v, (t, dt) in zip(s_walkers, walkers)]
+    bias = make_bias(cv, s_train, **extras)
+    engine = make_engine(bias, k)
+    log.info("round %d: CV learned from %d frames (model scores %s); %s x %d steps%s", k, len(s_train),
+             ", ".join(f"{x:.3g}" for x in scores), getattr(engine, "n_walkers", 1), steps,
+             f", bias x{strength:g}" if strength != 1 else "")
+    return cv, bias, engine, scores
+
+
+def _cv_change(previous, cv, data):
+    """1 - |Pearson r| between two CVs on all frames so far."""
+    with torch.no_grad():
+        pooled = torch.as_tensor(np.concatenate([t.positions.reshape(-1, *t.positions.shape[2:]) for t, _ in data]))
+        r = np.corrcoef(previous(pooled)[:, 0].double().numpy(), cv(pooled)[:, 0].double().numpy())[0, 1]
+    return 1.0 - abs(float(r))
+
+
+def _concatenate(trajectories):
+    """Consecutive runs of the same walkers -> one Trajectory along time."""
+    cat = lambda name: np.concatenate([getattr(t, name) for t in trajectories])  # noqa: E731
+    first = trajectories[0]
+    return Trajectory(cat("positions"), cat("time"), cat("step"), first.walker_ids,
+                      potential_energy=cat("potential_energy"), bias_energy=cat("bias_energy"),
+                      temperature=first.temperature)
 
 
 def _settled(before, now, tol):

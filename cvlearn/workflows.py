@@ -160,6 +160,8 @@ def claim_output(out, command, *, resume=False, force=False, settings=None, resu
         raise RunFolderError(f"--out {out} is a file, not a folder: choose a folder name.")
     settings = None if settings is None else {"command": command, **settings}
     previous = _previous_run(out)
+    if previous == [SETTINGS]:  # a run that stopped before it wrote anything (e.g. a wrong force field)
+        previous = []
     saved = _read_settings(out) if previous else None
     found = bool(previous) and all(os.path.exists(os.path.join(out, f)) for f in resumable)
     if resume and saved is not None and settings is not None:
@@ -364,8 +366,8 @@ def simulate(pdb, out, n_steps, stride=500, forcefield=("amber99sbildn.xml",), t
     if resume:
         step = _checkpoint_step(ckpt)
         _resume_from(out, "checkpoint.npz", step, step * timestep, n_steps, [])
-    _write_topology(pdb, out)
     engine = _openmm_engine(pdb, forcefield, temperature, timestep, friction, seed, platform)
+    _write_topology(pdb, out)
     if resume:
         engine.load_checkpoint(ckpt)
     _run_chunks(engine, out, n_steps, stride, chunks, resume, progress, _mdtraj_topology(pdb))
@@ -473,11 +475,11 @@ def bias(pdb, cv, out, n_steps, sigma, height=1.2, bias_factor=10.0, pace=500, g
     if resume:
         step = _checkpoint_step(path("checkpoint.npz"))
         _resume_from(out, "checkpoint.npz", step, step * timestep, n_steps, [path("HILLS"), path("COLVAR")])
-    _write_topology(pdb, out)
     metad = WellTemperedMetad(module, sigma=sigma, height=height, bias_factor=bias_factor, pace=pace,
                               grid=Grid(*grid), outside="wall", hills=path("HILLS"), restart=resume)
     engine = _openmm_engine(pdb, forcefield, temperature, timestep, friction, seed, platform, bias=metad,
                             bias_interval=bias_interval)
+    _write_topology(pdb, out)  # after the engine: a wrong force field leaves nothing but settings.json
     if resume:
         engine.load_checkpoint(path("checkpoint.npz"))
     _run_chunks(engine, out, n_steps, stride, chunks, resume, progress, _mdtraj_topology(pdb), colvar="COLVAR")

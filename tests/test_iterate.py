@@ -205,3 +205,31 @@ def test_fluctuation_scales_a_hot_run_to_the_target_temperature():
     assert opes.sigma0[0] == pytest.approx(width) and opes.barrier == 30.0
     with pytest.raises(ValueError, match="No segment spans a window"):
         fluctuation([(hot[:5], 300.0, 0.1)])
+
+
+def test_learn_rounds_keep_the_cv_and_continue_its_bias():
+    """learn_rounds=1: round 1 learns a CV and its bias; rounds 2-3 continue that bias and those walkers,
+    and reweight all of its frames (less round 1's skip)."""
+    dw = cl.systems.DoubleWell(dim=2, barrier=10.0)
+    left, right = Basin(lo=[-2.0], hi=[-0.5]), Basin(lo=[0.5], hi=[2.0])
+    start = np.array([[-1.0, 0.0]])
+    initial = cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=0, positions=start).run(2000, stride=10)
+    engines = []
+
+    def make_engine(bias, k):
+        engines.append(cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=k, positions=start, bias=bias))
+        return engines[-1]
+
+    result = iterate(make_engine, cl.TICA(lagtime=5, n_components=1, scaling=None), cl.features.Positions.of(dw),
+                     initial, dw.slow_coordinates, (left, right), rounds=3, steps=4000, stride=10, tol=1e-9,
+                     reweight={"bins": 40, "ranges": dw.slow_bounds, "skip": 0.25}, learn_rounds=1)
+    r1, r2, r3 = result.rounds
+    assert r1.sampled and len(engines) == 1  # one engine for all three rounds
+    assert r2.bias is r1.bias and r3.cv is r1.cv and [r.continued for r in result.rounds] == [0, 1, 2]
+    assert r2.cv_change == 0.0 and r2.scores == []
+    assert r2.trajectory.time[0] > r1.trajectory.time[-1] and r3.trajectory.time[0] > r2.trajectory.time[-1]
+    # Round 3 reweights rounds 1-3 (1200 frames of 4 walkers) less round 1's first quarter (100 frames).
+    assert r3.fes.metadata["n_frames"] == (1200 - 100) * 4 and r3.fes.metadata["skip"] == pytest.approx(100 / 1200)
+    assert abs(r3.delta_f.value) < 3.0  # a symmetric double well: 0 exactly
+    assert not result.converged and result.delta_f == r3.delta_f  # tol=1e-9; the answer is the continued run's
+    assert [row["continued"] for row in result.summary()] == [0, 1, 2]
