@@ -190,7 +190,8 @@ def _export(args):
         return 0
     grid = [list(v) for v in zip(*args.grid)] if args.grid else None  # [lo per component], [hi ...], [bins ...]
     walkers = (args.walkers, args.walkers_dir) if args.walkers else None
-    claim_output(args.out, "export", force=args.force)
+    if os.path.exists(args.out):  # a new folder is made only when every file is written
+        claim_output(args.out, "export", force=args.force)
     with _staged(args.out) as stage:  # all files or none: nothing is left half-written when to_plumed fails
         out = to_plumed(cv, stage, bias=None if args.bias == "none" else args.bias, sigma=args.sigma,
                         height=args.height, bias_factor=args.bias_factor, pace=args.pace, grid=grid,
@@ -207,8 +208,11 @@ class _staged:
         import tempfile
 
         self.out = out
+        from .io._atomic import _umask
+
         self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.partial-",
                                      dir=os.path.dirname(os.path.abspath(out)))
+        os.chmod(self.path, 0o777 & ~_umask())  # the folder it becomes gets the usual permissions, not 0700
 
     def __enter__(self):
         return self.path
@@ -216,7 +220,9 @@ class _staged:
     def __exit__(self, kind, *exc):
         import shutil
 
-        if kind is None:
+        if kind is None and not os.path.exists(self.out):
+            os.replace(self.path, self.out)
+        elif kind is None:
             for name in os.listdir(self.path):
                 os.replace(os.path.join(self.path, name), os.path.join(self.out, name))
         shutil.rmtree(self.path, ignore_errors=True)

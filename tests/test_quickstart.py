@@ -21,17 +21,6 @@ def test_quickstart_short_run_writes_everything(tmp_path):
     assert report["delta_f_A_to_B_kJ_mol"] > 0
 
 
-def test_quickstart_resume_continues_exactly(tmp_path):
-    whole = run_quickstart(str(tmp_path / "whole"), steps=1000, walkers=2, explore_steps=1000, chunks=2)
-    part = tmp_path / "part"
-    run_quickstart(str(part), steps=500, walkers=2, explore_steps=1000, chunks=1)  # "interrupted" half way
-    resumed = run_quickstart(str(part), steps=1000, walkers=2, explore_steps=1000, chunks=2, resume=True)
-    assert resumed["n_hills"] == whole["n_hills"]
-    assert resumed["delta_f_A_to_B_kJ_mol"] == pytest.approx(whole["delta_f_A_to_B_kJ_mol"], abs=1e-8)
-    hills = [line for line in (part / "HILLS").read_text().splitlines() if not line.startswith("#")]
-    assert len(hills) == whole["n_hills"]
-
-
 def test_cli_help_and_bad_method(capsys):
     with pytest.raises(SystemExit) as info:
         main(["quickstart", "--help"])
