@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_learn_saves_a_cv_equal_to_the_estimator(tmp_path, simulated, method):
     np.testing.assert_allclose(s2, s, atol=1e-8)
 
 
-def test_bias_runs_metadynamics_and_resumes(tmp_path, simulated):
+def test_bias_runs_metadynamics_and_resumes(tmp_path, simulated, capsys):
     cv_path = tmp_path / "cv.pt"
     main(["learn", "--traj", os.path.join(simulated, "trajectory.xtc"), "--top", alanine_dipeptide_pdb(),
           "--lag", "5", "--out", str(cv_path)])
@@ -78,6 +79,40 @@ def test_bias_runs_metadynamics_and_resumes(tmp_path, simulated):
     assert len(rows) == 20 and fields[1] == "tic1"
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 2000 and report["hills"] == 20
+    # Resuming with another CV, other settings or fewer steps is refused before any work; nothing changes.
+    other = tmp_path / "pca.pt"
+    main(["learn", "--traj", os.path.join(simulated, "trajectory.xtc"), "--top", alanine_dipeptide_pdb(),
+          "--method", "pca", "--out", str(other)])
+    hills = (out / "HILLS").read_text()
+    for change, words in [(["--cv", str(other)], rf"--cv: the run has {cv_path} \(names \['tic1'\], method tica, "
+                           r"features distances:heavy, sha256 \w+\), this call " + rf"{other} \(names \['pc1'\]"),
+                          (["--temperature", "310"], "--temperature: the run has 300.0, this call 310.0"),
+                          (["--grid=-3,3,300"], "--grid: the run has"),
+                          (["--steps", "1000"], "already holds 2000 steps, more than --steps 1000")]:
+        code, err = _cli(capsys, *args, "--steps", "3000", "--resume", *change)
+        assert code == 2 and re.search(words, err) and err.count("\n") == 1, err
+    assert (out / "HILLS").read_text() == hills
+    code, err = _cli(capsys, *args, "--steps", "2000")
+    assert code == 2 and "already holds a run" in err and "--resume" in err and "--force" in err
+
+
+def _cli(capsys, *argv):
+    capsys.readouterr()
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_learn_makes_missing_folders_and_keeps_an_existing_cv(tmp_path, simulated, capsys):
+    argv = ["learn", "--traj", os.path.join(simulated, "trajectory.xtc"), "--top", alanine_dipeptide_pdb(), "--out",
+            str(tmp_path / "new" / "x.pt")]
+    assert main(argv) == 0
+    assert sorted(os.listdir(tmp_path / "new")) == ["x.pt", "x.pt.json"]
+    first = (tmp_path / "new" / "x.pt").read_bytes()
+    code, err = _cli(capsys, *argv)
+    assert code == 2 and "x.pt already exists: pass --force" in err  # refused before training
+    assert main(argv + ["--force"]) == 0
+    assert (tmp_path / "new" / "bck.0.x.pt").read_bytes() == first
+    assert (tmp_path / "new" / "bck.0.x.pt.json").exists()
 
 
 def test_bad_feature_spec_names_the_choices():
