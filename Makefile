@@ -38,9 +38,10 @@ lint: $(STAMP)
 docs: $(DOCS_STAMP)
 	$(VENV)/bin/sphinx-build -b html -W --keep-going -j 1 docs docs/_build/html
 
-# An sdist and a wheel in dist/, checked by twine.
+# An sdist and a wheel in dist/, checked by twine. build/ and the egg-info are removed first: their
+# stale file lists would put files into the wheel that package-data no longer declares.
 dist: $(DOCS_STAMP)
-	rm -rf dist
+	rm -rf dist build cvlearn.egg-info
 	$(PY) -m build --outdir dist .
 	$(VENV)/bin/twine check --strict dist/*
 
