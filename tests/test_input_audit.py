@@ -5,7 +5,13 @@ docs table lists the same ids; a test checks that the two never drift apart. Cas
 whole simulation use tiny ones.
 """
 
+import atexit
+import contextlib
+import functools
+import io
 import re
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -239,6 +245,77 @@ def _opes_kinds_mixed(tmp_path):
     opes.load_kernels(_PLUMED_DATA / "KERNELS_explore")
 
 
+class CommandLineMistake(Exception):
+    """What ``cvlearn ...`` printed on stderr when it exited with status 2: one line, no traceback."""
+
+
+def _cli(*argv):
+    from cvlearn.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's own exit
+            code = exc.code
+    text = err.getvalue()
+    assert code == 2 and text.count("\n") == 1 and "Traceback" not in text, (code, text)
+    raise CommandLineMistake(text.strip())
+
+
+@functools.cache
+def _alanine_run():
+    """A folder with a saved TICA CV of alanine dipeptide (cv.pt) and a 20-step `cvlearn bias` run on it (run/)."""
+    pytest.importorskip("openmm")
+    md = pytest.importorskip("mdtraj")
+    from cvlearn.cli import main
+
+    home = Path(tempfile.mkdtemp(prefix="cvlearn-audit-"))
+    atexit.register(shutil.rmtree, home, True)
+    frames = md.load(alanine_dipeptide_pdb())
+    xyz = frames.xyz + rng.normal(scale=0.01, size=(50, *frames.xyz.shape[1:]))
+    feat = cl.features.Distances(frames.topology, selection="heavy")
+    tica = cl.TICA(lagtime=1, n_components=1).fit(feat.transform(xyz.astype(np.float32)))
+    cl.save(tica.to_module(featurizer=feat), home / "cv.pt")
+    assert main(["bias", "--cv", str(home / "cv.pt"), "--sigma", "0.1", "--steps", "20", "--stride", "10", "--pace",
+                 "10", "--out", str(home / "run"), "--no-progress"]) == 0
+    return home
+
+
+def _resume_bias(tmp_path, *change):
+    """`cvlearn bias --resume` on a copy of the 20-step run, with ``change`` to its options."""
+    home = _alanine_run()
+    shutil.copytree(home / "run", tmp_path / "run")
+    shutil.copy(home / "cv.pt", tmp_path / "cv.pt")
+    _cli("bias", "--cv", tmp_path / "cv.pt", "--sigma", "0.1", "--steps", "40", "--stride", "10", "--pace", "10",
+         "--out", tmp_path / "run", "--no-progress", "--resume", *change)
+
+
+def _other_cv(tmp_path):
+    cv = cl.load(_alanine_run() / "cv.pt")
+    cv.names = ["other"]
+    cl.save(cv, tmp_path / "other.pt")
+    return tmp_path / "other.pt"
+
+
+def _occupied(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "report.json").write_text("{}")
+    _cli("simulate", "--steps", "10", "--stride", "10", "--out", tmp_path / "run")
+
+
+def _learn_over_a_cv(tmp_path):
+    (tmp_path / "cv.pt").write_text("an earlier CV")
+    _cli("learn", "--traj", "t.xtc", "--top", "t.pdb", "--out", tmp_path / "cv.pt")
+
+
+def _export_without_grid(tmp_path):
+    try:
+        _cli("export", _alanine_run() / "cv.pt", "--plumed", "--out", tmp_path / "plumed")
+    finally:
+        assert not list(tmp_path.iterdir())  # all or nothing: no half-written folder
+
+
 CASES = [
     ("shape", lambda t: cl.TICA(lagtime=1).fit(rng.normal(size=(10, 2, 2))), ValueError, "must be 2-D"),
     ("dtype", lambda t: cl.PCA().fit(np.array([["a", "b"], ["c", "d"]])), TypeError, "numeric array"),
@@ -304,6 +381,37 @@ CASES = [
     ("hills-bad-width", _hills_bad_width, cl.io.PlumedFileError, r"HILLS, line 3: a hill whose widths \[-0.1\]"),
     ("opes-kinds-mixed", _opes_kinds_mixed, cl.io.PlumedFileError,
      r"KERNELS_explore was written by OPES_METAD_EXPLORE, this bias is OPES_METAD"),
+    # The command line: one line on stderr, exit status 2, checked before any work; runs never lose or mix work.
+    ("cli-negative-number", lambda t: _cli("quickstart", "--steps", "-5", "--out", t), CommandLineMistake,
+     r"^cvlearn quickstart: argument --steps: must be a positive integer; got '-5' \(see cvlearn quickstart --help\)$"),
+    ("cli-not-finite", lambda t: _cli("simulate", "--steps", "100", "--timestep", "nan", "--out", t),
+     CommandLineMistake, r"argument --timestep: must be a positive number; got 'nan'"),
+    ("cli-stride-over-steps", lambda t: _cli("simulate", "--steps", "100", "--stride", "500", "--out", t),
+     CommandLineMistake, r"--stride 500 is larger than --steps 100, so no frame would be saved"),
+    ("cli-steps-not-multiple", lambda t: _cli("quickstart", "--steps", "1001", "--out", t), CommandLineMistake,
+     r"--steps must be a multiple of 5"),
+    ("cli-bias-factor", lambda t: _cli("bias", "--cv", "cv.pt", "--sigma", "0.1", "--steps", "10", "--bias-factor",
+                                       "1", "--out", t), CommandLineMistake, r"--bias-factor: must be a number > 1"),
+    ("cli-bad-grid", lambda t: _cli("bias", "--cv", "cv.pt", "--sigma", "0.1", "--steps", "10", "--grid=1,0,5",
+                                    "--out", t), CommandLineMistake, r"--grid: must be lo,hi,bins with lo < hi"),
+    ("cli-missing-file", lambda t: _cli("bias", "--cv", t / "nope.pt", "--sigma", "0.1", "--steps", "10", "--stride",
+                                        "10", "--out", t / "run"), CommandLineMistake,
+     r"^cvlearn bias: No saved CV at .*nope.pt\.$"),
+    ("out-holds-a-run", _occupied, CommandLineMistake,
+     r"--out .*run already holds a run \(report.json\): pass --resume to continue it, --force to keep it in "
+     r".*run/bck.<n>/ and start anew, or choose another --out"),
+    ("out-is-a-file", lambda t: _cli("simulate", "--steps", "10", "--stride", "10", "--out", _write(t, "x", "")),
+     CommandLineMistake, r"--out .*x is a file, not a folder"),
+    ("learn-over-a-cv", _learn_over_a_cv, CommandLineMistake,
+     r"--out .*cv.pt already exists: pass --force to keep it as bck.<n>.cv.pt"),
+    ("export-incomplete-bias", _export_without_grid, CommandLineMistake, r"^cvlearn export: .*sigma"),
+    ("resume-other-cv", lambda t: _resume_bias(t, "--cv", _other_cv(t)), CommandLineMistake,
+     r"--resume would mix two runs in .*--cv: the run has .*cv.pt \(names \['tic1'\].*\), this call "
+     r".*other.pt \(names \['other'\]"),
+    ("resume-other-settings", lambda t: _resume_bias(t, "--temperature", "310", "--height", "2"), CommandLineMistake,
+     r"--height: the run has 1.2, this call 2.0; --temperature: the run has 300.0, this call 310.0"),
+    ("resume-fewer-steps", lambda t: _resume_bias(t, "--steps", "10"), CommandLineMistake,
+     r"already holds 20 steps, more than --steps 10: pass --steps above 20"),
 ]
 
 
