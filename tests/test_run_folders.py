@@ -170,6 +170,23 @@ def test_headline_is_the_last_point_of_the_convergence_panel(tmp_path, monkeypat
     assert "first 0.1 of the run skipped" in report["delta_f_estimator"]
 
 
+def test_one_progress_bar_per_run(tmp_path, capsys):
+    """The metadynamics of the quickstart runs in 5 chunks under one bar (the exploration has its own)."""
+    from cvlearn.quickstart import run_quickstart
+
+    run_quickstart(str(tmp_path), steps=500, walkers=2, explore_steps=500, chunks=5, progress=True)
+    finished = [line for line in capsys.readouterr().err.split("\n") if "100%" in line]
+    assert len(finished) == 2, finished
+    assert "500/500" in finished[1]
+
+
+def test_iterate_refuses_an_occupied_folder(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text("{}")
+    code, err = run_cli(capsys, "iterate", "--system", "muller-brown", "--out", str(tmp_path))
+    assert code == 2 and "already holds a run (summary.json)" in err and "--force" in err
+    assert os.listdir(tmp_path) == ["summary.json"]
+
+
 def test_numeric_options_are_checked_before_any_work(tmp_path, capsys):
     for argv, words in [
         (["quickstart", "--steps", "-5"], "argument --steps: must be a positive integer; got '-5'"),
