@@ -286,12 +286,12 @@ class _RunProgress:
     """One progress bar over a run of ``total`` steps made of many engine calls: ``advance(frame)``
     (an engine ``callback``) moves it to the frame's step. Nothing is shown when ``show`` is false."""
 
-    def __init__(self, show, total, done=0):
+    def __init__(self, show, total, done=0, desc="MD"):
         self.bar = None
         if show:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=done, unit="step", mininterval=0.5)
+            self.bar = tqdm(total=total, initial=done, desc=desc, unit="step", mininterval=0.5)
 
     def __call__(self, frame):  # a Langevin Frame or an OpenMM record (a dict)
         if self.bar is not None:
@@ -742,6 +742,7 @@ def iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), featu
         return setup["make_engine"](b, k)
 
     def write_round(r):
+        os.makedirs(rdir(r.index), exist_ok=True)  # a round that continues a bias made no engine (nor folder)
         save(r.cv, os.path.join(rdir(r.index), "cv.pt"), info={"method": method, "round": r.index})
         r.fes.save(os.path.join(rdir(r.index), "fes.npz"))
         log.info("round %d written to %s", r.index, rdir(r.index))

@@ -125,3 +125,17 @@ def test_metadynamics_on_a_molecule_runs_one_walker(tmp_path):
                 bias="metad", walkers=1, explore_temperature=None)
     assert s["explore_temperature_K"] == 300.0 and s["reweighting"] == "ct"
     assert len(cl.io.read_colvar(tmp_path / "round_1" / "HILLS")["time"]) == 2  # a hill every 500 steps
+
+
+def test_a_continued_round_writes_its_files(tmp_path):
+    """learn_rounds=1 on Muller-Brown (seed 0): round 1 does not reach B, round 2 does and is kept, round 3
+    continues its bias; every round has its folder, CV and surface, and the HILLS stay with round 2."""
+    s = iterate(str(tmp_path), system="muller-brown", rounds=3, walkers=8, steps=10000, initial_steps=2000,
+                learn_rounds=1, tol=1e-9)
+    assert [(r["sampled"], r["continued"]) for r in s["rounds"]] == [(False, 0), (True, 0), (True, 1)]
+    for k in (1, 2, 3):
+        assert {"cv.pt", "fes.npz"} <= {p.name for p in (tmp_path / f"round_{k}").iterdir()}
+    assert not (tmp_path / "round_3" / "HILLS").exists()
+    hills = cl.io.read_colvar(tmp_path / "round_2" / "HILLS")
+    assert len(hills["time"]) == 2 * 10000 // 100 * 8  # rounds 2 and 3: a hill per walker every 100 steps
+    assert s["delta_f"] == s["rounds"][2]["delta_f"]
