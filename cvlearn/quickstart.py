@@ -146,7 +146,7 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     if resume:
         engine.load_checkpoint(path("checkpoint.npz"))
     per_chunk = steps // chunks
-    with _RunProgress(progress, steps, engine.step) as advance:
+    with _RunProgress(progress, steps, engine.step, desc="metadynamics") as advance:
         while engine.step < steps:
             piece = engine.run(min(per_chunk, steps - engine.step), stride=50, callback=advance,
                                colvar=path("COLVAR"), restart=bool(pieces))
