@@ -72,7 +72,9 @@ def test_bias_runs_metadynamics_and_resumes(tmp_path, simulated, capsys):
     args = ["bias", "--cv", str(cv_path), "--sigma", str(0.5 * std), "--pace", "100", "--stride", "100",
             "--out", str(out), "--no-progress"]
     assert main(args + ["--steps", "1000"]) == 0
-    assert main(args + ["--steps", "2000", "--resume"]) == 0
+    code, err = _cli(capsys, *args, "--steps", "2000", "--resume")
+    assert code == 0 and (f"Resuming {out} from checkpoint.npz at step 1000 (2 ps); rows written after it and "
+                          "discarded: none") in err
     colvar = cl.io.read_colvar(out / "COLVAR")
     np.testing.assert_allclose(colvar["time"], 0.2 * np.arange(1, 21))
     fields, _, rows, _ = cl.io.read_plumed_table(out / "HILLS")
