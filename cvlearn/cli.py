@@ -192,7 +192,7 @@ def _export(args):
     walkers = (args.walkers, args.walkers_dir) if args.walkers else None
     if os.path.exists(args.out):  # a new folder is made only when every file is written
         claim_output(args.out, "export", force=args.force)
-    with _staged(args.out) as stage:  # all files or none: nothing is left half-written when to_plumed fails
+    with _Staged(args.out) as stage:  # all files or none: nothing is left half-written when to_plumed fails
         out = to_plumed(cv, stage, bias=None if args.bias == "none" else args.bias, sigma=args.sigma,
                         height=args.height, bias_factor=args.bias_factor, pace=args.pace, grid=grid,
                         barrier=args.barrier, temperature=args.temperature, walkers=walkers)
@@ -201,7 +201,7 @@ def _export(args):
     return 0
 
 
-class _staged:
+class _Staged:
     """A temporary folder next to ``out`` whose files move into ``out`` only if the block succeeds."""
 
     def __init__(self, out):
@@ -513,6 +513,7 @@ def build_parser():
     _add_walkers_command(sub)
     for command in {id(p): p for p in sub.choices.values()}.values():
         _add_common_options(command)
+    parser.commands = sub.choices  # by name (aliases included), for the checks that span options
     return parser
 
 
@@ -536,10 +537,10 @@ def main(argv=None):
     """Run ``cvlearn`` with ``argv``; a mistake is one line on stderr and exit status 2 (--debug: the traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _check_together(_subparser(parser, args), args)
+    _check_together(parser.commands[args.command], args)
     debug = args.debug or os.environ.get("CVLEARN_DEBUG", "") not in ("", "0")
     try:
-        with _notices(args.command):
+        with _Notices(args.command):
             if args.command == "iterate":  # the iterate workflow takes no force=: its folder is claimed here
                 from .workflows import claim_output
 
@@ -552,12 +553,7 @@ def main(argv=None):
         return 2
 
 
-def _subparser(parser, args):
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[args.command]
-
-
-class _notices:
+class _Notices:
     """What a run says as it goes (resumed from where, what it kept aside): the cvlearn logger's INFO
     lines of the workflows, on stderr. ``cvlearn iterate`` prints its own progress."""
 
