@@ -73,6 +73,30 @@ def grid_delta_f(F, axis):
     return float(-KT * (lse(axis > 0) - lse(axis < 0)))
 
 
+def reweighted_delta_f(frames, F, axis):
+    """F(phi > 0) - F(phi < 0) (kJ/mol) from frames (phi, psi, bias) reweighted with the final bias.
+
+    Frames (of a run's second half) weigh exp(beta V_final(s)), V_final = -(1 - 1/gamma) F_final
+    interpolated (bilinear, periodic) at each frame: unlike sums over the final F, which is the true F
+    smoothed by the hills' width (0.35 rad here), this counts where the molecule actually was.
+    """
+    n = len(axis)
+    step = axis[1] - axis[0]
+    u = (frames[:, :2] - axis[0]) / step
+    i0, f = np.floor(u).astype(int), u - np.floor(u)
+    V = -(1.0 - 1.0 / GAMMA) * F
+    val = np.zeros(len(frames))
+    for di in (0, 1):
+        for dj in (0, 1):
+            w = (f[:, 0] if di else 1 - f[:, 0]) * (f[:, 1] if dj else 1 - f[:, 1])
+            val += w * V[(i0[:, 0] + di) % n, (i0[:, 1] + dj) % n]
+    logw = val / KT
+    logw -= logw.max()
+    w = np.exp(logw)
+    pos = frames[:, 0] > 0
+    return float(-KT * np.log(w[pos].sum() / w[~pos].sum()))
+
+
 def one_run(solvent, run, n_steps, n_points):
     """One OpenMM Metadynamics run on (phi, psi); returns its record (dict, JSON-ready)."""
     import mdtraj as md
@@ -104,19 +128,26 @@ def one_run(solvent, run, n_steps, n_points):
         return F.T[:-1, :-1]  # OpenMM stores (psi, phi); -> (phi, psi)
 
     cuts = np.linspace(0, n_steps, n_points + 1).astype(int)
-    times, delta_f, wall = [], [], 0.0
+    group = meta._force.getForceGroup()
+    times, delta_f, wall, frames = [], [], 0.0, []
     for a, b in zip(cuts[:-1], cuts[1:]):
         t0 = time.perf_counter()
-        meta.step(sim, int(b - a))
+        for _ in range((b - a) // PACE):  # a frame (phi, psi, V(s, t)) every pace: for the reweighted estimate
+            meta.step(sim, PACE)
+            v = sim.context.getState(getEnergy=True, groups={group}).getPotentialEnergy()
+            frames.append([*meta.getCollectiveVariables(sim), v.value_in_unit(unit.kilojoules_per_mole)])
         wall += time.perf_counter() - t0
         times.append(b * DT / 1000.0)
         delta_f.append(grid_delta_f(grid_f(), axis))
         print(f"  {solvent} run {run}: {times[-1]:.2f} ns  Delta F {delta_f[-1]:.2f} kJ/mol "
               f"({b / wall:,.0f} steps/s)", flush=True)
+    frames = np.array(frames)
+    reweighted = reweighted_delta_f(frames[len(frames) // 2:], grid_f(), axis)
     F = grid_f()
     F -= F.min()
     return {"solvent": solvent, "run": run, "seed": 1000 + run, "ns": n_steps * DT / 1000.0,
             "steps_per_s": n_steps / wall, "time_ns": times, "delta_f": delta_f, "final": delta_f[-1],
+            "reweighted": reweighted,
             "phi_profile": (-KT * np.log(np.exp(-F / KT).sum(axis=1))).tolist(), "axis": axis.tolist(),
             "settings": {"width_rad": WIDTH, "height_kj_mol": HEIGHT, "bias_factor": GAMMA,
                          "pace_steps": PACE, "grid": GRID, "temperature_K": T, "timestep_ps": DT,
@@ -201,6 +232,7 @@ def main(argv=None):
     p.add_argument("--solvent", choices=sorted(FORCEFIELDS), default="vacuum")
     p.add_argument("--runs", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="run indices (seeds 1000 + k)")
     p.add_argument("--ns", type=float, default=20.0, help="simulated ns per run")
+    p.add_argument("--tag", default="run", help="file prefix of the runs (default run)")
     p.add_argument("--points", type=int, default=40, help="convergence points per run")
     p.add_argument("--report", action="store_true", help="gather finished runs, write json, figure, RESULTS.md")
     p.add_argument("--quick", action="store_true", help="smoke run (20 ps, nothing written)")
@@ -209,13 +241,14 @@ def main(argv=None):
         report()
         return 0
     if args.quick:
-        rec = one_run(args.solvent, 0, 10_000, 2)
-        print(f"quick: Delta F after 20 ps {rec['final']:.2f} kJ/mol at {rec['steps_per_s']:,.0f} steps/s")
+        rec = one_run(args.solvent, 0, 20_000, 2)
+        print(f"quick: Delta F after 40 ps {rec['final']:.2f} (grid), {rec['reweighted']:.2f} (reweighted) kJ/mol "
+              f"at {rec['steps_per_s']:,.0f} steps/s")
         return 0
     n_steps = int(round(args.ns * 1000.0 / DT))
     (OUT / args.solvent).mkdir(parents=True, exist_ok=True)
     for run in args.runs:
-        path = OUT / args.solvent / f"run_{run}.json"
+        path = OUT / args.solvent / f"{args.tag}_{run}.json"
         if path.exists():
             print(f"{path} exists: run {run} is done")
             continue
