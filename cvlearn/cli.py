@@ -496,7 +496,8 @@ def build_parser():
                     "autoencoder) or autoencoder")
     qs.add_argument("--seed", type=COUNT, default=0, help="random seed (default 0)")
     qs.add_argument("--resume", action="store_true",
-                    help="continue an interrupted run in --out from its checkpoint, HILLS and COLVAR files")
+                    help="continue an interrupted run in --out from its checkpoint, HILLS and COLVAR files (same "
+                    "--method, --seed and --walkers; --steps may grow)")
     qs.add_argument("--no-progress", action="store_true", help="hide progress bars")
     qs.set_defaults(func=_quickstart)
     demo = sub.add_parser("demo", help="Simulate the 10-D hidden double well and compare PCA with TICA.",
