@@ -21,7 +21,7 @@ $(DOCS_STAMP): $(STAMP)
 	touch $(DOCS_STAMP)
 
 demo quickstart: $(STAMP)
-	$(VENV)/bin/cvlearn quickstart --out quickstart_out
+	$(VENV)/bin/cvlearn quickstart --out quickstart_out --force  # a rerun keeps the last one in quickstart_out/bck.<n>/
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check cvlearn tests benchmarks

@@ -50,7 +50,8 @@ def mb_learned(method, steps, walkers, seed):
     from cvlearn.quickstart import run_quickstart
 
     t0 = time.perf_counter()
-    r = run_quickstart(f"/tmp/cvlearn_bench_{method}_{seed}", seed=seed, steps=steps, walkers=walkers, method=method)
+    r = run_quickstart(f"/tmp/cvlearn_bench_{method}_{seed}", seed=seed, steps=steps, walkers=walkers, method=method,
+                       force=True)
     wall = time.perf_counter() - t0
     err = r["delta_f_error_kJ_mol"]
     return [method.upper(), seed, f"{r['simulated_ns_total']:.1f}",

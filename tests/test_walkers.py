@@ -257,7 +257,7 @@ def test_run_walker_rejects_engines_not_set_up_for_the_walker(tmp_path):
         run_walker(dw_engine, walker, 10, stride=30)
 
 
-def test_unreachable_scheduler_fails_fast():
+def test_unreachable_scheduler_fails_fast(capsys):
     pytest.importorskip("distributed")
     import socket
     import time
@@ -271,8 +271,9 @@ def test_unreachable_scheduler_fails_fast():
     assert time.perf_counter() - t0 < 15
     from cvlearn.cli import main
 
-    with pytest.raises(cl.walkers.SchedulerUnreachableError):
-        main(["walkers", "--n-walkers", "2", "--scheduler", address, "--timeout", "2", "--steps", "100"])
+    # On the command line: one line on stderr, exit 2, no traceback.
+    assert main(["walkers", "--n-walkers", "2", "--scheduler", address, "--timeout", "2", "--steps", "100"]) == 2
+    assert "No Dask scheduler answered" in capsys.readouterr().err
 
 
 

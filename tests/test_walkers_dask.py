@@ -104,10 +104,12 @@ def test_cli_runs_walkers_on_a_given_scheduler(client, tmp_path, capsys):
     assert np.isfinite(fes.F).all()
     # The progress bar went over all walkers' steps (tqdm writes to stderr).
     assert "2 walkers: 100%" in capsys.readouterr().err
-    # A second run in the same directory keeps the first one's files.
-    main(["walkers", "--n-walkers", "2", "--scheduler", client.scheduler.address, "--steps", "200",
-          "--read-stride", "200", "--out", str(out), "--no-progress"])
-    assert (out / "bck.0.HILLS.0").exists() and len(hill_steps(out / "HILLS.0", 0.005)) == 2
+    # A second run in the same directory is refused; with --force it keeps the first one's files.
+    again = ["walkers", "--n-walkers", "2", "--scheduler", client.scheduler.address, "--steps", "200",
+             "--read-stride", "200", "--out", str(out), "--no-progress"]
+    assert main(again) == 2 and "--force" in capsys.readouterr().err
+    assert main([*again, "--force"]) == 0
+    assert (out / "bck.0" / "HILLS.0").exists() and len(hill_steps(out / "HILLS.0", 0.005)) == 2
 
 
 @pytest.mark.slow

@@ -3,6 +3,9 @@
 ``alanine-dipeptide.pdb``: ACE-ALA-NME, 22 atoms with hydrogens, copied unchanged from openmmtools
 0.27.0 (``openmmtools/data/alanine-dipeptide-gbsa/alanine-dipeptide.pdb``, MIT license,
 Copyright (c) 2012-2026 Chodera lab and contributors), so the tutorials need no extra package.
+
+``alanine_reference.json``: the converged reference free energy of that molecule, written by
+``benchmarks/alanine_reference.py`` (see :func:`alanine_reference`).
 """
 
 import json
@@ -34,7 +37,8 @@ def path(name):
     >>> cl.data.path("water.pdb")
     Traceback (most recent call last):
         ...
-    FileNotFoundError: cvlearn ships no data file 'water.pdb'; available: ['alanine-dipeptide.pdb'].
+    FileNotFoundError: cvlearn ships no data file 'water.pdb'; available: ['alanine-dipeptide.pdb', \
+'alanine_reference.json'].
     """
     p = resources.files(__name__).joinpath(name)
     if not p.is_file():
@@ -92,6 +96,13 @@ def alanine_reference(solvent="vacuum"):
 
 
 def alanine_solvent(forcefield):
-    """"vacuum" or "obc" when ``forcefield`` (OpenMM XML names) is one the reference was made with, else None."""
+    """"vacuum" or "obc" when ``forcefield`` (OpenMM XML names) is one the reference was made with, else None.
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> cl.data.alanine_solvent(["amber99sbildn.xml", "amber99_obc.xml"]), cl.data.alanine_solvent("amber14-all.xml")
+    ('obc', None)
+    """
     files = (forcefield,) if isinstance(forcefield, str) else tuple(forcefield)
     return _SOLVENTS.get(files)
