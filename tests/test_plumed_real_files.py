@@ -66,21 +66,10 @@ def _restart_from_hills(plumed, alanine, tmp_path, hills):
     return cl.io.read_colvar(tmp_path / "COLVAR")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "cvlearn writes the period of phi as '#! SET min_phi -3.141592653589793' / 'max_phi 3.14...'; PLUMED's "
-    "METAD restart compares these strings with its own '-pi' / 'pi' and stops: 'in hills file periodicity "
-    "for variable phi does not match periodicity in input' (sum_hills accepts them). Fixed when the HILLS "
-    "writer (cvlearn/bias) writes -pi and pi for a (-pi, pi) period; then drop this mark."))
-def test_plumed_driver_restarts_from_cvlearn_hills_as_written(plumed, alanine, tmp_path):
-    _restart_from_hills(plumed, alanine, tmp_path, copy(alanine["dir"] / "HILLS", tmp_path / "HILLS"))
-
-
 def test_plumed_driver_restarts_from_cvlearn_hills(plumed, alanine, tmp_path):
-    # The numbers, with the period written as PLUMED spells it (see the test above).
-    text = (alanine["dir"] / "HILLS").read_text()
-    text = text.replace(f"min_phi {-np.pi!r}", "min_phi -pi").replace(f"max_phi {np.pi!r}", "max_phi pi")
-    (tmp_path / "HILLS").write_text(text)
-    out = _restart_from_hills(plumed, alanine, tmp_path, tmp_path / "HILLS")
+    # cvlearn's HILLS as written: the period of phi is spelled "-pi" / "pi", which PLUMED's restart requires.
+    assert "#! SET min_phi -pi" in (alanine["dir"] / "HILLS").read_text()
+    out = _restart_from_hills(plumed, alanine, tmp_path, copy(alanine["dir"] / "HILLS", tmp_path / "HILLS"))
     phi = _phi(alanine)
     np.testing.assert_allclose(out["phi"], phi, rtol=0, atol=1e-6)  # rad; float xtc coordinates, double maths
     assert out["metad.bias"].max() > 5.0

@@ -1,6 +1,7 @@
 """Well-tempered metadynamics on 1 to 3 CVs, with hills accumulated on a grid."""
 
 import logging
+import math
 import os
 
 import numpy as np
@@ -333,9 +334,10 @@ class WellTemperedMetad(GridBias):
     def _hill_constants(self):
         consts = {"multivariate": "false", "kerneltype": "gaussian"}
         for i, n in enumerate(self.names):
-            if self.grid.periodic[i]:
-                consts[f"min_{n}"] = repr(float(self.grid.lo[i]))
-                consts[f"max_{n}"] = repr(float(self.grid.hi[i]))
+            if self.grid.periodic[i]:  # PLUMED's METAD restart compares these strings to its own "-pi" / "pi"
+                angle = (float(self.grid.lo[i]), float(self.grid.hi[i])) == (-math.pi, math.pi)
+                consts[f"min_{n}"] = "-pi" if angle else repr(float(self.grid.lo[i]))
+                consts[f"max_{n}"] = "pi" if angle else repr(float(self.grid.hi[i]))
         return consts
 
     def _file_rows(self, rows):
