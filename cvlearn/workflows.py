@@ -560,7 +560,10 @@ def _molecule_setup(pdb, forcefield, features, variable, basins, seed, initial_s
         cores = (Basin(lo=[-2.8], hi=[-0.5]), Basin(lo=[0.3], hi=[2.0]))
         solvent = data.alanine_solvent(forcefield)
         if solvent is not None and temperature == 300.0 and tuple(basins[0].ravel()) == (-np.pi, 0.0):
-            reference = data.alanine_reference(solvent)
+            try:
+                reference = data.alanine_reference(solvent)
+            except ValueError:  # no reference made for this solvent yet: run without one
+                reference = None
     return {"make_engine": make_engine, "featurizer": feats.from_spec(features, pdb), "initial": initial,
             "variables": var, "basins": tuple(Basin(lo=b[:, 0], hi=b[:, 1]) for b in basins), "cores": cores,
             "ranges": [(-np.pi, np.pi)] * var.n_features if periodic else None,

@@ -139,3 +139,16 @@ def test_a_continued_round_writes_its_files(tmp_path):
     hills = cl.io.read_colvar(tmp_path / "round_2" / "HILLS")
     assert len(hills["time"]) == 2 * 10000 // 100 * 8  # rounds 2 and 3: a hill per walker every 100 steps
     assert s["delta_f"] == s["rounds"][2]["delta_f"]
+
+
+def test_implicit_solvent_takes_its_own_reference(tmp_path):
+    """amber99_obc.xml: the reference is the implicit-solvent one, or none while it has not been made."""
+    pytest.importorskip("openmm")
+    import json as _json
+    from importlib import resources
+
+    s = iterate(str(tmp_path), forcefield=("amber99sbildn.xml", "amber99_obc.xml"), rounds=1, steps=1000,
+                initial_steps=2000, stride=50, lagtime=2, method="tica", walkers=1)
+    table = _json.loads(resources.files("cvlearn.data").joinpath("alanine_reference.json").read_text())
+    expected = table["obc"]["delta_f_kj_mol"] if "obc" in table else None
+    assert s["reference_delta_f"] == expected and s["explore_temperature_K"] == 700.0
