@@ -83,16 +83,15 @@ import cvlearn as cl
 import cvlearn.data
 
 try:
+    import alanine_reference
     from _common import append_section, markdown_table
 except ImportError:  # imported as benchmarks.alanine_dipeptide
+    from benchmarks import alanine_reference
     from benchmarks._common import append_section, markdown_table
 
 try:
     import mdtraj as md
     import openmm as mm
-    import openmm.app as app
-    import openmm.unit as unit
-    from openmm.app.metadynamics import BiasVariable, Metadynamics
 except ImportError as exc:  # pragma: no cover
     raise SystemExit("This benchmark needs OpenMM and mdtraj: pip install openmm mdtraj") from exc
 
@@ -101,7 +100,6 @@ KT = 0.00831446261815324 * T
 STRIDE = 100  # steps between frames: 0.2 ps
 LAG = 5  # frames: 1 ps
 HEIGHT, GAMMA, PACE = 1.2, 10.0, 500
-REF_WIDTH, REF_GAMMA, REF_GRID = 0.35, 6.0, 90
 ANCHOR = "9.5-10"
 CORE_A, CORE_B = (-np.pi, -0.5), (0.5, 2.0)  # phi cores for counting transitions (hysteresis between)
 BASIN_NEG = cl.fes.Basin(lo=[-np.pi], hi=[0.0], name="phi<0")
@@ -239,44 +237,16 @@ def time_within(series, ref, tol=1.0):
 
 def reference(n_steps, seed=0, n_points=10):
     """OpenMM Metadynamics on (phi, psi): (F on its grid (phi, psi) without the repeated periodic
-    point, axes, Delta F series (time ps, kJ/mol), steps/s)."""
-    pdb = app.PDBFile(cl.data.alanine_dipeptide_pdb())
-    ff = app.ForceField("amber99sbildn.xml")
-    system = ff.createSystem(pdb.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds)
-    top = md.Topology.from_openmm(pdb.topology)
-    variables = []
-    for quad in (md.geometry.dihedral.indices_phi(top)[0], md.geometry.dihedral.indices_psi(top)[0]):
-        f = mm.CustomTorsionForce("theta")
-        f.addTorsion(*[int(i) for i in quad], [])
-        variables.append(BiasVariable(f, -np.pi, np.pi, REF_WIDTH, True, REF_GRID))
-    meta = Metadynamics(system, variables, T * unit.kelvin, REF_GAMMA, HEIGHT * unit.kilojoules_per_mole, PACE)
-    integrator = mm.LangevinMiddleIntegrator(T * unit.kelvin, FRICTION / unit.picosecond, DT * unit.picoseconds)
-    integrator.setRandomNumberSeed(seed + 1)
-    sim = app.Simulation(pdb.topology, system, integrator, mm.Platform.getPlatformByName("Reference"))
-    sim.context.setPositions(pdb.positions)
-    sim.minimizeEnergy()
-    sim.context.setVelocitiesToTemperature(T * unit.kelvin, seed + 1)
-    axis = np.linspace(-np.pi, np.pi, REF_GRID)[:-1]  # OpenMM's periodic grid: last point = first point
-
-    def grid_f():
-        F = meta.getFreeEnergy().value_in_unit(unit.kilojoules_per_mole)
-        return np.asarray(F).T[:-1, :-1]  # OpenMM's (psi, phi) order -> (phi, psi)
-
+    point, axes, Delta F series (time ps, kJ/mol), steps/s). The set-up is alanine_reference.py's."""
+    sim, meta, grid_f, axis = alanine_reference.metadynamics("vacuum", seed + 1)
     chunks = np.linspace(0, n_steps, n_points + 1).astype(int)
     series, wall = [], 0.0
     for a, b in zip(chunks[:-1], chunks[1:]):
         t0 = time.perf_counter()
         meta.step(sim, int(b - a))
         wall += time.perf_counter() - t0
-        series.append((b * DT, grid_delta_f(grid_f(), axis)))
+        series.append((b * DT, alanine_reference.grid_delta_f(grid_f(), axis)))
     return grid_f(), axis, np.array(series), n_steps / wall
-
-
-def grid_delta_f(F, axis):
-    """F(phi > 0) - F(phi < 0) from a free energy on a (phi, psi) grid by Boltzmann sums over grid points."""
-    logp = -(F - F.min()) / KT
-    lse = lambda m: np.log(np.exp(logp[m]).sum())  # noqa: E731
-    return float(-KT * (lse(axis > 0) - lse(axis < 0)))
 
 
 def phi_profile(F2, axis):

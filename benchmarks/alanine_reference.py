@@ -98,8 +98,9 @@ def reweighted_delta_f(frames, F, axis):
     return float(-KT * np.log(w[pos].sum() / w[~pos].sum()))
 
 
-def one_run(solvent, run, n_steps, n_points):
-    """One OpenMM Metadynamics run on (phi, psi); returns its record (dict, JSON-ready)."""
+def metadynamics(solvent, seed):
+    """OpenMM's Metadynamics on (phi, psi) of the shipped alanine dipeptide, minimized, velocities drawn:
+    (simulation, metadynamics, F() -> F(phi, psi) on ``axis`` (kJ/mol), axis (rad))."""
     import mdtraj as md
     import openmm as mm
     import openmm.app as app
@@ -117,17 +118,25 @@ def one_run(solvent, run, n_steps, n_points):
         variables.append(BiasVariable(f, -np.pi, np.pi, WIDTH, True, GRID))
     meta = Metadynamics(system, variables, T * unit.kelvin, GAMMA, HEIGHT * unit.kilojoules_per_mole, PACE)
     integrator = mm.LangevinMiddleIntegrator(T * unit.kelvin, FRICTION / unit.picosecond, DT * unit.picoseconds)
-    integrator.setRandomNumberSeed(1000 + run)
+    integrator.setRandomNumberSeed(seed)
     sim = app.Simulation(pdb.topology, system, integrator, mm.Platform.getPlatformByName("Reference"))
     sim.context.setPositions(pdb.positions)
     sim.minimizeEnergy()
-    sim.context.setVelocitiesToTemperature(T * unit.kelvin, 1000 + run)
+    sim.context.setVelocitiesToTemperature(T * unit.kelvin, seed)
     axis = np.linspace(-np.pi, np.pi, GRID)[:-1]  # OpenMM's periodic grid repeats its first point last
 
     def grid_f():
         F = np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoules_per_mole))
         return F.T[:-1, :-1]  # OpenMM stores (psi, phi); -> (phi, psi)
 
+    return sim, meta, grid_f, axis
+
+
+def one_run(solvent, run, n_steps, n_points):
+    """One OpenMM Metadynamics run on (phi, psi); returns its record (dict, JSON-ready)."""
+    import openmm.unit as unit
+
+    sim, meta, grid_f, axis = metadynamics(solvent, 1000 + run)
     cuts = np.linspace(0, n_steps, n_points + 1).astype(int)
     group = meta._force.getForceGroup()
     times, delta_f, wall, frames = [], [], 0.0, []
