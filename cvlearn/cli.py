@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from .exceptions import CVLearnError
 
 __all__ = ["main"]
@@ -446,6 +448,8 @@ def _walkers(args):
                     "read_stride": args.read_stride, "seed": args.seed}
         resume = claim_output(args.out, "walkers", resume=args.resume, force=args.force, settings=settings,
                               resumable=("checkpoint.0.npz",))
+        if resume:
+            _report_walkers_resume(args.out, args.n_walkers, args.steps)
         demo = DemoWalkers(args.system, seed=args.seed)
         result = run(demo, args.n_walkers, args.steps, args.out, client=client, stride=args.stride,
                      read_stride=args.read_stride, seed=args.seed, resume=resume, progress=not args.no_progress)
@@ -456,6 +460,26 @@ def _walkers(args):
     _write_report(args.out, report)
     print(f"Wrote {args.out}/HILLS.*, COLVAR.*, fes.npz and report.json")
     return 0
+
+
+def _report_walkers_resume(out, n_walkers, n_steps):
+    """Say where each walker continues from; refuse fewer steps than a walker has already run."""
+    done = []
+    for i in range(n_walkers):
+        path = os.path.join(out, f"checkpoint.{i}.npz")
+        if os.path.exists(path):
+            with np.load(path, allow_pickle=False) as ck:
+                done.append(int(ck["step"]))
+        else:
+            done.append(0)
+    if max(done) > n_steps:
+        raise ValueError(f"--steps {n_steps} is fewer than walker {int(np.argmax(done))} has already run "
+                         f"({max(done)} steps) in {out}: give --steps of at least {max(done)}.")
+    if min(done) == n_steps:
+        print(f"Resuming {out}: every walker has run its {n_steps} steps; nothing left to run.")
+    else:
+        print(f"Resuming {out}: walkers continue from their checkpoints at steps "
+              f"{', '.join(str(d) for d in done)}.")
 
 
 def _add_walkers_command(sub):

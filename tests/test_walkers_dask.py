@@ -110,6 +110,13 @@ def test_cli_runs_walkers_on_a_given_scheduler(client, tmp_path, capsys):
     assert main(again) == 2 and "--force" in capsys.readouterr().err
     assert main([*again, "--force"]) == 0
     assert (out / "bck.0" / "HILLS.0").exists() and len(hill_steps(out / "HILLS.0", 0.005)) == 2
+    # --resume says where the walkers continue from, and refuses fewer steps than they have run.
+    resume = ["walkers", "--n-walkers", "2", "--scheduler", client.scheduler.address, "--read-stride", "200",
+              "--out", str(out), "--no-progress", "--resume", "--steps"]
+    assert main([*resume, "100"]) == 2 and "fewer than walker" in capsys.readouterr().err
+    assert main([*resume, "400"]) == 0
+    assert "continue from their checkpoints at steps 200, 200" in capsys.readouterr().out
+    assert len(hill_steps(out / "HILLS.0", 0.005)) == 4
 
 
 @pytest.mark.slow
