@@ -45,6 +45,7 @@ POSITIVE_INT = _number(int, 0, True, "a positive integer")
 COUNT = _number(int, 0, False, "an integer >= 0")
 POSITIVE = _number(float, 0.0, True, "a positive number")
 ABOVE_ONE = _number(float, 1.0, True, "a number > 1")
+NON_NEGATIVE = _number(float, 0.0, False, "a number >= 0")
 
 
 def _grid_spec(text):
@@ -394,40 +395,48 @@ def _add_iterate_command(sub):
                         help="CV learner (default deeptica for a molecule, tica for muller-brown)")
     expert.add_argument("--bias", choices=("opes", "metad"),
                         help="bias: OPES_METAD (default for a molecule) or well-tempered metadynamics (muller-brown)")
-    expert.add_argument("--barrier", type=float, default=40.0, help="OPES barrier, kJ/mol (default 40)")
-    expert.add_argument("--rounds", type=int, help="maximum rounds (default 8 molecule, 5 muller-brown)")
-    expert.add_argument("--walkers", type=int, help="walkers sharing each round's bias (default 4 molecule, 8 "
+    expert.add_argument("--barrier", type=POSITIVE, default=40.0, help="OPES barrier, kJ/mol (default 40)")
+    expert.add_argument("--rounds", type=POSITIVE_INT, help="maximum rounds (default 8 molecule, 5 muller-brown)")
+    expert.add_argument("--walkers", type=POSITIVE_INT, help="walkers sharing each round's bias (default 4 molecule, 8 "
                         "muller-brown; metadynamics on a molecule runs 1)")
-    expert.add_argument("--steps", type=int, help="biased steps per round and walker (default 125000 = 250 ps for "
+    expert.add_argument("--steps", type=POSITIVE_INT,
+                        help="biased steps per round and walker (default 125000 = 250 ps for "
                         "a molecule, 20000 of 5 fs for muller-brown)")
-    expert.add_argument("--initial-steps", type=int, help="steps of the exploration run the first CV is learned "
+    expert.add_argument("--initial-steps", type=POSITIVE_INT,
+                        help="steps of the exploration run the first CV is learned "
                         "from (default 1000000 = 2 ns for a molecule, 4000 for muller-brown)")
-    expert.add_argument("--explore-temperature", type=float,
+    expert.add_argument("--explore-temperature", type=POSITIVE,
                         help="molecule: K of the unbiased exploration run (default 700; 300 = no heating)")
-    expert.add_argument("--learn-rounds", type=int, help="molecule: rounds that relearn the CV before its bias "
+    expert.add_argument("--learn-rounds", type=POSITIVE_INT,
+                        help="molecule: rounds that relearn the CV before its bias "
                         "is continued for production (default 2)")
-    expert.add_argument("--n-models", type=int, help="networks trained per round, the best by VAMP-2 kept (default 3)")
-    expert.add_argument("--stride", type=int, help="steps between frames (default 10 muller-brown, 100 molecule)")
-    expert.add_argument("--lag", type=int, help="lag time in frames (default 10 muller-brown, 5 = 1 ps molecule)")
-    expert.add_argument("--height", type=float, help="metadynamics: initial hill height, kJ/mol (default 1.5 "
+    expert.add_argument("--n-models", type=POSITIVE_INT,
+                        help="networks trained per round, the best by VAMP-2 kept (default 3)")
+    expert.add_argument("--stride", type=POSITIVE_INT,
+                        help="steps between frames (default 10 muller-brown, 100 molecule)")
+    expert.add_argument("--lag", type=POSITIVE_INT,
+                        help="lag time in frames (default 10 muller-brown, 5 = 1 ps molecule)")
+    expert.add_argument("--height", type=POSITIVE, help="metadynamics: initial hill height, kJ/mol (default 1.5 "
                         "muller-brown, 1.2 molecule)")
-    expert.add_argument("--bias-factor", type=float, default=10.0, help="metadynamics: bias factor (default 10)")
-    expert.add_argument("--pace", type=int, help="steps between hills/kernels (default 100 muller-brown, 500 "
+    expert.add_argument("--bias-factor", type=ABOVE_ONE, default=10.0, help="metadynamics: bias factor (default 10)")
+    expert.add_argument("--pace", type=POSITIVE_INT, help="steps between hills/kernels (default 100 muller-brown, 500 "
                         "molecule)")
-    expert.add_argument("--skip", type=float, help="fraction of each round's frames discarded as transient before "
+    expert.add_argument("--skip", type=NON_NEGATIVE,
+                        help="fraction of each round's frames discarded as transient before "
                         "reweighting (default 0.5 molecule, 0.3 muller-brown)")
     expert.add_argument("--reweighting", choices=("ct", "final", "bias"),
                         help="c(t) (metadynamics default), final-bias, or the bias at each frame (OPES default)")
     expert.add_argument("--train-weights", choices=("reweighted", "sampled"),
                         help="train on the biased frames with their weights (muller-brown default) or as sampled "
                         "(molecule default)")
-    expert.add_argument("--bins", type=int, default=60, help="histogram bins per variable (default 60)")
-    expert.add_argument("--tol", type=float, default=1.0,
+    expert.add_argument("--bins", type=POSITIVE_INT, default=60, help="histogram bins per variable (default 60)")
+    expert.add_argument("--tol", type=POSITIVE, default=1.0,
                         help="stop when Delta F of two rounds agrees within this, kJ/mol (default 1)")
-    expert.add_argument("--epochs", type=int, help="maximum training epochs for networks (default 60 molecule: a "
+    expert.add_argument("--epochs", type=POSITIVE_INT,
+                        help="maximum training epochs for networks (default 60 molecule: a "
                         "smooth CV to bias; 200 muller-brown)")
-    expert.add_argument("--temperature", type=float, help="K (default 300)")
-    expert.add_argument("--timestep", type=float, default=0.002, help="molecule: ps (default 0.002)")
+    expert.add_argument("--temperature", type=POSITIVE, help="K (default 300)")
+    expert.add_argument("--timestep", type=POSITIVE, default=0.002, help="molecule: ps (default 0.002)")
     expert.add_argument("--platform", help="molecule: OpenMM platform (default: chosen by system size)")
     it.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     it.add_argument("--out", default="iterate_out", help="output directory (default iterate_out)")

@@ -384,6 +384,8 @@ CASES = [
     # The command line: one line on stderr, exit status 2, checked before any work; runs never lose or mix work.
     ("cli-negative-number", lambda t: _cli("quickstart", "--steps", "-5", "--out", t), CommandLineMistake,
      r"^cvlearn quickstart: argument --steps: must be a positive integer; got '-5' \(see cvlearn quickstart --help\)$"),
+    ("cli-iterate-negative", lambda t: _cli("iterate", "--system", "molecule", "--barrier", "-5", "--out", t),
+     CommandLineMistake, r"^cvlearn iterate: argument --barrier: must be a positive number; got '-5'"),
     ("cli-not-finite", lambda t: _cli("simulate", "--steps", "100", "--timestep", "nan", "--out", t),
      CommandLineMistake, r"argument --timestep: must be a positive number; got 'nan'"),
     ("cli-stride-over-steps", lambda t: _cli("simulate", "--steps", "100", "--stride", "500", "--out", t),
