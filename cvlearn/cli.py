@@ -341,7 +341,8 @@ def _iterate(args):
         if r["sampled"]:
             text = f"ΔF = {r['delta_f']:.2f} ± {_num(r['error'], '.2f')} kJ/mol{reference}"
         else:
-            text = f"basin b not sampled: ΔF > ~{_num(r['bound'], '.1f')} kJ/mol (no estimate)"
+            side = "<" if r["missing"] == "a" else ">"
+            text = f"basin {r['missing'] or 'b'} not sampled: ΔF {side} ~{_num(r['bound'], '.1f')} kJ/mol (no estimate)"
         print(f"round {r['round']}: {text}, {r['transitions']} transitions, CV change {_num(r['cv_change'], '.3g')}")
     rounds = len(summary["rounds"])
     if summary["delta_f"] is None:

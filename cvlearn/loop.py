@@ -38,8 +38,9 @@ class Round:
 
     ``sampled`` is False when the run did not sample both basins (no transition, or fewer than
     ``min_fraction`` of its analysed frames in one of them): ``delta_f`` is then NaN, never a number
-    from a basin barely visited, and ``bound`` (kJ/mol) says how high F(b) - F(a) at least is
-    (the value it would take with one more frame of the largest weight in the missing basin).
+    from a basin barely visited; ``missing`` names the basin ("a" or "b") and ``bound`` (kJ/mol)
+    says how high F(b) - F(a) at least is (b missing) or how low at most (a missing): the value it
+    would take with one more frame of the largest weight in the missing basin.
     ``strength`` is the factor the bias was scaled by (doubled after each round without a transition);
     ``scores`` the model-selection scores of the ensemble the CV was chosen from. ``continued`` counts
     the earlier rounds whose bias this round continued (``learn_rounds``): its ``delta_f`` and ``fes``
@@ -70,6 +71,7 @@ class Round:
     strength: float = 1.0
     scores: list = field(default_factory=list)
     continued: int = 0
+    missing: str = None
 
 
 @dataclass
@@ -84,7 +86,7 @@ class IterationResult:
     ...                   cv_change=float("nan"))
     >>> cl.IterationResult(rounds=[r]).summary()
     [{'round': 1, 'delta_f': 3.9, 'error': 0.2, 'transitions': 12, 'cv_change': nan, 'sampled': True, \
-'bound': None, 'strength': 1.0, 'continued': 0}]
+'bound': None, 'strength': 1.0, 'continued': 0, 'missing': None}]
     """
 
     rounds: list = field(default_factory=list)
@@ -121,7 +123,7 @@ class IterationResult:
         continued (for tables and JSON)."""
         return [{"round": r.index, "delta_f": r.delta_f.value, "error": r.delta_f.error,
                  "transitions": r.transitions, "cv_change": r.cv_change, "sampled": r.sampled, "bound": r.bound,
-                 "strength": r.strength, "continued": r.continued} for r in self.rounds]
+                 "strength": r.strength, "continued": r.continued, "missing": r.missing} for r in self.rounds]
 
     def plot(self, exact=None, axes=None, exact_label="exact"):
         """ΔF per round with error bars (and ``exact``, kJ/mol, labelled ``exact_label``) and transitions per
@@ -135,13 +137,14 @@ class IterationResult:
         ok = [r for r in rows if r["sampled"]]
         axes[0].errorbar([r["round"] for r in ok], [r["delta_f"] for r in ok], yerr=[r["error"] for r in ok],
                          marker="o", capsize=3, ls="none", label="round ΔF")
-        low = [r for r in rows if not r["sampled"] and r["bound"] is not None and np.isfinite(r["bound"])]
-        if low:
-            axes[0].plot([r["round"] for r in low], [r["bound"] for r in low], marker="^", ls="none", color="C3",
-                         label="basin not sampled: ΔF above")
+        for side, marker, words in (("b", "^", "b not sampled: ΔF above"), ("a", "v", "a not sampled: ΔF below")):
+            bounds = [r for r in rows if r["missing"] == side and r["bound"] is not None and np.isfinite(r["bound"])]
+            if bounds:
+                axes[0].plot([r["round"] for r in bounds], [r["bound"] for r in bounds], marker=marker, ls="none",
+                             color="C3", label=words)
         if exact is not None:
             axes[0].axhline(exact, color="k", ls="--", lw=1, label=exact_label)
-        if ok or low or exact is not None:
+        if axes[0].get_legend_handles_labels()[0]:
             axes[0].legend(fontsize=8)
         axes[0].set(xlabel="round", ylabel="ΔF (kJ/mol)", xticks=k)
         axes[1].bar(k, [r["transitions"] for r in rows], alpha=0.3)
@@ -305,17 +308,21 @@ def _basin_fractions(values, basin_a, basin_b, first):
     return float(basin_a.contains(v).mean()), float(basin_b.contains(v).mean())
 
 
-def _lower_bound(values, logw, basin_a, basin_b, first, kT):
-    """F(b) - F(a) if basin b held, besides its frames, one more frame of the largest weight seen:
-    a free energy difference below this would most likely have shown itself."""
+def _bound(values, logw, basin_a, basin_b, first, kT):
+    """For a round that did not sample both basins: (bound on F(b) - F(a) in kJ/mol, the missing basin).
+
+    The basin with less weight is the missing one. Missing b: F(b) - F(a) > -kT ln((W_b + w_max) / W_a),
+    the value it would take with one more frame of the largest weight seen in b (a difference below it
+    would most likely have shown itself). Missing a: F(b) - F(a) < -kT ln(W_b / (W_a + w_max)).
+    """
     v, lw = values[first:].reshape(-1, values.shape[-1]), logw[first:].reshape(-1)
-    in_a, in_b = basin_a.contains(v), basin_b.contains(v)
-    if not in_a.any():
-        return float("nan")
-    top = lw.max()
-    wa = np.exp(lw[in_a] - top).sum()
-    wb = np.exp(lw[in_b] - top).sum() + 1.0
-    return float(-kT * np.log(wb / wa))
+    if not len(lw):
+        return float("nan"), "b"
+    w = np.exp(lw - lw.max())
+    wa, wb = w[basin_a.contains(v)].sum(), w[basin_b.contains(v)].sum()
+    if wb <= wa:
+        return float(-kT * np.log((wb + 1.0) / wa)), "b"
+    return float(-kT * np.log(wb / (wa + 1.0))), "a"
 
 
 def iterate(make_engine, learner, featurizer, initial, variables, basins, make_bias=metad_for, rounds=5,
@@ -441,15 +448,15 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         transitions = count_transitions(fes_mod._reweight._values(traj, variables), *counted)
         fractions = _basin_fractions(values, basin_a, basin_b, first)
         sampled = count_transitions(values, *counted) > 0 and min(fractions) >= min_fraction
-        bound = None
+        bound, missing = None, None
         d = fes.delta_f(basin_a, basin_b)
         if not sampled:
             lw = fes_mod.log_weights(whole, bias, method=reweight.get("method"))
-            bound = _lower_bound(values, lw, basin_a, basin_b, first, fes_mod._reweight._kT(fes.temperature))
+            bound, missing = _bound(values, lw, basin_a, basin_b, first, fes_mod._reweight._kT(fes.temperature))
             d = DeltaF(float("nan"), float("nan"))
         change = float("nan") if previous is None else 0.0 if frozen is not None else _cv_change(previous, cv, data)
         result.rounds.append(Round(k, cv, bias, traj, d, transitions, change, fes, sampled, bound, strength, scores,
-                                   continued=len(production) - 1))
+                                   continued=len(production) - 1, missing=missing))
         if callback is not None:
             callback(result.rounds[-1])
         if sampled:
@@ -458,10 +465,9 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
                      transitions, change)
             strength = 1.0  # the next CV is learned from transitions: the plain bias suffices again
         else:
-            log.warning("round %d: basin b not sampled (%d transitions, %.1f %% / %.1f %% of frames in a / b): "
-                        "dF > ~%.1f kJ/mol; the next round's bias is %g x stronger", k, transitions,
-                        100 * fractions[0], 100 * fractions[1], bound if bound is not None else float("nan"),
-                        2 * strength)
+            log.warning("round %d: basin %s not sampled (%d transitions, %.1f %% / %.1f %% of frames in a / b): "
+                        "dF %s ~%.1f kJ/mol; the next round's bias is %g x stronger", k, missing, transitions,
+                        100 * fractions[0], 100 * fractions[1], ">" if missing == "b" else "<", bound, 2 * strength)
             strength *= 2.0
         data.append((traj, fes_mod.log_weights(traj, bias) if train_weights == "reweighted"
                      else np.zeros(traj.positions.shape[:2])))

@@ -233,3 +233,17 @@ def test_learn_rounds_keep_the_cv_and_continue_its_bias():
     assert abs(r3.delta_f.value) < 3.0  # a symmetric double well: 0 exactly
     assert not result.converged and result.delta_f == r3.delta_f  # tol=1e-9; the answer is the continued run's
     assert [row["continued"] for row in result.summary()] == [0, 1, 2]
+
+
+def test_the_bound_points_the_right_way_for_the_missing_basin():
+    """Frames all in b (a round that crossed once and stayed): a missing, F(b) - F(a) bounded from above;
+    all in a: b missing, bounded from below; both with one more frame of the largest weight."""
+    from cvlearn.loop import _bound
+
+    a, b = Basin(lo=[-2.0], hi=[0.0]), Basin(lo=[0.0], hi=[2.0])
+    kT, n = 2.494, 100
+    in_b = np.full((n, 1, 1), 1.0)
+    value, missing = _bound(in_b, np.zeros((n, 1)), a, b, 0, kT)
+    assert missing == "a" and value == pytest.approx(-kT * np.log(n))  # F(b) - F(a) < -kT ln(100 / 1)
+    value, missing = _bound(-in_b, np.zeros((n, 1)), a, b, 0, kT)
+    assert missing == "b" and value == pytest.approx(kT * np.log(n))  # F(b) - F(a) > -kT ln(1 / 100)

@@ -87,9 +87,11 @@ def _figure(out, summary):
     b.axhline(ref, color="k", lw=1, label=f"reference {ref:.2f} ± {err:.2f}")
     b.errorbar([r["round"] for r in ok], [r["delta_f"] for r in ok], yerr=[r["error"] or 0.0 for r in ok],
                marker="o", ls="none", capsize=3, label="round ΔF")
-    low = [r for r in summary["rounds"] if not r["sampled"] and r["bound"] is not None]
-    if low:
-        b.plot([r["round"] for r in low], [r["bound"] for r in low], "^", color="C3", label="φ>0 not sampled: above")
+    for side, marker in (("b", "^"), ("a", "v")):
+        low = [r for r in summary["rounds"] if r["missing"] == side and r["bound"] is not None]
+        if low:
+            b.plot([r["round"] for r in low], [r["bound"] for r in low], marker, color="C3",
+                   label=f"basin {side} not sampled: ΔF {'above' if side == 'b' else 'below'}")
     if summary["delta_f"] is not None:
         b.axhline(summary["delta_f"], color="C2", ls="--", label=f"answer {summary['delta_f']:.2f}")
     b.set(xlabel="round", ylabel="ΔF = F(φ>0) − F(φ<0) (kJ/mol)", xticks=[r["round"] for r in summary["rounds"]],
