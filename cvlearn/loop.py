@@ -440,12 +440,12 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         traj = engine.run(steps, stride=stride, progress=progress)
         production = production + [traj]
         # A continued bias is reweighted over all its rounds, less the first round's transient.
-        whole = traj if len(production) == 1 else _concatenate(production)
+        whole = traj if len(production) == 1 else Trajectory.concatenate(production)
         skip = reweight["skip"](production[0]) if callable(reweight["skip"]) else reweight["skip"]
         first = int(np.floor(skip * production[0].n_frames))
         fes = fes_mod.reweight(whole, variables, bias=bias, **dict(reweight, skip=first / whole.n_frames))
         values = fes_mod._reweight._values(whole, variables)
-        transitions = count_transitions(fes_mod._reweight._values(traj, variables), *counted)
+        transitions = count_transitions(values[-traj.n_frames:], *counted)  # this round's frames
         fractions = _basin_fractions(values, basin_a, basin_b, first)
         sampled = count_transitions(values, *counted) > 0 and min(fractions) >= min_fraction
         bound, missing = None, None
@@ -521,15 +521,6 @@ def _cv_change(previous, cv, data):
         pooled = torch.as_tensor(np.concatenate([t.positions.reshape(-1, *t.positions.shape[2:]) for t, _ in data]))
         r = np.corrcoef(previous(pooled)[:, 0].double().numpy(), cv(pooled)[:, 0].double().numpy())[0, 1]
     return 1.0 - abs(float(r))
-
-
-def _concatenate(trajectories):
-    """Consecutive runs of the same walkers -> one Trajectory along time."""
-    cat = lambda name: np.concatenate([getattr(t, name) for t in trajectories])  # noqa: E731
-    first = trajectories[0]
-    return Trajectory(cat("positions"), cat("time"), cat("step"), first.walker_ids,
-                      potential_energy=cat("potential_energy"), bias_energy=cat("bias_energy"),
-                      temperature=first.temperature)
 
 
 def _settled(before, now, tol):

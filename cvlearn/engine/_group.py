@@ -108,16 +108,10 @@ class WalkerGroup:
         finally:
             if bar is not None:
                 bar.close()
-        walkers = [_join(p) for p in parts]
+        walkers = [Trajectory.concatenate(p) for p in parts]
         n = min(w.n_frames for w in walkers)
         cat = lambda name: np.concatenate([getattr(w, name)[:n] for w in walkers], axis=1)  # noqa: E731
         return Trajectory(cat("positions"), walkers[0].time[:n], walkers[0].step[:n],
                           potential_energy=cat("potential_energy"), bias_energy=cat("bias_energy"),
                           temperature=self.temperature)
 
-
-def _join(pieces):
-    """One-walker trajectories in time order -> one Trajectory."""
-    cat = lambda name: np.concatenate([getattr(p, name) for p in pieces])  # noqa: E731
-    return Trajectory(cat("positions"), cat("time"), cat("step"), potential_energy=cat("potential_energy"),
-                      bias_energy=cat("bias_energy"), temperature=pieces[0].temperature)
