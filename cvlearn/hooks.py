@@ -477,8 +477,9 @@ def not_periodic(cv):
 
 # -- introspection -----------------------------------------------------------------------------------------
 def hooks_of(cls):
-    """What each registry holds for ``cls``: "registered", "autograd only: <reason>",
-    "not exportable: <reason>", or None where nothing is registered (the generic default applies).
+    """What each registry holds for ``cls`` itself: "registered", "autograd only: <reason>",
+    "not exportable: <reason>", "inherited from <base>" (registered for a base class only, which may
+    not fit a subclass), or None where nothing is registered (the generic default applies).
 
     Examples
     --------
@@ -489,10 +490,13 @@ def hooks_of(cls):
     out = {}
     for concern, generic, opt_out in (("lean", lean_steps, "autograd only"), ("plumed", plumed_lines, "not exportable"),
                                       ("config", to_config, None), ("periodicity", periodicity, None)):
-        impl = generic.dispatch(cls)
-        if impl is generic.dispatch(object):
+        owner = next(k for k in cls.__mro__ if k in generic.registry)  # as singledispatch picks, for single bases
+        if owner is object:
             out[concern] = None
-            continue
-        reason = next((r for f, r in _OPT_OUTS.get(concern, {}).values() if f is impl), None)
-        out[concern] = "registered" if reason is None else f"{opt_out}: {reason}"
+        elif owner is not cls:
+            out[concern] = f"inherited from {owner.__name__}"
+        else:
+            impl = generic.registry[cls]
+            reason = next((r for f, r in _OPT_OUTS.get(concern, {}).values() if f is impl), None)
+            out[concern] = "registered" if reason is None else f"{opt_out}: {reason}"
     return out

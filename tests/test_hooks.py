@@ -68,6 +68,11 @@ def test_a_class_without_hooks_is_reported_missing(tmp_path):
             return positions[..., 0, :1]
 
     assert hooks.hooks_of(Bare) == {"lean": None, "plumed": None, "config": None, "periodicity": None}
+
+    class Angles(cl.features.Dihedrals):  # a subclass has its base's hooks, which may not fit: reported
+        pass
+
+    assert set(hooks.hooks_of(Angles).values()) == {"inherited from Dihedrals"}
     with pytest.raises(Unsupported, match="no lean step for Bare"):
         compile_cv(Bare())
     with pytest.raises(ValueError, match="Cannot write PLUMED actions for a Bare featurizer; exportable: .*Dihedrals"):
