@@ -6,8 +6,7 @@ import torch
 
 import cvlearn as cl
 from cvlearn.engine._lean import Unsupported, compile_cv
-from cvlearn.learners import CollectiveVariable, LinearCV
-from cvlearn.learners._neural import NeuralCV
+from cvlearn.learners import CollectiveVariable, LinearCV, NeuralCV
 
 
 def _random_neural(n_features, layers, n_components, activation, head, seed):

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import torch
 
+from .. import hooks
 from .._validation import check_positive
 from ..fes import FreeEnergySurface
 from ..io import PlumedFileError, PlumedWriter, read_plumed
@@ -199,9 +200,7 @@ class OPES:
 
     def _periods(self, periodic, d):
         if periodic is None:
-            from ..features import Dihedrals
-
-            periodic = isinstance(self.cv, Dihedrals) and not self.cv.sincos
+            periodic = hooks.periodicity(self.cv)
         entries = [periodic] * d if isinstance(periodic, bool) or periodic is None else list(periodic)
         if len(entries) != d:
             raise ValueError(f"periodic must be one value or one per CV ({d}: {self.names}); got {periodic!r}.")

@@ -1,98 +1,22 @@
 """Export a trained CV to PLUMED: a TorchScript model for PYTORCH_MODEL plus a ready plumed.dat.
 
-PLUMED computes the features itself (DISTANCE, TORSION, COORDINATION, POSITION actions written
-here, with atom numbers converted to PLUMED's 1-based ones) and passes them, in the featurizer's
-order, to the exported network as a float32 tensor of shape (1, n_features) — what PLUMED's
-``PYTORCH_MODEL`` sends (src/pytorch/PytorchModel.cpp). The model's outputs are the components
-``<label>.node-0``, ``.node-1``, ... that the bias line acts on.
+PLUMED computes the features itself (DISTANCE, TORSION, COORDINATION, POSITION actions, which each
+featurizer class registers with :func:`cvlearn.hooks.plumed_lines`, atoms numbered from 1) and
+passes them, in the featurizer's order, to the exported network as a float32 tensor of shape
+(1, n_features) — what PLUMED's ``PYTORCH_MODEL`` sends (src/pytorch/PytorchModel.cpp). The
+model's outputs are the components ``<label>.node-0``, ``.node-1``, ... that the bias line acts on.
 """
 
 import os
-import re
 
 import numpy as np
 import torch
 
-from ..features import AlignedPositions, Concatenate, Contacts, Dihedrals, Distances, Positions
-from ..io._atomic import write_text_atomic
+from .. import hooks
+from ..io import write_text_atomic
 from ._torchscript import to_torchscript
 
 __all__ = ["to_plumed", "plumed_feature_lines", "torchscript_format_version"]
-
-
-def _label(name, used):
-    """A PLUMED label from a feature name (letters, digits, underscores), unique among ``used``."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    if not base or base[0].isdigit():
-        base = f"f_{base}"
-    label, k = base, 1
-    while label in used:
-        k += 1
-        label = f"{base}_{k}"
-    used.add(label)
-    return label
-
-
-def _atoms(*indices):
-    return ",".join(str(int(i) + 1) for i in indices)  # PLUMED counts atoms from 1
-
-
-def _switch(m):
-    return f"SWITCH={{RATIONAL R_0={m.r0!r} D_0={m.d0!r} NN={m.n} MM={m.m}}}"
-
-
-def _lines_for(m, used):
-    """(PLUMED action lines, argument labels in feature order) for one featurizer."""
-    lines, args = [], []
-    if isinstance(m, Concatenate):
-        for part in m.parts:
-            part_lines, part_args = _lines_for(part, used)
-            lines += part_lines
-            args += part_args
-    elif isinstance(m, Distances):
-        for (i, j), name in zip(m.pairs.tolist(), m.feature_names()):
-            label = _label(name, used)
-            lines.append(f"{label}: DISTANCE ATOMS={_atoms(i, j)} NOPBC")
-            args.append(label)
-    elif isinstance(m, Dihedrals):
-        for quad, name in zip(m.indices.tolist(), m.angle_names):
-            label = _label(name, used)
-            lines.append(f"{label}: TORSION ATOMS={_atoms(*quad)} NOPBC")
-            if m.sincos:
-                for fn in ("sin", "cos"):
-                    trig = _label(f"{fn}_{name}", used)
-                    lines.append(f"{trig}: CUSTOM ARG={label} FUNC={fn}(x) PERIODIC=NO")
-                    args.append(trig)
-            else:
-                args.append(label)
-    elif isinstance(m, Contacts):
-        pair_labels = []
-        for (i, j), name in zip(m.pairs.tolist(), [f"c_{a}_{b}" for a, b in m.pairs.tolist()]):
-            label = _label(name, used)
-            lines.append(f"{label}: COORDINATION GROUPA={_atoms(i)} GROUPB={_atoms(j)} {_switch(m)} NOPBC")
-            pair_labels.append(label)
-        if m.total:
-            label = _label("coordination", used)
-            lines.append(f"{label}: COMBINE ARG={','.join(pair_labels)} PERIODIC=NO")
-            args.append(label)
-        else:
-            args += pair_labels
-    elif isinstance(m, Positions):
-        if m.n_dims != 3:
-            raise ValueError("PLUMED positions are 3-D; this Positions featurizer has "
-                             f"{m.n_dims} dimensions (an analytic model system, not a molecule).")
-        for i in m.index.tolist():
-            label = _label(f"p{i}", used)
-            lines.append(f"{label}: POSITION ATOM={_atoms(i)} NOPBC")
-            args += [f"{label}.x", f"{label}.y", f"{label}.z"]
-    elif isinstance(m, AlignedPositions):
-        raise ValueError("AlignedPositions has no one-line PLUMED equivalent (PLUMED aligns with FIT_TO_TEMPLATE, "
-                         "which moves the whole frame); retrain the CV on Distances, Dihedrals or Contacts to "
-                         "export it, or run it in cvlearn's OpenMM engine.")
-    else:
-        raise ValueError(f"Cannot write PLUMED actions for a {type(m).__name__} featurizer; exportable: "
-                         "Distances, Dihedrals, Contacts, Positions and their concatenation.")
-    return lines, args
 
 
 def plumed_feature_lines(featurizer):
@@ -104,7 +28,8 @@ def plumed_feature_lines(featurizer):
     Parameters
     ----------
     featurizer : cvlearn.features.Featurizer
-        Distances, Dihedrals, Contacts, Positions, AlignedPositions, or a Concatenate of them.
+        Distances, Dihedrals, Contacts, Positions, or a Concatenate of them (any class with a
+        :func:`cvlearn.hooks.plumed_lines` implementation).
 
     Returns
     -------
@@ -127,7 +52,7 @@ def plumed_feature_lines(featurizer):
     if isinstance(featurizer, torch.nn.Identity):
         raise ValueError("This CV has no featurizer (it takes features directly); PLUMED needs to know how to "
                          "compute its inputs. Build it with to_module(featurizer=...).")
-    return _lines_for(featurizer, set())
+    return hooks.plumed_lines(featurizer, set())
 
 
 def _bias_lines(kind, arg, label, temperature, sigma, height, bias_factor, pace, grid, barrier, walkers):

@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from .. import hooks
 from ._topology import AtomFeaturizer, check_atom_indices, select_atoms
 
 __all__ = ["AlignedPositions"]
@@ -140,3 +141,11 @@ class AlignedPositions(AtomFeaturizer):
         rotation = _optimal_rotation(h)
         aligned = (positions.index_select(-2, self.output_atoms) - center) @ rotation.transpose(-1, -2) + ref_center
         return aligned.flatten(start_dim=-2)
+
+
+hooks.autograd_only(AlignedPositions, "the optimal rotation (an eigenvector) has no numpy step")
+hooks.not_exportable(AlignedPositions, "AlignedPositions has no one-line PLUMED equivalent (PLUMED aligns with "
+                     "FIT_TO_TEMPLATE, which moves the whole frame); retrain the CV on Distances, Dihedrals or "
+                     "Contacts to export it, or run it in cvlearn's OpenMM engine.")
+hooks.register_config(AlignedPositions, AlignedPositions.config, AlignedPositions)
+hooks.periodicity.register(AlignedPositions)(hooks.not_periodic)

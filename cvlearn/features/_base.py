@@ -3,6 +3,8 @@
 import numpy as np
 import torch
 
+from .. import hooks
+
 __all__ = ["Featurizer", "Concatenate"]
 
 
@@ -19,8 +21,10 @@ class Featurizer(torch.nn.Module):
     featurizers with ``|``.
 
     Positions are in nm; features are in the units of their definition (nm for distances, radians
-    for angles, dimensionless for contacts). A subclass defines ``forward`` and ``n_features``
-    (and ``config()`` if CVs built on it are to be saved with :func:`cvlearn.save`).
+    for angles, dimensionless for contacts). A subclass defines ``forward`` and ``n_features``, and
+    registers what other parts of cvlearn ask of it in :mod:`cvlearn.hooks`: a numpy step for the
+    OpenMM engine's lean force path (else :func:`~cvlearn.hooks.autograd_only`), PLUMED actions
+    for export, a config to be saved with :func:`cvlearn.save`, and its periodicity.
 
     Examples
     --------
@@ -123,7 +127,62 @@ class Concatenate(Featurizer):
 
     @torch.jit.unused
     def config(self):
-        return {"type": "Concatenate", "parts": [p.config() for p in self.parts]}
+        return {"type": "Concatenate", "parts": [hooks.to_config(p) for p in self.parts]}
 
     def forward(self, positions):
         return torch.cat([p(positions) for p in self.parts], dim=-1)
+
+
+class _ParallelStep(hooks.FeatureStep):
+    """Lean step of :class:`Concatenate`: each part reads the same positions into its slice of one output;
+    gradients add up."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.n_out = sum(p.n_out for p in parts)
+        self.bounds = np.cumsum([0] + [p.n_out for p in parts]).tolist()
+
+    def setup_out(self, out):
+        self.out = np.empty(self.n_out) if out is None else out
+        for p, a, b in zip(self.parts, self.bounds[:-1], self.bounds[1:]):
+            p.setup_out(self.out[a:b])
+
+    def forward(self, x):
+        for p in self.parts:
+            y = p.forward(x)
+            if y is not p.out:  # a part without its own buffer (e.g. scalar dihedrals)
+                p.out[...] = y
+        return self.out
+
+    def backward(self, g):
+        grads = [p.backward(g[a:b]) for p, a, b in zip(self.parts, self.bounds[:-1], self.bounds[1:])]
+        out = grads[0]
+        for gr in grads[1:]:
+            out = out + gr
+        return out
+
+
+@hooks.lean_steps.register(Concatenate)
+def _concatenate_lean(m, rows):
+    parts = []
+    for p in m.parts:
+        steps = hooks.lean_steps(p, rows)
+        if len(steps) != 1 or not isinstance(steps[0], hooks.FeatureStep):
+            raise hooks.Unsupported(f"a part of Concatenate ({type(p).__name__}) is not one featurizer step")
+        parts.append(steps[0])
+    return [_ParallelStep(parts)]
+
+
+@hooks.plumed_lines.register(Concatenate)
+def _concatenate_plumed(m, used):
+    lines, args = [], []
+    for part in m.parts:
+        part_lines, part_args = hooks.plumed_lines(part, used)
+        lines += part_lines
+        args += part_args
+    return lines, args
+
+
+hooks.register_config(Concatenate, Concatenate.config,
+                      lambda parts: Concatenate([hooks.from_config(p) for p in parts]))
+hooks.periodicity.register(Concatenate)(hooks.not_periodic)

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ._source import FrameSource, _check_chunk
+from ._source import FrameSource, _as_paths, _check_chunk
 
 __all__ = ["load_trajectories", "stream_features", "FeatureStream"]
 
@@ -35,24 +35,6 @@ def _extension(path):
     if ext == ".gz":
         ext = os.path.splitext(stem)[1] + ext
     return ext
-
-
-def _as_paths(files):
-    """One path or a list of paths -> list of str, each an existing regular file."""
-    items = [files] if isinstance(files, (str, os.PathLike)) else files
-    try:
-        paths = [os.fspath(f) for f in items]
-    except TypeError:
-        raise TypeError(f"files must be a path or a list of paths to trajectory files; got {files!r}.") from None
-    if not paths:
-        raise ValueError("Got an empty list of trajectory files; pass at least one path.")
-    for p in paths:
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"Trajectory file {p!r} does not exist (relative paths start at "
-                                    f"{os.getcwd()!r}). Check the name and the directory.")
-        if not os.path.isfile(p):
-            raise ValueError(f"{p!r} is not a regular file; pass the path of a trajectory file.")
-    return paths
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ import itertools
 import numpy as np
 import torch
 
+from .. import hooks
+from ._molecular_steps import DihedralsStep, DistancesStep
 from ._topology import AtomFeaturizer, as_topology, check_atom_indices, resolve_n_atoms, select_atoms
 
 __all__ = ["Dihedrals", "Distances", "Contacts"]
@@ -313,3 +315,67 @@ class Contacts(AtomFeaturizer):
         x = torch.clamp(_pair_distances(positions, self.pairs) - self.d0, min=0.0) / self.r0
         s = _rational_switch(x, self.n, self.m)
         return s.sum(-1, keepdim=True) if self.total else s
+
+
+# -- hooks (cvlearn.hooks): lean numpy steps, PLUMED actions, saving, periodicity ----------------------------
+@hooks.lean_steps.register(Distances)
+def _distances_lean(m, rows):
+    return [DistancesStep(m.pairs.numpy(), m._expected_atoms, m._min_atoms, rows)]
+
+
+@hooks.lean_steps.register(Dihedrals)
+def _dihedrals_lean(m, rows):
+    return [DihedralsStep(m.indices.numpy(), m.sincos, m._expected_atoms, m._min_atoms, rows)]
+
+
+hooks.autograd_only(Contacts, "the switching function has no numpy step yet")
+
+
+@hooks.plumed_lines.register(Distances)
+def _distances_plumed(m, used):
+    lines, args = [], []
+    for (i, j), name in zip(m.pairs.tolist(), m.feature_names()):
+        label = hooks.plumed_label(name, used)
+        lines.append(f"{label}: DISTANCE ATOMS={hooks.plumed_atoms(i, j)} NOPBC")
+        args.append(label)
+    return lines, args
+
+
+@hooks.plumed_lines.register(Dihedrals)
+def _dihedrals_plumed(m, used):
+    lines, args = [], []
+    for quad, name in zip(m.indices.tolist(), m.angle_names):
+        label = hooks.plumed_label(name, used)
+        lines.append(f"{label}: TORSION ATOMS={hooks.plumed_atoms(*quad)} NOPBC")
+        if m.sincos:
+            for fn in ("sin", "cos"):
+                trig = hooks.plumed_label(f"{fn}_{name}", used)
+                lines.append(f"{trig}: CUSTOM ARG={label} FUNC={fn}(x) PERIODIC=NO")
+                args.append(trig)
+        else:
+            args.append(label)
+    return lines, args
+
+
+@hooks.plumed_lines.register(Contacts)
+def _contacts_plumed(m, used):
+    switch = f"SWITCH={{RATIONAL R_0={m.r0!r} D_0={m.d0!r} NN={m.n} MM={m.m}}}"
+    lines, pair_labels = [], []
+    for i, j in m.pairs.tolist():
+        label = hooks.plumed_label(f"c_{i}_{j}", used)
+        lines.append(f"{label}: COORDINATION GROUPA={hooks.plumed_atoms(i)} GROUPB={hooks.plumed_atoms(j)} {switch} "
+                     "NOPBC")
+        pair_labels.append(label)
+    if not m.total:
+        return lines, pair_labels
+    label = hooks.plumed_label("coordination", used)
+    lines.append(f"{label}: COMBINE ARG={','.join(pair_labels)} PERIODIC=NO")
+    return lines, [label]
+
+
+hooks.register_config(Dihedrals, Dihedrals.config, Dihedrals)
+hooks.register_config(Distances, Distances.config, Distances)
+hooks.register_config(Contacts, Contacts.config, Contacts)
+hooks.periodicity.register(Dihedrals)(lambda m: not m.sincos)  # angles on (-pi, pi]; sin and cos are open
+hooks.periodicity.register(Distances)(hooks.not_periodic)
+hooks.periodicity.register(Contacts)(hooks.not_periodic)

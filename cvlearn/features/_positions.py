@@ -1,7 +1,9 @@
 """Cartesian coordinates as features (for analytic systems and pre-aligned frames)."""
 
+import numpy as np
 import torch
 
+from .. import hooks
 from ._base import Featurizer
 
 __all__ = ["Positions"]
@@ -59,3 +61,63 @@ class Positions(Featurizer):
         if positions.shape[-2] != self.n_particles_in or positions.shape[-1] != self.n_dims:
             raise ValueError("Positions featurizer: positions must be (..., n_particles, n_dims) as configured.")
         return torch.flatten(positions.index_select(-2, self.index), start_dim=-2)
+
+
+class _PositionsStep(hooks.FeatureStep):
+    """Lean step of :class:`Positions` on one frame (particles, dims): a reshape, or a gather of the rows kept."""
+
+    def __init__(self, m, rows):
+        self.owner, self.dims = "Positions featurizer", m.n_dims
+        index = m.index.numpy().copy()
+        if rows.atoms is not None:
+            self.shape = (len(rows.atoms), m.n_dims)
+            index = rows.rows(index, "Positions")
+        else:
+            self.shape = (m.n_particles_in, m.n_dims)
+        self.index, self.n_out = index, len(index) * m.n_dims
+        self.identity = np.array_equal(index, np.arange(self.shape[0]))
+        self.unique = len(np.unique(index)) == len(index)
+
+    def check(self, x):
+        if x.shape != self.shape:
+            raise ValueError(f"Positions featurizer: expected {self.shape} positions, got {x.shape}.")
+        return x
+
+    def forward(self, x):
+        self.check(x)
+        if self.identity:
+            return x.reshape(-1)
+        return x[self.index].ravel()
+
+    def backward(self, g):
+        g = g.reshape(len(self.index), self.dims)
+        if self.identity:
+            return g.copy()
+        out = np.zeros(self.shape)
+        if self.unique:
+            out[self.index] = g
+        else:
+            np.add.at(out, self.index, g)
+        return out
+
+
+@hooks.lean_steps.register(Positions)
+def _positions_lean(m, rows):
+    return [_PositionsStep(m, rows)]
+
+
+@hooks.plumed_lines.register(Positions)
+def _positions_plumed(m, used):
+    if m.n_dims != 3:
+        raise ValueError("PLUMED positions are 3-D; this Positions featurizer has "
+                         f"{m.n_dims} dimensions (an analytic model system, not a molecule).")
+    lines, args = [], []
+    for i in m.index.tolist():
+        label = hooks.plumed_label(f"p{i}", used)
+        lines.append(f"{label}: POSITION ATOM={hooks.plumed_atoms(i)} NOPBC")
+        args += [f"{label}.x", f"{label}.y", f"{label}.z"]
+    return lines, args
+
+
+hooks.register_config(Positions, Positions.config, Positions)
+hooks.periodicity.register(Positions)(hooks.not_periodic)

@@ -31,9 +31,34 @@ def join_tail(tail, x, overlap):
     Every time-lagged pair (t, t + lag) of a trajectory read in pieces lies in exactly one such
     block when ``overlap = lag``: the block whose new rows hold t + lag. The tail is a copy, so
     the block it came from can be freed.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> block, tail = cl.features.join_tail(np.array([[1.0]]), np.array([[2.0], [3.0]]), overlap=1)
+    >>> block.ravel().tolist(), tail.ravel().tolist()
+    ([1.0, 2.0, 3.0], [3.0])
     """
     block = np.concatenate([tail, x]) if len(tail) else x
     return block, block[max(len(block) - overlap, 0):].copy() if overlap else block[:0]
+
+
+def _as_paths(files):
+    """One path or a list of paths -> list of str, each an existing regular file (trajectory or .npy files)."""
+    items = [files] if isinstance(files, (str, os.PathLike)) else files
+    try:
+        paths = [os.fspath(f) for f in items]
+    except TypeError:
+        raise TypeError(f"files must be a path or a list of paths to trajectory files; got {files!r}.") from None
+    if not paths:
+        raise ValueError("Got an empty list of trajectory files; pass at least one path.")
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"Trajectory file {p!r} does not exist (relative paths start at "
+                                    f"{os.getcwd()!r}). Check the name and the directory.")
+        if not os.path.isfile(p):
+            raise ValueError(f"{p!r} is not a regular file; pass the path of a trajectory file.")
+    return paths
 
 
 def _check_overlap(overlap):
@@ -288,8 +313,6 @@ class NpyFiles(_Arrays):
     """
 
     def __init__(self, files, chunk=_CHUNK):
-        from ._loading import _as_paths
-
         self.files = _as_paths(files)
         super().__init__([self._load(i) for i in range(len(self.files))], chunk)
         self.dtype = self._arrays[0].dtype
@@ -388,6 +411,15 @@ def as_source(data):
 
     Memory maps opened by the caller stay open, so the pages read from them count as resident
     memory until the caller closes them; :class:`NpyFiles` maps each file only while reading.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> cl.features.as_source(np.zeros((5, 2))) is None                         # in memory
+    True
+    >>> source = cl.features.as_source([[np.zeros((3, 2)), np.ones((2, 2))]])   # one trajectory in 2 chunks
+    >>> [[len(x) for x in chunks] for chunks in source]
+    [[3, 2]]
     """
     if isinstance(data, FrameSource):
         return data
@@ -407,5 +439,12 @@ def as_source(data):
 
 def only_in_chunks(data):
     """True for data given as chunks (a FrameSource, lists of chunks, iterators), as opposed to arrays
-    (memory-mapped ones included), which can also be taken whole."""
+    (memory-mapped ones included), which can also be taken whole.
+
+    Examples
+    --------
+    >>> import numpy as np, cvlearn as cl
+    >>> cl.features.only_in_chunks([np.zeros((3, 2))]), cl.features.only_in_chunks(iter([np.zeros((3, 2))]))
+    (False, True)
+    """
     return isinstance(data, FrameSource) or isinstance(as_source(data), _Chunks)

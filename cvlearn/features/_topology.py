@@ -15,7 +15,16 @@ _SELECTION_SHORTCUTS = {"heavy": "not element H"}
 
 
 def as_topology(top, owner):
-    """An ``mdtraj.Topology`` from a Topology, a Trajectory or a structure file path (or None)."""
+    """An ``mdtraj.Topology`` from a Topology, a Trajectory or a structure file path (or None).
+
+    ``owner`` names the caller in the TypeError raised for anything else.
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> cl.features.as_topology(cl.data.alanine_dipeptide_pdb(), "example").n_atoms
+    22
+    """
     if top is None:
         return None
     if hasattr(top, "topology"):  # mdtraj.Trajectory

@@ -7,52 +7,14 @@ import warnings
 
 import torch
 
+from .. import hooks
 from ._atomic import _atomic
 
 __all__ = ["save", "load"]
 
 
-def _featurizer_config(featurizer):
-    if isinstance(featurizer, torch.nn.Identity):
-        return None
-    if not hasattr(featurizer, "config"):
-        raise TypeError(f"Cannot save a CV whose featurizer ({type(featurizer).__name__}) has no config(); "
-                        "save the model alone or use a cvlearn featurizer.")
-    return featurizer.config()
-
-
-def _build_featurizer(config):
-    from .. import features
-
-    if config is None:
-        return None
-    kind = config.pop("type")
-    if kind == "Concatenate":
-        return features.Concatenate([_build_featurizer(dict(c)) for c in config["parts"]])
-    if kind in ("Positions", "Dihedrals", "Distances", "Contacts", "AlignedPositions"):
-        return getattr(features, kind)(**config)
-    raise ValueError(f"Unknown featurizer type {kind!r} in the saved file (made by a newer cvlearn?).")
-
-
-def _model_config(model):
-    from ..learners import LinearCV, NeuralCV
-
-    if isinstance(model, NeuralCV):
-        return {"type": "NeuralCV", **model.config}
-    if isinstance(model, LinearCV):
-        return {"type": "LinearCV", **model.config}
-    raise TypeError(f"Cannot save a model of type {type(model).__name__}.")
-
-
-def _build_model(config):
-    from ..learners import LinearCV, NeuralCV
-
-    kind = config.pop("type")
-    if kind == "NeuralCV":
-        return NeuralCV(**config)
-    if kind == "LinearCV":
-        return LinearCV.from_config(**config)
-    raise ValueError(f"Unknown model type {kind!r} in the saved file (made by a newer cvlearn?).")
+# Entries of the saved metadata around the CV's own config (which holds "model", "featurizer", "names").
+_ENVELOPE = ("format", "cvlearn_version", "class", "units", "info")
 
 
 def save(cv, path, info=None):
@@ -61,11 +23,13 @@ def save(cv, path, info=None):
     The file holds the state dict and JSON metadata (class, featurizer, architecture, names,
     cvlearn version, units, and your ``info`` dict, e.g. the learner's parameters). It is loaded
     by :func:`load` with ``torch.load(weights_only=True)``: no pickle, no code from the file runs.
+    Each part is described by its class's :func:`cvlearn.hooks.to_config`.
 
     Parameters
     ----------
     cv : cvlearn.learners.CollectiveVariable
-        From a learner's ``to_module()``; its featurizer must be a cvlearn featurizer (or none).
+        From a learner's ``to_module()``; its featurizer must be a cvlearn featurizer (or none, or a
+        class registered with :func:`cvlearn.hooks.register_config`).
     path : str or path-like
         Destination, conventionally ``.pt``; written atomically.
     info : dict, optional
@@ -88,10 +52,9 @@ def save(cv, path, info=None):
     """
     from .. import __version__
 
-    meta = {"format": "cvlearn-cv", "cvlearn_version": __version__, "class": "CollectiveVariable",
-            "model": _model_config(cv.model), "featurizer": _featurizer_config(cv.featurizer),
-            "names": list(cv.names), "units": {"length": "nm", "energy": "kJ/mol", "time": "ps", "angle": "rad"},
-            "info": info or {}}
+    config = hooks.to_config(cv)
+    meta = {"format": "cvlearn-cv", "cvlearn_version": __version__, "class": config.pop("type"), **config,
+            "units": {"length": "nm", "energy": "kJ/mol", "time": "ps", "angle": "rad"}, "info": info or {}}
     buffer = io.BytesIO()
     torch.save({"metadata": json.dumps(meta), "state_dict": {k: v.cpu() for k, v in cv.state_dict().items()}},
                buffer)
@@ -132,7 +95,6 @@ def load(path, map_location="cpu"):
     True
     """
     from .. import __version__
-    from ..learners import CollectiveVariable
 
     if not os.path.exists(os.fspath(path)):
         raise FileNotFoundError(f"No saved CV at {path}.")
@@ -148,7 +110,7 @@ def load(path, map_location="cpu"):
         warnings.warn(f"{path} was saved by cvlearn {meta['cvlearn_version']}, this is {__version__}: it loaded, "
                       "but check its values on a few known frames, or save it again with this version.",
                       UserWarning, stacklevel=2)
-    cv = CollectiveVariable(_build_model(dict(meta["model"])), _build_featurizer(meta["featurizer"]), meta["names"])
+    cv = hooks.from_config({"type": meta["class"], **{k: v for k, v in meta.items() if k not in _ENVELOPE}})
     # assign=True keeps the saved tensors (and their dtypes) instead of casting into fresh ones.
     cv.load_state_dict(blob["state_dict"], strict=True, assign=True)
     cv.info = meta.get("info", {})

@@ -27,7 +27,7 @@ def features_to_trajectory(features, topology, atoms, owner):
     """
     import mdtraj
 
-    from ..features._topology import as_topology
+    from ..features import as_topology
 
     top = as_topology(topology, owner)
     if top is None:

@@ -5,7 +5,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._validation import as_trajectory_list, check_lagtime, check_weights, is_single_table
 from ..exceptions import NotFittedError
-from ..features._source import as_source, join_tail, only_in_chunks
+from ..features import as_source, join_tail, only_in_chunks
 from ._module import CollectiveVariable, LinearCV
 from ._moments import Moments
 

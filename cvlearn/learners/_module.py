@@ -2,6 +2,8 @@
 
 import torch
 
+from .. import hooks
+
 __all__ = ["LinearCV", "CollectiveVariable"]
 
 
@@ -106,3 +108,33 @@ class CollectiveVariable(torch.nn.Module):
 
     def forward(self, x):
         return self.model(self.featurizer(x))
+
+
+# -- hooks (cvlearn.hooks): lean numpy steps, saving, periodicity ---------------------------------------------
+@hooks.lean_steps.register(LinearCV)
+def _linear_cv_lean(m, rows):
+    w = hooks.float64(m.weights)
+    return [hooks.Affine(w, -(hooks.float64(m.mean) @ w))]
+
+
+@hooks.lean_steps.register(CollectiveVariable)
+def _cv_lean(m, rows):
+    return hooks.lean_steps(m.featurizer, rows) + hooks.lean_steps(m.model, rows)
+
+
+def _cv_config(cv):
+    # What cvlearn.save writes beside the state dict; "featurizer" None: the CV takes features.
+    featurizer = None if isinstance(cv.featurizer, torch.nn.Identity) else hooks.to_config(cv.featurizer)
+    return {"model": hooks.to_config(cv.model), "featurizer": featurizer, "names": list(cv.names)}
+
+
+def _cv_build(model, featurizer, names):
+    return CollectiveVariable(hooks.from_config(model), None if featurizer is None else hooks.from_config(featurizer),
+                              names)
+
+
+hooks.register_config(LinearCV, lambda m: m.config, LinearCV.from_config)
+hooks.register_config(CollectiveVariable, _cv_config, _cv_build)
+# Learned components are open: a periodic input (an angle) does not make a combination of features periodic.
+hooks.periodicity.register(LinearCV)(hooks.not_periodic)
+hooks.periodicity.register(CollectiveVariable)(hooks.not_periodic)

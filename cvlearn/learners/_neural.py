@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .. import hooks
 from .._validation import as_trajectory_list, check_lagtime, check_positive, check_weights, is_single_table, is_stream
 from ..exceptions import NotFittedError
-from ..features._source import as_source
+from ..features import as_source
 from ._data import PairReader, PairStream, scan
 from ._generate import check_latent, features_to_trajectory
 from ._module import CollectiveVariable, LinearCV
@@ -59,6 +60,15 @@ class NeuralCV(torch.nn.Module):
         # the casts are differentiable, so forces still flow back to the positions.
         z = self.head(self.net(self.standardize(features.to(self.standardize.mean.dtype))))
         return z.to(features.dtype)
+
+
+@hooks.lean_steps.register(NeuralCV)
+def _neural_cv_lean(m, rows):
+    return hooks.lean_steps(m.standardize, rows) + hooks.lean_steps(m.net, rows) + hooks.lean_steps(m.head, rows)
+
+
+hooks.register_config(NeuralCV, lambda m: m.config, NeuralCV)
+hooks.periodicity.register(NeuralCV)(hooks.not_periodic)
 
 
 def tica_eigenvalues(z0, zt, w, epsilon):

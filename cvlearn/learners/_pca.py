@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._validation import check_positive
-from ..features._source import as_source
+from ..features import as_source
 from ._linear import LinearLearner
 
 __all__ = ["PCA"]
