@@ -9,7 +9,7 @@ __all__ = ["as_trajectory_list", "is_single_table", "is_stream", "check_lagtime"
 
 def is_stream(data):
     """True if ``data`` is a :class:`cvlearn.features.FrameSource` (e.g. a FeatureStream: read chunk by chunk)."""
-    from .features._source import FrameSource  # on use: cvlearn.features may import this module
+    from .features import FrameSource  # on use: cvlearn.features imports this module
 
     return isinstance(data, FrameSource)
 

@@ -4,7 +4,7 @@ import io
 
 import torch
 
-from ..io._atomic import _atomic
+from ..io import write_bytes_atomic
 
 __all__ = ["to_torchscript"]
 
@@ -47,5 +47,5 @@ def to_torchscript(cv, path=None, dtype=None):
     if path is not None:
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)
-        _atomic(path, lambda fh: fh.write(buffer.getvalue()), ".pt")
+        write_bytes_atomic(path, buffer.getvalue())
     return scripted

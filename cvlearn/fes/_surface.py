@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..io._atomic import save_npz_atomic
+from ..io import save_npz_atomic
 from ..units import kT as _kT
 from ._basin import Basin
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._decoding import check_latent, features_to_trajectory
 from .._validation import as_trajectory_list
-from ..learners._generate import check_latent, features_to_trajectory
 
 __all__ = ["LatentPath", "latent_path"]
 

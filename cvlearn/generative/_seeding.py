@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._decoding import check_latent, features_to_trajectory
 from .._validation import check_positive
-from ..learners._generate import check_latent, features_to_trajectory
 
 __all__ = ["SeededWalkers", "seed_walkers"]
 

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["save_npz_atomic", "write_text_atomic"]
+__all__ = ["save_npz_atomic", "write_bytes_atomic", "write_text_atomic"]
 
 
 _UMASK_LOCK = threading.Lock()
@@ -107,3 +107,19 @@ def write_text_atomic(path, text):
     '{"delta_f": 1.2}'
     """
     return _atomic(path, lambda fh: fh.write(text.encode()), ".tmp")
+
+
+def write_bytes_atomic(path, data):
+    """Write ``data`` (bytes, e.g. a torch.save buffer) to ``path`` through a temporary file renamed into place.
+
+    The file gets the user's umask like any other; returns ``path``.
+
+    >>> import os, tempfile
+    >>> from cvlearn.io import write_bytes_atomic
+    >>> os.chdir(tempfile.mkdtemp())
+    >>> write_bytes_atomic("model.pt", b"cvlearn")
+    'model.pt'
+    >>> open("model.pt", "rb").read()
+    b'cvlearn'
+    """
+    return _atomic(path, lambda fh: fh.write(data), ".tmp")

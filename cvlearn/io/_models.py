@@ -8,7 +8,7 @@ import warnings
 import torch
 
 from .. import hooks
-from ._atomic import _atomic
+from ._atomic import write_bytes_atomic
 
 __all__ = ["save", "load"]
 
@@ -58,7 +58,7 @@ def save(cv, path, info=None):
     buffer = io.BytesIO()
     torch.save({"metadata": json.dumps(meta), "state_dict": {k: v.cpu() for k, v in cv.state_dict().items()}},
                buffer)
-    return _atomic(path, lambda fh: fh.write(buffer.getvalue()), ".pt")
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def load(path, map_location="cpu"):

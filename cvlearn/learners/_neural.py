@@ -7,11 +7,11 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .. import hooks
+from .._decoding import check_latent, features_to_trajectory
 from .._validation import as_trajectory_list, check_lagtime, check_positive, check_weights, is_single_table, is_stream
 from ..exceptions import NotFittedError
 from ..features import as_source
 from ._data import PairReader, PairStream, scan
-from ._generate import check_latent, features_to_trajectory
 from ._module import CollectiveVariable, LinearCV
 from ._nn import Standardize, mlp
 from ._tica import TICA

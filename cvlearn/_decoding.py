@@ -1,4 +1,4 @@
-"""Checks and conversions for decoding: latent points in, structures (mdtraj trajectories) out."""
+"""Checks and conversions for decoding (generate, cvlearn.generative): latent points in, structures out."""
 
 import numpy as np
 
@@ -27,7 +27,7 @@ def features_to_trajectory(features, topology, atoms, owner):
     """
     import mdtraj
 
-    from ..features import as_topology
+    from .features import as_topology
 
     top = as_topology(topology, owner)
     if top is None:
