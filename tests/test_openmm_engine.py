@@ -227,22 +227,22 @@ def test_lean_force_on_the_cv_atoms_only(kind):
 
 
 class _MetadArrayPath(cl.WellTemperedMetad):
-    """A subclass that overrides value_and_gradient only: the engine must not take the float path then."""
+    """A subclass whose value_and_gradient would record more state: it turns the float path off, explicitly."""
+
+    point_value_and_gradient = None
 
     def value_and_gradient(self, s):
         return super().value_and_gradient(s)
 
 
-def test_float_path_only_where_it_records_the_same_state():
-    from cvlearn.engine._openmm import _point_method
-
+def test_float_path_only_where_the_bias_offers_it():
     cv = neural_cv()
     plain = _MetadArrayPath(cv, sigma=0.05, height=1.0, bias_factor=8, pace=100, grid=cl.Grid(-20, 20, 4000),
                             outside="wall")
-    assert _point_method(plain) is None
+    assert isinstance(plain, cl.bias.CVBias) and not isinstance(plain, cl.bias.PointEvaluable)
     point = metad(cv)  # WellTemperedMetad records c(t) on both paths
-    assert _point_method(point) is not None
-    assert _point_method(cl.bias.HarmonicRestraint(cv, at=0.0, kappa=1.0)) is not None
+    assert isinstance(point, cl.bias.PointEvaluable)
+    assert isinstance(cl.bias.HarmonicRestraint(cv, at=0.0, kappa=1.0), cl.bias.PointEvaluable)
     # The two paths give the same run, forces and COLVAR rows.
     runs = []
     for bias in (plain, point):
