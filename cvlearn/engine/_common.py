@@ -162,6 +162,15 @@ class Engine:
             self.load_state_dict({k: d[k] for k in d.files})
         return self
 
+    def _end_run(self, bar, rows, checkpoint):
+        """Close a run's progress bar and :class:`ColvarFiles`, and write its checkpoint (None: none): at its
+        end, and also when it fails or is interrupted."""
+        if bar is not None:
+            bar.close()
+        rows.close()
+        if checkpoint is not None:
+            self.save_checkpoint(checkpoint)
+
     def _trajectory(self, frames):
         """The :class:`Trajectory` of recorded :class:`Frame` s (frames, walkers, particles, dims)."""
         if not frames:

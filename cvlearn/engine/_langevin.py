@@ -190,11 +190,7 @@ class Langevin(Engine):
                 if bar is not None:
                     bar.update(1)
         finally:
-            if bar is not None:
-                bar.close()
-            rows.close()
-            if checkpoint is not None:
-                self.save_checkpoint(checkpoint)
+            self._end_run(bar, rows, checkpoint)
         return self._trajectory(frames)
 
     def _step_once(self, frames, updates):

@@ -464,11 +464,7 @@ class OpenMM(Engine):
                         if callback is not None:
                             callback(frame)
         finally:
-            if bar is not None:
-                bar.close()
-            rows.close()
-            if checkpoint is not None:
-                self.save_checkpoint(checkpoint)
+            self._end_run(bar, rows, checkpoint)
         self._check_temperature(frames, kinetic)
         return self._trajectory(frames)
 
