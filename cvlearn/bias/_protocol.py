@@ -217,8 +217,8 @@ class HillsWriter(Protocol):
 
 
 @runtime_checkable
-class SharedHills(Protocol):
-    """A bias whose hills other processes share through files (PLUMED's multiple walkers), for launchers.
+class SharedHills(Paced, Protocol):
+    """A Paced bias whose hills other processes share through files (PLUMED's multiple walkers), for launchers.
 
     Examples
     --------

@@ -162,6 +162,10 @@ class Engine:
             self.load_state_dict({k: d[k] for k in d.files})
         return self
 
+    def _biases_changed(self):
+        """A bias changed between runs outside this engine's updates (another walker of a
+        :class:`WalkerGroup` deposited). Nothing to do here: an engine that caches bias forces drops them."""
+
     def _end_run(self, bar, rows, checkpoint):
         """Close a run's progress bar and :class:`ColvarFiles`, and write its checkpoint (None: none): at its
         end, and also when it fails or is interrupted."""

@@ -94,9 +94,7 @@ class WalkerGroup:
             while done < n_steps:
                 todo = min(turn, n_steps - done)
                 for i, engine in enumerate(self.engines):
-                    refresh = getattr(engine, "_biases_changed", None)  # others deposited since its last turn
-                    if refresh is not None:
-                        refresh()
+                    engine._biases_changed()  # others deposited since its last turn
                     parts[i].append(engine.run(todo, stride=stride))
                     if bar is not None:
                         bar.update(todo)
