@@ -78,7 +78,7 @@ class _BiasGroup:
     """
 
     def __init__(self, cv, biases, lean):
-        # lean: every bias is a CVBias of ``cv`` (try the numpy path); else ``cv`` is None (autograd on all atoms).
+        # cv: the CV object the biases (CVBias) share, None for a bias that is no CVBias (autograd on all atoms).
         self.cv, self.biases, self.use_lean = cv, biases, lean
         self.lean = None
         self.on_atoms = False  # the lean CV reads the biased atoms' rows directly
