@@ -447,9 +447,10 @@ def _add_iterate_command(sub):
 
 def _walkers(args):
     """Metadynamics walkers that share one bias through PLUMED's HILLS.<id> files, one Dask task each:
-    Muller-Brown or the hidden double well biased along a TICA CV (learned from a 1000 K exploration).
+    Muller-Brown or the hidden double well biased along a TICA CV (learned from a 1000 K exploration), or
+    alanine dipeptide in OpenMM biased on its dihedrals phi and psi.
     Writes each walker's COLVAR.<id>, HILLS.<id> and checkpoint, the merged fes.npz and report.json."""
-    from .walkers import DemoWalkers, connect, run
+    from .walkers import AlanineWalkers, DemoWalkers, connect, run
     from .workflows import claim_output
 
     client = connect(args.scheduler, args.timeout) if args.scheduler else None  # fail fast, before any work
@@ -460,7 +461,7 @@ def _walkers(args):
                               resumable=("checkpoint.0.npz",))
         if resume:
             _report_walkers_resume(args.out, args.n_walkers, args.steps)
-        demo = DemoWalkers(args.system, seed=args.seed)
+        demo = AlanineWalkers() if args.system == "alanine" else DemoWalkers(args.system, seed=args.seed)
         result = run(demo, args.n_walkers, args.steps, args.out, client=client, stride=args.stride,
                      read_stride=args.read_stride, seed=args.seed, resume=resume, progress=not args.no_progress)
     finally:
@@ -499,7 +500,7 @@ def _add_walkers_command(sub):
     wk.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: a "
                     "LocalCluster of worker processes on this machine)")
     wk.add_argument("--timeout", type=POSITIVE, default=10.0, help="seconds to wait for --scheduler (default 10)")
-    wk.add_argument("--system", choices=("muller-brown", "hidden-double-well"), default="muller-brown",
+    wk.add_argument("--system", choices=("muller-brown", "hidden-double-well", "alanine"), default="muller-brown",
                     help="system to sample (default muller-brown)")
     wk.add_argument("--steps", type=POSITIVE_INT, default=20000, help="steps per walker (default 20000)")
     wk.add_argument("--read-stride", type=POSITIVE_INT, default=500,

@@ -293,9 +293,9 @@ class _RunProgress:
 
             self.bar = tqdm(total=total, initial=done, desc=desc, unit="step", mininterval=0.5)
 
-    def __call__(self, frame):  # a Langevin Frame or an OpenMM record (a dict)
+    def __call__(self, frame):  # a cvlearn.engine.Frame, from either engine
         if self.bar is not None:
-            self.bar.update(int(frame["step"] if isinstance(frame, dict) else frame.step) - self.bar.n)
+            self.bar.update(int(frame.step) - self.bar.n)
 
     def __enter__(self):
         return self

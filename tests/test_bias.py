@@ -178,3 +178,37 @@ def test_value_and_gradient_matches_autograd_inside_and_beyond_the_wall(periodic
     for v, g in [(v_all, g_all), (np.concatenate([o[0] for o in one]), np.concatenate([o[1] for o in one]))]:
         np.testing.assert_allclose(v, energy.detach().numpy(), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(g, grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# What each bias class of cvlearn.bias supports of the engine-bias contract (cvlearn.bias._protocol).
+_CV_BIAS = {"Bias", "CVBias", "PointEvaluable", "ColvarWriter"}
+CLAIMS = {
+    "GridBias": _CV_BIAS, "StaticBias": _CV_BIAS, "HarmonicRestraint": _CV_BIAS, "LowerWall": _CV_BIAS,
+    "UpperWall": _CV_BIAS,
+    "WellTemperedMetad": _CV_BIAS | {"Bindable", "Adaptive", "Paced", "HillsWriter", "SharedHills"},
+    "OPES": {"Bias", "CVBias", "ColvarWriter", "Bindable", "Adaptive", "Paced", "HillsWriter"},  # no float path
+}
+PROTOCOLS = ["Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive", "Paced", "ColvarWriter", "HillsWriter",
+             "SharedHills"]
+
+
+def test_every_bias_class_satisfies_exactly_the_protocols_it_claims():
+    import inspect
+
+    cv, grid = cl.features.Positions(1, 1), cl.Grid(-1.0, 1.0, 40)
+    instances = [cl.bias.GridBias(cv, grid), cl.bias.StaticBias.from_grid(cv, grid, np.zeros(grid.shape)),
+                 cl.bias.HarmonicRestraint(cv, at=0.0, kappa=1.0), cl.bias.LowerWall(cv, at=0.0, kappa=1.0),
+                 cl.bias.UpperWall(cv, at=0.0, kappa=1.0),
+                 cl.WellTemperedMetad(cv, sigma=0.1, height=1.0, bias_factor=10, pace=10, grid=grid),
+                 cl.OPES(cv, barrier=20.0, pace=10, sigma=0.1, temperature=300.0)]
+    protocols = {name: getattr(cl.bias, name) for name in PROTOCOLS}
+    classes = {name for name in cl.bias.__all__ if inspect.isclass(getattr(cl.bias, name))} - set(PROTOCOLS) - {"Grid"}
+    assert {type(b).__name__ for b in instances} == classes == set(CLAIMS)  # a new bias class gets its claims here
+    for bias in instances:
+        held = {name for name, protocol in protocols.items() if isinstance(bias, protocol)}
+        assert held == CLAIMS[type(bias).__name__], type(bias).__name__
+
+
+def test_engines_refuse_what_is_not_a_bias():
+    with pytest.raises(TypeError, match=r"A bias needs energy\(positions\).*got int"):
+        cl.Langevin(cl.systems.MullerBrown(), bias=[cl.bias.UpperWall(lambda x: x[:, 0, :1], at=1.0, kappa=1.0), 3])

@@ -227,22 +227,22 @@ def test_lean_force_on_the_cv_atoms_only(kind):
 
 
 class _MetadArrayPath(cl.WellTemperedMetad):
-    """A subclass that overrides value_and_gradient only: the engine must not take the float path then."""
+    """A subclass whose value_and_gradient would record more state: it turns the float path off, explicitly."""
+
+    point_value_and_gradient = None
 
     def value_and_gradient(self, s):
         return super().value_and_gradient(s)
 
 
-def test_float_path_only_where_it_records_the_same_state():
-    from cvlearn.engine._openmm import _point_method
-
+def test_float_path_only_where_the_bias_offers_it():
     cv = neural_cv()
     plain = _MetadArrayPath(cv, sigma=0.05, height=1.0, bias_factor=8, pace=100, grid=cl.Grid(-20, 20, 4000),
                             outside="wall")
-    assert _point_method(plain) is None
+    assert isinstance(plain, cl.bias.CVBias) and not isinstance(plain, cl.bias.PointEvaluable)
     point = metad(cv)  # WellTemperedMetad records c(t) on both paths
-    assert _point_method(point) is not None
-    assert _point_method(cl.bias.HarmonicRestraint(cv, at=0.0, kappa=1.0)) is not None
+    assert isinstance(point, cl.bias.PointEvaluable)
+    assert isinstance(cl.bias.HarmonicRestraint(cv, at=0.0, kappa=1.0), cl.bias.PointEvaluable)
     # The two paths give the same run, forces and COLVAR rows.
     runs = []
     for bias in (plain, point):
@@ -274,3 +274,38 @@ def test_two_cvs_on_different_atoms():
     num = _finite_difference_forces(eng, atoms)
     np.testing.assert_allclose(forces[atoms], num, atol=1e-5)
     assert np.abs(num[atoms == 18]).max() > 0.1
+
+
+def test_both_engines_hand_callbacks_the_same_frame():
+    frames = {}
+    langevin = cl.Langevin(cl.systems.MullerBrown(), timestep=0.005, n_walkers=2, seed=0)
+    langevin.run(20, stride=10, callback=lambda f: frames.setdefault("Langevin", f))
+    engine(cl.bias.HarmonicRestraint(neural_cv(), at=0.0, kappa=1.0)).run(
+        20, stride=10, callback=lambda f: frames.setdefault("OpenMM", f))
+    for name, shape, dt in (("Langevin", (2, 1, 2), 0.005), ("OpenMM", (1, 22, 3), 0.002)):
+        frame = frames[name]
+        assert type(frame) is cl.engine.Frame, name
+        assert frame.step == 10 and frame.time == pytest.approx(10 * dt)
+        assert tuple(frame.positions.shape) == shape  # (walkers, particles, dims) nm
+        assert tuple(frame.potential_energy.shape) == tuple(frame.bias_energy.shape) == shape[:1]
+    assert frames["OpenMM"].bias_energy[0] > 0.0
+
+
+def test_updates_need_a_pace_and_walkers_read_at_its_multiples(tmp_path):
+    class NoPace:
+        cv = neural_cv()
+
+        def energy(self, positions):
+            return 0.0 * positions.sum((1, 2))
+
+        def update(self, step, positions):
+            pass
+
+    with pytest.raises(TypeError, match="NoPace has update\\(\\) but no pace"):
+        engine(NoPace())
+    shared = cl.WellTemperedMetad(neural_cv(), sigma=0.05, height=1.0, bias_factor=8, pace=100,
+                                  grid=cl.Grid(-20, 20, 4000), outside="wall", walkers_dir=tmp_path, walker_id=0,
+                                  n_walkers=2, read_stride=150)
+    with pytest.raises(ValueError, match=r"read_stride \(150\) must be a multiple of the bias pace \(100\)"):
+        engine(shared).run(100, stride=50)
+    shared.close()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import cvlearn as cl
-from cvlearn.bias._static import _Named
+from cvlearn.bias._named import NamedCV
 from cvlearn.engine._lean import compile_cv
 
 KT300 = cl.units.kT(300.0)
@@ -91,7 +91,7 @@ PLUMED_LOGWEIGHTS = [-6.907755, -6.907753, -6.907755, -6.845638, -6.907755, -6.9
 
 def test_replays_plumed_reference_run(tmp_path):
     ref = np.array([[float(v) for v in line.split()] for line in PLUMED_COLVAR.strip().splitlines()])
-    opes = cl.OPES(_Named(["phi", "psi"]), barrier=20.0, pace=5, sigma=[0.15, 0.15], temperature=300.0,
+    opes = cl.OPES(NamedCV(["phi", "psi"]), barrier=20.0, pace=5, sigma=[0.15, 0.15], temperature=300.0,
                    bias_factor=np.inf, epsilon=0.001, kernel_cutoff=6.0, no_zed=True, fixed_sigma=True,
                    recursive_merge=False, periodic=True, kernels=tmp_path / "KERNELS")
     opes.bind(300.0, 1.0)  # PLUMED's time unit here is one step
@@ -116,7 +116,7 @@ def test_bias_is_the_paper_formula_on_fixed_kernels(tmp_path):
                             rng.normal(0, 2, n)])
     write_kernels(tmp_path / "KERNELS", rows)
     # compression_threshold=0: the kernels stay exactly as in the file.
-    opes = cl.OPES(_Named(["x", "y"]), barrier=25.0, pace=1, sigma=[0.1, 0.1], temperature=300.0,
+    opes = cl.OPES(NamedCV(["x", "y"]), barrier=25.0, pace=1, sigma=[0.1, 0.1], temperature=300.0,
                    compression_threshold=0.0, periodic=[False, True])
     assert opes.load_kernels(tmp_path / "KERNELS") == n and opes.n_kernels == n
     sum_w = opes.epsilon ** opes.prefactor + np.exp(rows[:, -1]).sum()
@@ -140,7 +140,7 @@ def test_bias_is_the_paper_formula_on_fixed_kernels(tmp_path):
 
 def test_compression_merges_as_plumed():
     def kernels(recursive):
-        k = cl.OPES(_Named(["x"]), barrier=30.0, pace=1, sigma=1.0, temperature=300.0, recursive_merge=recursive)
+        k = cl.OPES(NamedCV(["x"]), barrier=30.0, pace=1, sigma=1.0, temperature=300.0, recursive_merge=recursive)
         ks = k._kernels
         ks.add(1.0, [0.0], [1.0])
         ks.add(1.0, [1.5], [1.0])  # 1.5 sigma away: a second kernel
@@ -161,7 +161,7 @@ def test_compression_merges_as_plumed():
                                rtol=1e-14)
     assert len(k["height"]) == 1
     # Across the periodic seam: 3.1 and -3.12 are 0.063 apart; the merged center wraps into [-pi, pi).
-    p = cl.OPES(_Named(["phi"]), barrier=30.0, pace=1, sigma=0.1, temperature=300.0, periodic=True)
+    p = cl.OPES(NamedCV(["phi"]), barrier=30.0, pace=1, sigma=0.1, temperature=300.0, periodic=True)
     p._kernels.add(1.0, [3.1], [0.1])
     p._kernels.add(1.0, [-3.12], [0.1])
     gap = 2 * np.pi - 3.1 - 3.12
@@ -172,7 +172,7 @@ def test_compression_merges_as_plumed():
 def test_incremental_normalization_equals_full_sum():
     """Z needs the sum over all kernel pairs; after a deposition only pairs with changed kernels are
     evaluated (PLUMED's update), merges and recursive merges included."""
-    opes = cl.OPES(_Named(["phi", "psi"]), barrier=30.0, pace=1, sigma=0.3, temperature=300.0, periodic=True)
+    opes = cl.OPES(NamedCV(["phi", "psi"]), barrier=30.0, pace=1, sigma=0.3, temperature=300.0, periodic=True)
     ks = opes._kernels
     rng = np.random.default_rng(5)
     total = ks.overlap()

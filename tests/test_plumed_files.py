@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cvlearn as cl
-from cvlearn.bias._hills import parse_number
-from cvlearn.io import PlumedFileError, plumed_table_text, read_plumed, read_plumed_table
+from cvlearn.io import PlumedFileError, parse_number, plumed_table_text, read_plumed, read_plumed_table
 
 DATA = Path(__file__).parent / "data" / "plumed"
 PLUMED_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "plumed"

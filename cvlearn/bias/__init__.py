@@ -1,11 +1,30 @@
-"""Biases: well-tempered metadynamics, static grid biases, walls and restraints."""
+"""Biases: well-tempered metadynamics, OPES, static grid biases, walls and restraints, and the
+engine-bias contract (:mod:`cvlearn.bias._protocol`: which calls an engine makes, when)."""
 
+# The contract first: importing the biases imports cvlearn.fes, which imports cvlearn.engine, which
+# needs the contract from this (then partially initialised) package.
+from ._protocol import (
+    Adaptive,
+    Bias,
+    Bindable,
+    ColvarWriter,
+    CVBias,
+    HillsWriter,
+    Paced,
+    PointEvaluable,
+    SharedHills,
+)
+
+# isort: split
 from ._grid import Grid
 from ._gridbias import GridBias
 from ._metad import WellTemperedMetad
 from ._opes import OPES
-from ._static import StaticBias, read_hills
+from ._read_hills import read_hills
+from ._static import StaticBias
+from ._walkers import walker_files
 from ._walls import HarmonicRestraint, LowerWall, UpperWall
 
 __all__ = ["Grid", "GridBias", "WellTemperedMetad", "OPES", "StaticBias", "read_hills", "HarmonicRestraint",
-           "LowerWall", "UpperWall"]
+           "LowerWall", "UpperWall", "walker_files", "Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive",
+           "Paced", "ColvarWriter", "HillsWriter", "SharedHills"]

@@ -139,7 +139,8 @@ class GridBias:
 
         The molecular engines' hot path: no array is built. Records the point for :meth:`colvar` and
         hill deposition. A subclass that overrides :meth:`value_and_gradient` to record more state
-        must override this method too (else the engines use :meth:`value_and_gradient`).
+        must override this method too, or set it to None: the engines then use :meth:`value_and_gradient`
+        (see :class:`cvlearn.bias.PointEvaluable`).
         """
         if self._ndim == 1 and len(point) == 1:
             v, g = self._point_1d(point[0])

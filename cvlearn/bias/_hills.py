@@ -29,10 +29,10 @@ import math
 
 import numpy as np
 
-from ..io import PlumedFileError, read_plumed
+from ..io import PlumedFileError, parse_number, read_plumed
 from ._hermite import _along
 
-__all__ = ["DP2CUTOFF", "HillSet", "parse_number", "read_hills_files"]
+__all__ = ["DP2CUTOFF", "HillSet", "read_hills_files"]
 
 DP2CUTOFF = 6.25  # PLUMED's dp2cutoff: kernels end where (s - c)^2 / (2 sigma^2) reaches it
 STRETCH_A = 1.0 / (1.0 - math.exp(-DP2CUTOFF))
@@ -84,14 +84,6 @@ class HillSet:
 
 def _cv_names(fields):
     return [f for f in fields if not f.startswith("sigma_") and f not in _NOT_CVS]
-
-
-def parse_number(text):
-    """A number as PLUMED writes it in ``#! SET`` lines: a float, or ``pi`` / ``-pi``."""
-    t = text.strip().lower()
-    sign = -1.0 if t.startswith("-") else 1.0
-    t = t.lstrip("+-")
-    return sign * (math.pi if t == "pi" else float(t))
 
 
 def read_hills_files(paths, names=None):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .._validation import check_positive
-from ..io import PlumedWriter, read_plumed
+from ..io import PlumedWriter, parse_number, read_plumed
 from ..units import BOLTZMANN, as_float
 from ._binding import adopt_engine_settings
 from ._gridbias import GridBias
@@ -376,9 +376,7 @@ class WellTemperedMetad(GridBias):
                              "(same names, e.g. cv.names) and the same sigma.")
         for i, name in enumerate(self.names):
             if f"min_{name}" in constants:
-                from ._static import _parse_number  # _static imports this module
-
-                period = (_parse_number(constants[f"min_{name}"]), _parse_number(constants[f"max_{name}"]))
+                period = (parse_number(constants[f"min_{name}"]), parse_number(constants[f"max_{name}"]))
                 if not self.grid.periodic[i] or not np.allclose(period, (self.grid.lo[i], self.grid.hi[i])):
                     raise ValueError(f"{path} has {name} periodic in {period}, but this bias's grid on {name} is "
                                      f"{'periodic in ' if self.grid.periodic[i] else 'not periodic, '}"

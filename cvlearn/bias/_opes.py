@@ -17,7 +17,7 @@ from ._analytic import ValueWithGradient
 from ._binding import adopt_engine_settings
 from ._grid import Grid
 from ._kernels import Domain, KernelSet
-from ._static import _Named
+from ._named import NamedCV
 
 __all__ = ["OPES"]
 
@@ -549,7 +549,7 @@ class OPES:
     @classmethod
     def _from_file(cls, path, names, bounds, g, explore, cv, temperature, pace, sigma, adaptive, kwargs):
         kind = _OPESExplore if explore else cls
-        bias = kind(cv if cv is not None else _Named(names), None, pace or 1,
+        bias = kind(cv if cv is not None else NamedCV(names), None, pace or 1,
                     sigma="adaptive" if adaptive else (1.0 if sigma is None else sigma), temperature=temperature,
                     bias_factor=g["biasfactor"], epsilon=g["epsilon"], kernel_cutoff=g["kernel_cutoff"],
                     compression_threshold=g["compression_threshold"], periodic=bounds, **kwargs)

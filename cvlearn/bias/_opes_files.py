@@ -15,8 +15,7 @@ import os
 
 import numpy as np
 
-from ..io import PlumedFileError, plumed_table_text, read_plumed, write_text_atomic
-from ._hills import parse_number as _parse_number
+from ..io import PlumedFileError, parse_number, plumed_table_text, read_plumed, write_text_atomic
 
 __all__ = ["KERNELS_ACTION", "STATE_ACTION", "EXPLORE_KERNELS_ACTION", "EXPLORE_STATE_ACTION", "header",
            "kernel_fields", "kernels_header", "read_state", "write_state"]
@@ -91,7 +90,7 @@ def _settings(consts):
 
 
 def _bounds(consts, names):
-    return [(_parse_number(consts[f"min_{n}"]), _parse_number(consts[f"max_{n}"])) if f"min_{n}" in consts
+    return [(parse_number(consts[f"min_{n}"]), parse_number(consts[f"max_{n}"])) if f"min_{n}" in consts
             else None for n in names]
 
 

@@ -26,7 +26,17 @@ log = logging.getLogger("cvlearn")
 
 
 def walker_files(directory, file="HILLS"):
-    """``[(walker_id, path), ...]`` of the ``<file>.<id>`` files in ``directory``, by id (PLUMED's naming)."""
+    """``[(walker_id, path), ...]`` of the ``<file>.<id>`` files in ``directory``, by id (PLUMED's naming).
+
+    Examples
+    --------
+    >>> import os, cvlearn as cl
+    >>> os.makedirs("run")
+    >>> for name in ("HILLS.10", "HILLS.2", "COLVAR.2"):
+    ...     _ = open(os.path.join("run", name), "w").write("")
+    >>> cl.bias.walker_files("run")
+    [(2, 'run/HILLS.2'), (10, 'run/HILLS.10')]
+    """
     pattern = re.compile(re.escape(file) + r"\.(\d+)$")
     found = [(int(m.group(1)), os.path.join(directory, name))
              for name in os.listdir(directory) if (m := pattern.match(name))]

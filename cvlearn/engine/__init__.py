@@ -1,7 +1,8 @@
 """Engines that integrate dynamics: the built-in batched Langevin integrator and OpenMM for molecules."""
 
+from ._common import Frame
 from ._group import WalkerGroup
-from ._langevin import Frame, Langevin
+from ._langevin import Langevin
 from ._openmm import OpenMM, default_platform
 from ._trajectory import Trajectory
 

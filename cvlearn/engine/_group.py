@@ -3,6 +3,7 @@
 import numpy as np
 
 from .._validation import check_positive
+from ._common import progress_bar
 from ._trajectory import Trajectory
 
 __all__ = ["WalkerGroup"]
@@ -87,20 +88,13 @@ class WalkerGroup:
         stride = check_positive(stride, "stride", "WalkerGroup.run", integer=True)
         turn = max(stride, self.chunk // stride * stride)
         parts = [[] for _ in self.engines]
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_steps * len(self.engines), desc=f"{len(self.engines)} walkers", unit="step",
-                       mininterval=0.5)
+        bar = progress_bar(progress, n_steps * len(self.engines), f"{len(self.engines)} walkers")
         done = 0
         try:
             while done < n_steps:
                 todo = min(turn, n_steps - done)
                 for i, engine in enumerate(self.engines):
-                    refresh = getattr(engine, "_biases_changed", None)  # others deposited since its last turn
-                    if refresh is not None:
-                        refresh()
+                    engine._biases_changed()  # others deposited since its last turn
                     parts[i].append(engine.run(todo, stride=stride))
                     if bar is not None:
                         bar.update(todo)

@@ -2,63 +2,22 @@
 
 import logging
 import math
-import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .._validation import check_positive
+from ..bias import Adaptive, CVBias
 from ..exceptions import GridError, SimulationError
-from ..io import PlumedWriter
-from ..io._atomic import save_npz_atomic
 from ..units import BOLTZMANN, as_float
-from ._trajectory import Trajectory
+from ._common import ColvarFiles, Engine, Frame, bias_list, bind_biases, open_hills, progress_bar
 
-__all__ = ["Langevin", "Frame"]
+__all__ = ["Langevin"]
 
 log = logging.getLogger("cvlearn")
 
 
-@dataclass
-class Frame:
-    """What an engine hands to callbacks at each recorded frame (tensors on the engine's device).
-
-    ``positions`` (walkers, particles, dims) nm; ``potential_energy`` and ``bias_energy``
-    (walkers,) kJ/mol; ``time`` ps.
-
-    Examples
-    --------
-    A callback receives one Frame per recorded frame:
-
-    >>> import cvlearn as cl
-    >>> seen = []
-    >>> engine = cl.Langevin(cl.systems.MullerBrown(), timestep=0.005, friction=5.0, n_walkers=3, seed=0)
-    >>> _ = engine.run(100, stride=50, callback=lambda frame: seen.append((frame.step, round(frame.time, 3),
-    ...                                                                      tuple(frame.positions.shape))))
-    >>> seen                                                  # step, time (ps), (walkers, particles, dims)
-    [(50, 0.25, (3, 1, 2)), (100, 0.5, (3, 1, 2))]
-    """
-
-    step: int
-    time: float
-    positions: torch.Tensor
-    potential_energy: torch.Tensor
-    bias_energy: torch.Tensor
-
-
-def open_hills(biases, hills, restart):
-    """Point the biases that deposit hills at the file ``hills`` (None: leave them as they are)."""
-    if hills is None:
-        return
-    holders = [b for b in biases if hasattr(b, "open_hills")]
-    if not holders:
-        raise ValueError("hills= was given but no bias deposits hills (pass bias=WellTemperedMetad(...)).")
-    for b in holders:
-        b.open_hills(hills, restart=restart)
-
-
-class Langevin:
+class Langevin(Engine):
     """Langevin dynamics of many independent walkers at once, with the BAOAB splitting.
 
     BAOAB (Leimkuhler & Matthews, Appl. Math. Res. Express 2013, 34) samples configurations with
@@ -80,10 +39,10 @@ class Langevin:
     seed : int or None
         Seed of the engine's own random generator (velocities and noise); same seed, same run.
     bias : object or list of objects, optional
-        Anything with ``energy(positions) -> (walkers,)`` kJ/mol, differentiable in the positions;
-        its force is added. Optional hooks: ``bind(temperature, timestep)`` once at start,
-        ``update(step, positions)`` after every step (e.g. to deposit metadynamics hills), and
-        ``colvar() -> {name: (walkers,)}`` for the COLVAR columns.
+        Each a :class:`cvlearn.bias.Bias` (``energy(positions) -> (walkers,)`` kJ/mol, differentiable
+        in the positions), whose force is added; the engine makes the calls of the engine-bias contract
+        (:mod:`cvlearn.bias._protocol`) on those that support them: ``bind`` once at start, ``update``
+        after every step (e.g. to deposit metadynamics hills), ``colvar`` for the COLVAR columns.
     positions : array_like, optional
         Start configuration, (particles, dims) or (walkers, particles, dims), nm. Default: the
         system's ``start_positions()``.
@@ -113,7 +72,7 @@ class Langevin:
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype}.")
         self.device, self.dtype = torch.device(device), dtype
-        self.biases = [] if bias is None else list(bias) if isinstance(bias, (list, tuple)) else [bias]
+        self.biases = bias_list(bias)
         self.seed = seed
         self._gen = torch.Generator(device=self.device)
         self._gen.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None
@@ -121,13 +80,11 @@ class Langevin:
         if self.device.type != "cpu":
             self.system.to(self.device)
             for b in self.biases:  # a bias's CV reads the walkers' positions: same device
-                if isinstance(getattr(b, "cv", None), torch.nn.Module):
+                if isinstance(b, CVBias) and isinstance(b.cv, torch.nn.Module):
                     b.cv.to(self.device)
         self._masses = system.masses.to(self.device, dtype)[None, :, None]
         self.kT = BOLTZMANN * self.temperature
-        for b in self.biases:
-            if hasattr(b, "bind"):
-                b.bind(self.temperature, self.timestep)
+        bind_biases(self.biases, self.temperature, self.timestep)
         self.positions = self._initial_positions(positions)
         self.velocities = torch.randn(self.positions.shape, generator=self._gen, device=self.device,
                                       dtype=dtype) * torch.sqrt(self.kT / self._masses)
@@ -148,9 +105,8 @@ class Langevin:
         return p
 
     @property
-    def time(self):
-        """Simulated time, ps."""
-        return self.step * self.timestep
+    def _frame_shape(self):
+        return self.n_walkers, self.system.n_particles, self.system.n_dims
 
     def kinetic_temperature(self):
         """Instantaneous kinetic temperature (K) over all walkers (no constraints)."""
@@ -174,7 +130,7 @@ class Langevin:
         ok = torch.isfinite(e) & torch.isfinite(eb) & torch.isfinite(f).flatten(1).all(1) & torch.isfinite(
             x).flatten(1).all(1)
         bad = torch.nonzero(~ok).flatten().tolist()
-        traj = self._to_trajectory(frames)
+        traj = self._trajectory(frames)
         raise SimulationError(
             f"The simulation blew up at step {step} (t = {step * self.timestep:g} ps): non-finite energy, force or "
             f"position for walker(s) {bad[:10]}{'...' if len(bad) > 10 else ''}. The {traj.n_frames} frame(s) "
@@ -216,37 +172,26 @@ class Langevin:
         stride = check_positive(stride, "stride", "Langevin.run", integer=True)
         open_hills(self.biases, hills, restart)
         frames = []
-        writers = None
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_steps, desc="Langevin", unit="step", mininterval=0.5)
+        rows = ColvarFiles(colvar, self.biases, self.n_walkers, restart)
+        bar = progress_bar(progress, n_steps, "Langevin")
         try:
             if self._forces is None:
                 self._forces = self._guarded_forces(self.positions, frames, self.step)
-            updates = [b.update for b in self.biases if hasattr(b, "update")]
+            updates = [b.update for b in self.biases if isinstance(b, Adaptive)]
             for _ in range(n_steps):
                 self._step_once(frames, updates)
                 if self.step % stride == 0:
                     frame = Frame(self.step, self.time, self.positions.detach().clone(), self._energies[0],
                                   self._energies[1])
                     frames.append(frame)
-                    if colvar is not None:
-                        writers = writers or self._colvar_writers(colvar, restart)
-                        self._write_colvar(writers, frame)
+                    rows.write(frame)
                     if callback is not None:
                         callback(frame)
                 if bar is not None:
                     bar.update(1)
         finally:
-            if bar is not None:
-                bar.close()
-            for w in writers or ():
-                w.close()
-            if checkpoint is not None:
-                self.save_checkpoint(checkpoint)
-        return self._to_trajectory(frames)
+            self._end_run(bar, rows, checkpoint)
+        return self._trajectory(frames)
 
     def _step_once(self, frames, updates):
         """One BAOAB step; forces of the new positions are evaluated once and kept for the next step.
@@ -286,46 +231,10 @@ class Langevin:
         except GridError as exc:
             raise SimulationError(f"{exc} (step {step}; the {len(frames)} frame(s) recorded so far are in "
                                   "error.trajectory)", step=step, walkers=exc.walkers,
-                                  trajectory=self._to_trajectory(frames)) from exc
+                                  trajectory=self._trajectory(frames)) from exc
         self._check(x, e, eb, f, frames, step)
         self._energies = (e, eb)
         return f
-
-    def _colvar_writers(self, path, restart):
-        fields = {}
-        for b in self.biases:
-            if hasattr(b, "colvar"):
-                fields.update(b.colvar())
-        self._colvar_fields = list(fields)
-        names = ["time", *self._colvar_fields] if fields else ["time", "energy"]
-        paths = [path] if self.n_walkers == 1 else [f"{path}.{i}" for i in range(self.n_walkers)]
-        return [PlumedWriter(p, names, append=restart) for p in paths]
-
-    def _write_colvar(self, writers, frame):
-        if self._colvar_fields:
-            values = {}
-            for b in self.biases:
-                if hasattr(b, "colvar"):
-                    values.update(b.colvar())
-            cols = [values[k].detach().cpu().double().numpy() for k in self._colvar_fields]
-        else:
-            cols = [frame.potential_energy.cpu().double().numpy()]
-        table = np.column_stack([np.full(self.n_walkers, frame.time), *cols])
-        for i, w in enumerate(writers):
-            w.write(table[i])
-
-    def _to_trajectory(self, frames):
-        n, shape = len(frames), (self.n_walkers, self.system.n_particles, self.system.n_dims)
-        if n == 0:
-            return Trajectory(np.zeros((0, *shape)), np.zeros(0), np.zeros(0, dtype=np.int64),
-                              temperature=self.temperature)
-        return Trajectory(
-            torch.stack([fr.positions for fr in frames]).cpu().double().numpy(),
-            np.array([fr.time for fr in frames]),
-            np.array([fr.step for fr in frames]),
-            potential_energy=torch.stack([fr.potential_energy for fr in frames]).cpu().double().numpy(),
-            bias_energy=torch.stack([fr.bias_energy for fr in frames]).cpu().double().numpy(),
-            temperature=self.temperature)
 
     # -- checkpoints -------------------------------------------------------------------------------
     def state_dict(self):
@@ -338,16 +247,6 @@ class Langevin:
             # hills were deposited; recomputing them after a restart would change the trajectory.
             state["forces"] = self._forces.cpu().double().numpy().copy()
         return state
-
-    def save_checkpoint(self, path):
-        """Write :meth:`state_dict` to ``path`` (.npz) atomically."""
-        return save_npz_atomic(path, **self.state_dict())
-
-    def load_checkpoint(self, path):
-        """Continue from a checkpoint written by :meth:`save_checkpoint` (no pickle involved)."""
-        with np.load(os.fspath(path), allow_pickle=False) as d:
-            self.load_state_dict({k: d[k] for k in d.files})
-        return self
 
     def load_state_dict(self, state):
         """Restore a state from :meth:`state_dict` (the same run continues bit for bit)."""

@@ -9,13 +9,11 @@ import numpy as np
 import torch
 
 from .._validation import check_positive
+from ..bias import Adaptive, CVBias, Paced, PointEvaluable, SharedHills
 from ..exceptions import CVLearnError, GridError, SamplingWarning, SimulationError
-from ..io import PlumedWriter
-from ..io._atomic import save_npz_atomic
 from ..units import BOLTZMANN, as_array, as_float
-from ._langevin import open_hills
+from ._common import ColvarFiles, Engine, Frame, bias_list, bind_biases, open_hills, progress_bar
 from ._lean import Unsupported, compile_cv
-from ._trajectory import Trajectory
 
 __all__ = ["OpenMM", "default_platform"]
 
@@ -72,18 +70,6 @@ def _atoms_of(module):
     return None
 
 
-def _point_method(bias):
-    """``bias.point_value_and_gradient`` (one CV point as floats -> V, dV/ds as floats), where it records
-    the same state as ``value_and_gradient``: defined by the class that defines value_and_gradient, or
-    a subclass of it. Else None (the engine then calls value_and_gradient)."""
-    mro = type(bias).__mro__
-    owner = next((k for k in mro if "value_and_gradient" in vars(k)), None)
-    point_owner = next((k for k in mro if "point_value_and_gradient" in vars(k)), None)
-    if owner is None or point_owner is None or not issubclass(point_owner, owner):
-        return None
-    return bias.point_value_and_gradient
-
-
 class _BiasGroup:
     """Biases that share one CV module: the CV is evaluated once for all of them.
 
@@ -92,15 +78,17 @@ class _BiasGroup:
     """
 
     def __init__(self, cv, biases, lean):
+        # cv: the CV object the biases (CVBias) share, None for a bias that is no CVBias (autograd on all atoms).
         self.cv, self.biases, self.use_lean = cv, biases, lean
         self.lean = None
         self.on_atoms = False  # the lean CV reads the biased atoms' rows directly
 
     def compile(self, atoms, n_atoms):
         self.lean, self.on_atoms = None, False
-        points = [_point_method(b) for b in self.biases]
-        self.points = points if all(p is not None for p in points) else None
-        if not (self.use_lean and all(hasattr(b, "value_and_gradient") for b in self.biases)):
+        # The float path only where every bias of the group has it (PointEvaluable).
+        points = all(isinstance(b, PointEvaluable) for b in self.biases)
+        self.points = [b.point_value_and_gradient for b in self.biases] if points else None
+        if not self.use_lean:
             return
         try:
             if len(atoms) < n_atoms:
@@ -148,7 +136,7 @@ class _BiasGroup:
         return float(e.detach()), scale * g[0].numpy()[self.rows]
 
 
-class OpenMM:
+class OpenMM(Engine):
     """Molecular dynamics of an OpenMM ``System`` with cvlearn biases, COLVAR/HILLS files and restarts.
 
     The biases act through one OpenMM ``PythonForce`` restricted to the atoms their CVs read. Its
@@ -179,7 +167,9 @@ class OpenMM:
         Langevin collision rate, 1/ps.
     bias : object or list of objects, optional
         cvlearn biases (:class:`~cvlearn.WellTemperedMetad`, static biases, walls, ...) whose CVs take
-        positions (walkers, atoms, 3) in nm.
+        positions (walkers, atoms, 3) in nm; any :class:`cvlearn.bias.Bias`, called as the engine-bias
+        contract says (:mod:`cvlearn.bias._protocol`). Biases that update (:class:`~cvlearn.bias.Adaptive`)
+        must have a ``pace`` (:class:`~cvlearn.bias.Paced`): they are updated at its multiples.
     topology : openmm.app.Topology or mdtraj.Topology, optional
         Kept for writing trajectories (:meth:`Trajectory.to_mdtraj`).
     platform : str, optional
@@ -222,10 +212,12 @@ class OpenMM:
         self.system = mm.XmlSerializer.clone(system)
         self.n_atoms = self.system.getNumParticles()
         pos = self._as_positions(positions)
-        self.biases = [] if bias is None else list(bias) if isinstance(bias, (list, tuple)) else [bias]
+        self.biases = bias_list(bias)
         for b in self.biases:
-            if hasattr(b, "bind"):
-                b.bind(self.temperature, self.timestep)
+            if isinstance(b, Adaptive) and not isinstance(b, Paced):
+                raise TypeError(f"{type(b).__name__} has update() but no pace: the OpenMM engine updates biases "
+                                "every pace steps (cvlearn.bias.Paced); give it a pace attribute.")
+        bind_biases(self.biases, self.temperature, self.timestep)
         self._groups = self._group_biases(lean)
         self._bias_atoms = self._biased_atoms()
         for g in self._groups:
@@ -306,14 +298,13 @@ class OpenMM:
     def _group_biases(self, lean):
         groups, by_cv = [], {}
         for b in self.biases:
-            cv = getattr(b, "cv", None)
-            if cv is None or not hasattr(b, "value_and_gradient"):
-                groups.append(_BiasGroup(cv, [b], lean=False))
-            elif id(cv) in by_cv:
-                by_cv[id(cv)].biases.append(b)
+            if not isinstance(b, CVBias):
+                groups.append(_BiasGroup(None, [b], lean=False))
+            elif id(b.cv) in by_cv:
+                by_cv[id(b.cv)].biases.append(b)
             else:
-                by_cv[id(cv)] = _BiasGroup(cv, [b], lean)
-                groups.append(by_cv[id(cv)])
+                by_cv[id(b.cv)] = _BiasGroup(b.cv, [b], lean)
+                groups.append(by_cv[id(b.cv)])
         return groups
 
     def _biased_atoms(self):
@@ -400,10 +391,11 @@ class OpenMM:
         self.context.setParameter(_VERSION, float(self._version))
 
     # -- state -----------------------------------------------------------------------------------
+    n_walkers = 1  # one molecule per engine; several walkers: cvlearn.walkers (processes) or WalkerGroup
+
     @property
-    def time(self):
-        """Simulated time, ps."""
-        return self.step * self.timestep
+    def _frame_shape(self):
+        return 1, self.n_atoms, 3
 
     @property
     def positions(self):
@@ -427,6 +419,9 @@ class OpenMM:
         flushed per row), ``hills`` (the metadynamics HILLS file), ``checkpoint`` (written atomically
         at the end and when the run fails or is interrupted; continue with :meth:`load_checkpoint`
         and ``restart=True``). Biases are updated (hills deposited) at multiples of their ``pace``.
+        ``callback(frame: Frame)`` is called at each recorded frame, after its COLVAR row and the
+        biases' update; the :class:`~cvlearn.engine.Frame` holds numpy arrays: positions (1, atoms, 3)
+        nm, potential and bias energy (1,) kJ/mol.
 
         Returns
         -------
@@ -442,54 +437,48 @@ class OpenMM:
         n_steps = check_positive(n_steps, "n_steps", "OpenMM.run", integer=True)
         stride = check_positive(stride, "stride", "OpenMM.run", integer=True)
         k = self.bias_interval
-        paces = sorted({int(b.pace) for b in self.biases if hasattr(b, "update") and hasattr(b, "pace")})
+        paces = sorted({int(b.pace) for b in self.biases if isinstance(b, Paced)})
         for name, value in [("n_steps", n_steps), ("stride", stride)] + [("a bias pace", p) for p in paces]:
             if value % k:
                 raise ValueError(f"{name} ({value}) must be a multiple of bias_interval ({k}).")
+        for b in self.biases:  # updates come only at multiples of pace: so must the reads of other walkers
+            if isinstance(b, SharedHills) and b.walker_files is not None and b.read_stride % b.pace:
+                raise ValueError(f"read_stride ({b.read_stride}) must be a multiple of the bias pace ({b.pace}) "
+                                 "with the OpenMM engine, which updates biases only at multiples of pace.")
         open_hills(self.biases, hills, restart)
-        records, writer, bar = [], None, None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_steps, desc="OpenMM", unit="step", mininterval=0.5)
+        frames, kinetic = [], []  # kinetic: the kinetic temperature (K) of each recorded frame
+        rows = ColvarFiles(colvar, self.biases, self.n_walkers, restart)
+        bar = progress_bar(progress, n_steps, "OpenMM")
         end = self.step + n_steps
         try:
             while self.step < end:
                 target = min(end, _next_multiple(self.step, [stride, *paces]))
-                self._advance(target - self.step, records)
+                self._advance(target - self.step, frames)
                 if bar is not None:
                     bar.update(target - self.step)
                 self.step = target
                 if self.step % stride == 0 or any(self.step % p == 0 for p in paces):
-                    record = self._event(self.step % stride == 0, paces, records)
-                    if record is not None:
-                        records.append(record)
-                        if colvar is not None:
-                            writer = writer or PlumedWriter(colvar, self._colvar_names(), append=restart)
-                            writer.write(record["colvar"])
+                    frame = self._event(self.step % stride == 0, paces, frames, rows, kinetic)
+                    if frame is not None:
+                        frames.append(frame)
                         if callback is not None:
-                            callback(record)
+                            callback(frame)
         finally:
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                writer.close()
-            if checkpoint is not None:
-                self.save_checkpoint(checkpoint)
-        self._check_temperature(records)
-        return self._to_trajectory(records)
+            self._end_run(bar, rows, checkpoint)
+        self._check_temperature(frames, kinetic)
+        return self._trajectory(frames)
 
-    def _check_temperature(self, records):
+    def _check_temperature(self, frames, kinetic):
         """Warn when the thermostat cannot hold the temperature: the bias force then changes faster than
         the integrator resolves (too narrow hills on a fast CV, too large a bias_interval)."""
         # The second half only: a strong bias switched on (or a restraint far from the start) heats the
         # molecule once, and the thermostat removes that within a few 1/friction. One frame's kinetic
         # temperature fluctuates by sqrt(2 / dof) (20 % for alanine dipeptide): judge only means over
         # >= 50 frames spanning >= 2 thermostat times, where +20 % is many standard errors.
-        half = records[len(records) // 2:]
-        if len(half) < 50 or half[-1]["time"] - half[0]["time"] < 2.0 / self.friction:
+        half = len(frames) // 2
+        if len(frames) - half < 50 or frames[-1].time - frames[half].time < 2.0 / self.friction:
             return
-        t_kin = float(np.mean([r["kinetic_temperature"] for r in half]))
+        t_kin = float(np.mean(kinetic[half:]))
         if t_kin > 1.2 * self.temperature:
             warnings.warn(
                 f"The kinetic temperature averaged {t_kin:.0f} K over the second half of this run, not "
@@ -498,7 +487,7 @@ class OpenMM:
                 "fluctuation in an unbiased run), lower hills, a smaller bias_interval or a smaller timestep.",
                 SamplingWarning, stacklevel=3)
 
-    def _advance(self, n, records):
+    def _advance(self, n, frames):
         self._error = None
         try:
             self.integrator.step(n)
@@ -506,16 +495,18 @@ class OpenMM:
             err = self._error or exc
             walkers = [0]
             msg = (f"OpenMM failed between steps {self.step} and {self.step + n}: {err}. The "
-                   f"{len(records)} frame(s) recorded so far are in error.trajectory.")
+                   f"{len(frames)} frame(s) recorded so far are in error.trajectory.")
             if isinstance(err, GridError):
                 msg += " The CV left the bias grid: widen the grid or use outside='wall'."
             elif not isinstance(err, CVLearnError):
                 msg += (" Usual causes: a timestep too large (try 0.001 ps or constraints='HBonds'), a bad "
                         "starting structure (pass minimize=True), or a bias too strong.")
             raise SimulationError(msg, step=self.step, walkers=walkers,
-                                  trajectory=self._to_trajectory(records)) from err
+                                  trajectory=self._trajectory(frames)) from err
 
-    def _event(self, record, paces, records):
+    def _event(self, record, paces, frames, rows, kinetic):
+        """At a recorded frame (``record``) or an update step: check the state, evaluate the bias there,
+        write the COLVAR row, update the biases at multiples of their pace; the :class:`Frame` if ``record``."""
         state = self._state(positions=True, energy=True)
         x = state.getPositions(asNumpy=True)._value.copy()
         epot = state.getPotentialEnergy()._value
@@ -524,82 +515,55 @@ class OpenMM:
         if not (math.isfinite(epot) and np.isfinite(x).all() and t_kin < 50.0 * self.temperature):
             raise SimulationError(
                 f"The simulation blew up at step {self.step} (t = {self.time:g} ps): energy {epot:.4g} kJ/mol, "
-                f"kinetic temperature {t_kin:.4g} K. The {len(records)} frame(s) recorded so far are in "
+                f"kinetic temperature {t_kin:.4g} K. The {len(frames)} frame(s) recorded so far are in "
                 "error.trajectory. Try a smaller timestep, minimize=True, or a weaker bias.", step=self.step,
-                walkers=[0], trajectory=self._to_trajectory(records))
+                walkers=[0], trajectory=self._trajectory(frames))
         try:
             ebias = self.bias_energy(x)
         except GridError as exc:
             raise SimulationError(f"{exc} (step {self.step})", step=self.step, walkers=[0],
-                                  trajectory=self._to_trajectory(records)) from exc
-        colvar = self._colvar_row() if record else None
+                                  trajectory=self._trajectory(frames)) from exc
+        frame = None
+        if record:
+            frame = Frame(self.step, self.time, x[None], np.array([epot]), np.array([ebias]))
+            kinetic.append(t_kin)
+            rows.write(frame)  # before the update: the COLVAR row is the bias that acted on this frame
         if any(self.step % p == 0 for p in paces):
             xt = torch.from_numpy(x)[None]
             for b in self.biases:
-                if hasattr(b, "update"):
+                if isinstance(b, Adaptive):
                     b.update(self.step, xt)
             self._biases_changed()
-        if not record:
-            return None
-        return {"step": self.step, "time": self.time, "positions": x, "potential_energy": epot,
-                "bias_energy": ebias, "colvar": colvar, "kinetic_temperature": t_kin}
-
-    def _colvar_values(self):
-        values = {}
-        for b in self.biases:
-            if hasattr(b, "colvar"):
-                values.update(b.colvar())
-        return values
-
-    def _colvar_names(self):
-        values = self._colvar_values()
-        return ["time", *values] if values else ["time", "energy"]
-
-    def _colvar_row(self):
-        values = self._colvar_values()
-        if not values:
-            return np.array([self.time, self.potential_energy()])
-        return np.array([self.time, *[float(np.asarray(v).reshape(-1)[0]) for v in values.values()]])
-
-    def _to_trajectory(self, records):
-        if not records:
-            return Trajectory(np.zeros((0, 1, self.n_atoms, 3)), np.zeros(0), np.zeros(0, dtype=np.int64),
-                              temperature=self.temperature)
-        return Trajectory(np.stack([r["positions"] for r in records])[:, None],
-                          np.array([r["time"] for r in records]), np.array([r["step"] for r in records]),
-                          potential_energy=np.array([r["potential_energy"] for r in records])[:, None],
-                          bias_energy=np.array([r["bias_energy"] for r in records])[:, None],
-                          temperature=self.temperature)
+        return frame
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def save_checkpoint(self, path):
-        """Write the state (OpenMM checkpoint for an exact continuation on this platform, plus
-        positions and velocities for any platform, and the step) to ``path`` (.npz), atomically."""
+    def state_dict(self):
+        """Everything needed to continue this run: OpenMM's own checkpoint of the context (positions,
+        velocities, time, step count and the integrator's random state: an exact continuation on this
+        platform), positions and velocities (nm, nm/ps: a statistical continuation on any other
+        platform), the step and the platform name. Biases keep their state in their own files."""
         state = self._state(positions=True, velocities=True)
-        return save_npz_atomic(path, openmm_checkpoint=np.frombuffer(self.context.createCheckpoint(), np.uint8),
-                               positions=state.getPositions(asNumpy=True)._value,
-                               velocities=state.getVelocities(asNumpy=True)._value, step=np.array(self.step),
-                               platform=np.array(self.platform_name))
+        return {"openmm_checkpoint": np.frombuffer(self.context.createCheckpoint(), np.uint8),
+                "positions": state.getPositions(asNumpy=True)._value,
+                "velocities": state.getVelocities(asNumpy=True)._value, "step": np.array(self.step),
+                "platform": np.array(self.platform_name)}
 
-    def load_checkpoint(self, path):
-        """Continue from :meth:`save_checkpoint`: exactly on the same platform, from positions and
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict`: exactly on the same platform, from positions and
         velocities on another one. Rebuild metadynamics biases from their HILLS (``restart=True``)."""
-        with np.load(os.fspath(path), allow_pickle=False) as d:
-            data = {k: d[k] for k in d.files}
-        if data["positions"].shape != (self.n_atoms, 3):
-            raise ValueError(f"The checkpoint holds {data['positions'].shape[0]} atoms; this system has "
+        if state["positions"].shape != (self.n_atoms, 3):
+            raise ValueError(f"The checkpoint holds {state['positions'].shape[0]} atoms; this system has "
                              f"{self.n_atoms}.")
-        if str(data["platform"]) == self.platform_name:
-            self.context.loadCheckpoint(data["openmm_checkpoint"].tobytes())
+        if str(state["platform"]) == self.platform_name:
+            self.context.loadCheckpoint(np.asarray(state["openmm_checkpoint"], dtype=np.uint8).tobytes())
         else:
             log.warning("Checkpoint from platform %s loaded on %s: continuing from positions and velocities "
-                        "(statistically, not bit for bit).", data["platform"], self.platform_name)
-            self.context.setPositions(data["positions"])
-            self.context.setVelocities(data["velocities"])
-        self.step = int(data["step"])
+                        "(statistically, not bit for bit).", state["platform"], self.platform_name)
+            self.context.setPositions(state["positions"])
+            self.context.setVelocities(state["velocities"])
+        self.step = int(state["step"])
         self.context.setStepCount(self.step)  # the bias impulses of bias_interval > 1 follow it
         self._biases_changed()
-        return self
 
 
 def _next_multiple(step, periods):

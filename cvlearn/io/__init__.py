@@ -7,6 +7,7 @@ from ._plumed import (
     PlumedTable,
     PlumedWriter,
     backup,
+    parse_number,
     parse_plumed_text,
     plumed_table_text,
     read_colvar,
@@ -14,6 +15,6 @@ from ._plumed import (
     read_plumed_table,
 )
 
-__all__ = ["PlumedBlock", "PlumedFileError", "PlumedTable", "PlumedWriter", "backup", "parse_plumed_text",
-           "plumed_table_text", "read_colvar", "read_plumed", "read_plumed_table", "save_npz_atomic",
-           "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["PlumedBlock", "PlumedFileError", "PlumedTable", "PlumedWriter", "backup", "parse_number",
+           "parse_plumed_text", "plumed_table_text", "read_colvar", "read_plumed", "read_plumed_table",
+           "save_npz_atomic", "write_bytes_atomic", "write_text_atomic"]

@@ -8,6 +8,7 @@ by name in each block), skip comment and blank lines, leave a last line without 
 :class:`~cvlearn.exceptions.PlumedFileError` naming the file and line.
 """
 
+import math
 import os
 
 import numpy as np
@@ -15,7 +16,23 @@ import numpy as np
 from ..exceptions import PlumedFileError
 
 __all__ = ["read_colvar", "read_plumed", "read_plumed_table", "parse_plumed_text", "PlumedBlock", "PlumedTable",
-           "PlumedWriter", "backup", "plumed_table_text"]
+           "PlumedWriter", "backup", "parse_number", "plumed_table_text"]
+
+
+def parse_number(text):
+    """A number as PLUMED writes it in ``#! SET`` lines (e.g. a periodic CV's ``min_phi``): a float, or
+    ``pi`` / ``-pi``.
+
+    Examples
+    --------
+    >>> from cvlearn.io import parse_number
+    >>> parse_number("-pi"), parse_number(" 2.5 ")
+    (-3.141592653589793, 2.5)
+    """
+    t = text.strip().lower()
+    sign = -1.0 if t.startswith("-") else 1.0
+    t = t.lstrip("+-")
+    return sign * (math.pi if t == "pi" else float(t))
 
 
 def backup(path):

@@ -1,19 +1,22 @@
-"""The walkers of ``cvlearn walkers``: metadynamics on a TICA CV of Muller-Brown or the hidden double well."""
+"""The walkers of ``cvlearn walkers``: metadynamics on a TICA CV of Muller-Brown or the hidden double well,
+or on the backbone dihedrals of alanine dipeptide (OpenMM)."""
 
+import math
 import warnings
 
 import numpy as np
 import torch
 
 from ..bias import Grid, WellTemperedMetad
-from ..engine import Langevin
+from ..data import alanine_dipeptide_pdb
+from ..engine import Langevin, OpenMM
 from ..exceptions import ConvergenceWarning
-from ..features import Positions
+from ..features import Dihedrals, Positions
 from ..fes import Basin, FreeEnergySurface
 from ..quickstart import EXPLORE_T, FRICTION, LEARNERS, TIMESTEP, _exact_fes_along
 from ..systems import HiddenDoubleWell, MullerBrown
 
-__all__ = ["DemoWalkers"]
+__all__ = ["AlanineWalkers", "DemoWalkers"]
 
 # Per system: how to build it, the hot exploration that shows transitions for TICA to learn from,
 # and the metadynamics settings (sigma, grid margin in CV standard deviations; height kJ/mol).
@@ -120,10 +123,7 @@ class DemoWalkers:
         deviation of that estimate at 5 times over the last 40 % of the run) next to the exact one, and
         :meth:`fes_rmse` of the merged free energy.
         """
-        out = {"system": self.name, "n_walkers": len(result.walkers), "steps_per_walker": result.walkers[0].steps,
-               "timestep_ps": self.settings["timestep"], "hills_per_walker": [w.n_hills for w in result.walkers],
-               "restarts": [w.restarts for w in result.walkers], "wall_time_s": round(result.wall_time_s, 2),
-               "walker_steps_per_s": round(result.walker_steps_per_s, 1), "walkers_dir": result.walkers_dir}
+        out = _summary(self.name, self.settings["timestep"], result)
         exact = self.exact_fes(bins=400)
         if exact is None:
             return out
@@ -144,3 +144,67 @@ class DemoWalkers:
         region = np.isfinite(F) & (F - np.nanmin(F[np.isfinite(F)]) < region_kT * exact.kT)
         diff = est[region] - F[region]
         return float(np.sqrt(((diff - diff.mean()) ** 2).mean()) / exact.kT)
+
+
+def _summary(system, timestep, result):
+    """The part of a walkers report every system shares (``timestep`` in ps, ``result`` a WalkersResult)."""
+    return {"system": system, "n_walkers": len(result.walkers), "steps_per_walker": result.walkers[0].steps,
+            "timestep_ps": timestep, "hills_per_walker": [w.n_hills for w in result.walkers],
+            "restarts": [w.restarts for w in result.walkers], "wall_time_s": round(result.wall_time_s, 2),
+            "walker_steps_per_s": round(result.walker_steps_per_s, 1), "walkers_dir": result.walkers_dir}
+
+
+class AlanineWalkers:
+    """``make_engine`` for :func:`cvlearn.walkers.run`: alanine dipeptide in vacuum (OpenMM, Amber99SB-ILDN,
+    HBonds constrained, 2 fs steps, 300 K) with well-tempered metadynamics on its backbone dihedrals
+    (phi, psi), rad, each walker one :class:`cvlearn.engine.OpenMM` engine (``cvlearn walkers --system alanine``).
+
+    Picklable and small: each call builds the CV, the bias and the engine of one walker in the worker.
+
+    Parameters
+    ----------
+    platform : str, optional
+        OpenMM platform; default :func:`cvlearn.engine.default_platform` (Reference for this molecule
+        without a GPU).
+    sigma : float
+        Hill width, rad (on both angles).
+    height : float
+        Initial hill height, kJ/mol.
+    bias_factor : float
+    pace : int
+        Steps between hills; it must divide the walkers' ``read_stride`` (the OpenMM engine updates
+        the bias only at multiples of ``pace``).
+
+    Examples
+    --------
+    >>> import cvlearn as cl
+    >>> demo = cl.walkers.AlanineWalkers(platform="Reference")
+    >>> demo.names, demo.grid.shape, demo.pace               # periodic (phi, psi) grid over (-pi, pi]^2
+    (['phi', 'psi'], (90, 90), 100)
+    """
+
+    names = ["phi", "psi"]
+
+    def __init__(self, platform=None, sigma=0.35, height=1.2, bias_factor=10.0, pace=100):
+        self.platform, self.sigma, self.height = platform, float(sigma), float(height)
+        self.bias_factor, self.pace = float(bias_factor), int(pace)
+        bins = int(math.ceil(2 * math.pi / (self.sigma / 5)))  # spacing sigma / 5
+        self.grid = Grid([-math.pi] * 2, [math.pi] * 2, bins, periodic=True)
+
+    def cv(self):
+        """The CV module: (phi, psi) of the shipped structure's alanine residue, rad."""
+        return Dihedrals(alanine_dipeptide_pdb(), "phi psi", names=self.names)
+
+    def __call__(self, walker):
+        """One walker's engine (the ``make_engine`` protocol of :func:`cvlearn.walkers.run`)."""
+        metad = WellTemperedMetad(self.cv(), sigma=self.sigma, height=self.height, bias_factor=self.bias_factor,
+                                  pace=self.pace, grid=self.grid, **walker.metad_kwargs)
+        return OpenMM.from_pdb(alanine_dipeptide_pdb(), temperature=300.0, timestep=0.002, bias=metad,
+                               seed=walker.seed, platform=self.platform, minimize=True)
+
+    def report(self, result):
+        """A JSON-ready summary of a :func:`cvlearn.walkers.run` of these walkers, with the hills each
+        walker read from every walker's file (``hills_read``)."""
+        out = _summary("alanine", 0.002, result)
+        out["hills_read"] = [w.hills_read for w in result.walkers]
+        return out

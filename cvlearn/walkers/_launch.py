@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_positive
-from ..bias import read_hills
-from ..bias._walkers import walker_files
+from ..bias import read_hills, walker_files
 from ..exceptions import CVLearnError
 from ..io import backup, read_plumed_table
 from ._task import Walker, run_walker
@@ -154,10 +153,11 @@ def run(make_engine, n_walkers, n_steps, walkers_dir, client=None, *, stride=100
     Parameters
     ----------
     make_engine : callable
-        ``make_engine(walker: cvlearn.walkers.Walker) -> Langevin`` (one walker, ``n_walkers=1``)
-        whose :class:`cvlearn.WellTemperedMetad` is built with ``**walker.metad_kwargs``. It runs
-        on the workers, so it must be picklable (a module-level function or a class instance, e.g.
-        :class:`cvlearn.walkers.DemoWalkers`).
+        ``make_engine(walker: cvlearn.walkers.Walker) ->`` a :class:`cvlearn.Langevin` (one walker,
+        ``n_walkers=1``) or a :class:`cvlearn.engine.OpenMM`, whose :class:`cvlearn.WellTemperedMetad` is
+        built with ``**walker.metad_kwargs``. It runs on the workers, so it must be picklable (a
+        module-level function or a class instance, e.g. :class:`cvlearn.walkers.DemoWalkers` or
+        :class:`cvlearn.walkers.AlanineWalkers`).
     n_walkers : int
     n_steps : int
         Steps per walker.

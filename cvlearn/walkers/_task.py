@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..bias import Grid
-from ..io import PlumedWriter, read_plumed_table, write_text_atomic
-from ..io._atomic import save_npz_atomic
+from ..bias import Grid, SharedHills
+from ..io import PlumedWriter, read_plumed_table, save_npz_atomic, write_text_atomic
 
 __all__ = ["Walker", "WalkerReport", "run_walker", "walker_paths"]
 
@@ -122,9 +121,10 @@ def run_walker(make_engine, walker, n_steps, stride=100, threads=1, progress=Non
     Parameters
     ----------
     make_engine : callable
-        ``make_engine(walker: Walker) -> Langevin`` with one walker (``n_walkers=1``) and a
-        :class:`cvlearn.WellTemperedMetad` built with ``**walker.metad_kwargs``. Picklable (a
-        module-level function or class instance) to run on other processes.
+        ``make_engine(walker: Walker) ->`` a :class:`cvlearn.Langevin` with one walker (``n_walkers=1``)
+        or a :class:`cvlearn.engine.OpenMM`, with a :class:`cvlearn.WellTemperedMetad` built with
+        ``**walker.metad_kwargs``. Picklable (a module-level function or class instance) to run on
+        other processes.
     walker : Walker
     n_steps : int
         Total steps of this walker; a resumed walker runs only the remaining ones.
@@ -202,7 +202,7 @@ def _walker_bias(engine, walker):
     if engine.n_walkers != 1:
         raise ValueError(f"make_engine returned an engine with {engine.n_walkers} walkers; each task runs one "
                          "walker, so build it with n_walkers=1 (the launcher runs n_walkers tasks).")
-    shared = [b for b in engine.biases if getattr(b, "walker_files", None) is not None]
+    shared = [b for b in engine.biases if isinstance(b, SharedHills) and b.walker_files is not None]
     files = shared[0].walker_files if len(shared) == 1 else None
     if (files is None or files.walker_id != walker.walker_id or files.n_walkers != walker.n_walkers
             or os.path.abspath(files.directory) != os.path.abspath(walker.walkers_dir)):
