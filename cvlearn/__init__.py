@@ -3,7 +3,7 @@
 Units throughout: nm, ps, kJ/mol, K, amu, radians.
 """
 
-from . import bias, data, engine, export, features, fes, generative, io, learners, loop, physics, systems, units
+from . import bias, data, engine, export, features, fes, generative, hooks, io, learners, loop, physics, systems, units
 from ._version import __version__
 from .bias import OPES, Grid, WellTemperedMetad
 from .engine import Langevin, Trajectory
@@ -18,7 +18,7 @@ from .exceptions import (
 )
 from .features import load_trajectories, stream_features
 from .generative import latent_path, seed_walkers
-from .io._models import load, save
+from .io import load, save
 from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
 from .loop import IterationResult, iterate
 
@@ -35,7 +35,8 @@ def __getattr__(name):
 
 __all__ = [
     "__version__",
-    "bias", "data", "engine", "export", "features", "fes", "io", "learners", "loop", "systems", "units", "save", "load",
+    "bias", "data", "engine", "export", "features", "fes", "hooks", "io", "learners", "loop", "systems", "units",
+    "save", "load",
     "Grid", "Langevin", "Trajectory", "PCA", "TICA", "AutoEncoder", "TimeLaggedAutoEncoder", "DeepTICA",
     "WellTemperedMetad", "OPES", "load_trajectories", "stream_features", "iterate", "IterationResult",
     "generative", "physics", "latent_path", "seed_walkers",

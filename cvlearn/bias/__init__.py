@@ -1,8 +1,10 @@
 """Biases: well-tempered metadynamics, OPES, static grid biases, walls and restraints, and the
 engine-bias contract (:mod:`cvlearn.bias._protocol`: which calls an engine makes, when)."""
 
-# The contract first: importing the biases imports cvlearn.fes, which imports cvlearn.engine, which
-# needs the contract from this (then partially initialised) package.
+from ._grid import Grid
+from ._gridbias import GridBias
+from ._metad import WellTemperedMetad
+from ._opes import OPES
 from ._protocol import (
     Adaptive,
     Bias,
@@ -14,12 +16,6 @@ from ._protocol import (
     PointEvaluable,
     SharedHills,
 )
-
-# isort: split
-from ._grid import Grid
-from ._gridbias import GridBias
-from ._metad import WellTemperedMetad
-from ._opes import OPES
 from ._read_hills import read_hills
 from ._static import StaticBias
 from ._walkers import walker_files

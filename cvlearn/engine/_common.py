@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._trajectory import Trajectory
 from ..bias import Bias, Bindable, ColvarWriter, HillsWriter
 from ..io import PlumedWriter, save_npz_atomic
-from ._trajectory import Trajectory
 
 __all__ = ["ColvarFiles", "Engine", "Frame", "bias_list", "bind_biases", "open_hills", "progress_bar"]
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from .._trajectory import Trajectory
 from .._validation import check_positive
 from ._common import progress_bar
-from ._trajectory import Trajectory
 
 __all__ = ["WalkerGroup"]
 

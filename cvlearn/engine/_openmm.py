@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import torch
 
+from .._optional import require_openmm
 from .._validation import check_positive
 from ..bias import Adaptive, CVBias, Paced, PointEvaluable, SharedHills
 from ..exceptions import CVLearnError, GridError, SamplingWarning, SimulationError
@@ -27,17 +28,6 @@ _VERSION = "cvlearn_bias_version"  # global parameter bumped when a bias changes
 _REFERENCE_MAX_ATOMS = 1500
 
 
-def _openmm(what="cvlearn.engine.OpenMM"):
-    """The openmm module (with app and unit), or an ImportError saying that ``what`` needs it."""
-    try:
-        import openmm
-        import openmm.app
-        import openmm.unit
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"{what} needs OpenMM: pip install 'cvlearn[openmm]' (or pip install openmm).") from exc
-    return openmm
-
-
 def default_platform(n_atoms):
     """Name of the OpenMM platform cvlearn picks for a system of ``n_atoms``: a GPU platform if there
     is one, else Reference for small molecules and CPU for larger systems (measured crossover).
@@ -48,7 +38,7 @@ def default_platform(n_atoms):
     >>> default_platform(22) in ("Reference", "CPU", "CUDA", "HIP", "OpenCL")   # alanine dipeptide
     True
     """
-    mm = _openmm()
+    mm = require_openmm()
     names = {mm.Platform.getPlatform(i).getName() for i in range(mm.Platform.getNumPlatforms())}
     for gpu in ("CUDA", "HIP", "OpenCL"):
         if gpu in names:
@@ -200,7 +190,7 @@ class OpenMM(Engine):
 
     def __init__(self, system, positions, temperature=300.0, timestep=0.002, friction=1.0, bias=None,
                  topology=None, platform=None, seed=0, bias_interval=1, lean=True, minimize=False):
-        mm = _openmm()
+        mm = require_openmm()
         owner = "OpenMM"
         self.temperature = check_positive(as_float(temperature, "K"), "temperature", owner)
         self.timestep = check_positive(as_float(timestep, "ps"), "timestep", owner)
@@ -269,7 +259,7 @@ class OpenMM(Engine):
         ``nonbonded`` and ``constraints`` are names of ``openmm.app`` constants (e.g. "PME", "None").
         Other keyword arguments go to :class:`OpenMM`.
         """
-        mm = _openmm()
+        mm = require_openmm()
         app = mm.app
         if not os.path.exists(os.fspath(pdb)):
             raise FileNotFoundError(f"No PDB file {os.fspath(pdb)!r}.")

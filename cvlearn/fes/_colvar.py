@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from ..engine._trajectory import Trajectory
+from .._trajectory import Trajectory
 from ..io import PlumedFileError, read_plumed
 from ..units import kT as _kT
 from ._reweight import reweight

@@ -107,9 +107,9 @@ def seed_walkers(model, targets, topology, system, *, featurizer=None, minimize_
     True
     >>> walker = cl.engine.OpenMM(system, seeds.positions[0], topology=pdb.topology, seed=1)  # start there
     """
-    from ..engine._openmm import _openmm
+    from .._optional import require_openmm
 
-    openmm = _openmm()  # a clear ImportError if OpenMM is missing
+    openmm = require_openmm()  # a clear ImportError if OpenMM is missing
     owner = "seed_walkers"
     model._check_fitted()
     z = check_latent(targets, model.n_components, owner)

@@ -1,7 +1,8 @@
-"""Readers and writers of the text formats users exchange with PLUMED."""
+"""Readers and writers: the text formats users exchange with PLUMED, saved CVs (save/load), atomic file writes."""
 
 from ..exceptions import PlumedFileError
 from ._atomic import save_npz_atomic, write_bytes_atomic, write_text_atomic
+from ._models import load, save
 from ._plumed import (
     PlumedBlock,
     PlumedTable,
@@ -17,4 +18,4 @@ from ._plumed import (
 
 __all__ = ["PlumedBlock", "PlumedFileError", "PlumedTable", "PlumedWriter", "backup", "parse_number",
            "parse_plumed_text", "plumed_table_text", "read_colvar", "read_plumed", "read_plumed_table",
-           "save_npz_atomic", "write_bytes_atomic", "write_text_atomic"]
+           "load", "save", "save_npz_atomic", "write_bytes_atomic", "write_text_atomic"]

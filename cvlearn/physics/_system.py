@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine._openmm import _openmm as openmm_module
+from .._optional import require_openmm
 from ..exceptions import CVLearnError
 
 __all__ = ["UnsupportedForceError", "SUPPORTED_FORCES", "ForceTable", "read_system", "solute_atoms"]
@@ -73,7 +73,7 @@ class ForceTable:
 
 
 def _openmm():
-    return openmm_module("cvlearn.physics")
+    return require_openmm("cvlearn.physics")
 
 
 def _md(q):

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from ..io._atomic import save_npz_atomic
+from .io import save_npz_atomic
 
 __all__ = ["Trajectory"]
 
