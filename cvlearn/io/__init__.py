@@ -12,8 +12,9 @@ from ._plumed import (
     read_colvar,
     read_plumed,
     read_plumed_table,
+    truncate_after,
 )
 
 __all__ = ["PlumedBlock", "PlumedFileError", "PlumedTable", "PlumedWriter", "backup", "parse_plumed_text",
            "plumed_table_text", "read_colvar", "read_plumed", "read_plumed_table", "save_npz_atomic",
-           "write_text_atomic"]
+           "truncate_after", "write_text_atomic"]

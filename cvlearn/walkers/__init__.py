@@ -6,9 +6,8 @@ The walkers follow PLUMED's multiple-walkers file protocol (each appends its hil
 Dask is imported only when a run starts (``pip install 'cvlearn[distributed]'``).
 """
 
-from ._demo import DemoWalkers
 from ._launch import SchedulerUnreachableError, WalkersResult, connect, run
 from ._task import Walker, WalkerReport, run_walker, walker_paths
 
-__all__ = ["run", "run_walker", "connect", "Walker", "WalkerReport", "WalkersResult", "DemoWalkers",
-           "SchedulerUnreachableError", "walker_paths"]
+__all__ = ["run", "run_walker", "connect", "Walker", "WalkerReport", "WalkersResult", "SchedulerUnreachableError",
+           "walker_paths"]

@@ -10,8 +10,8 @@ from ..engine import Langevin
 from ..exceptions import ConvergenceWarning
 from ..features import Positions
 from ..fes import Basin, FreeEnergySurface
-from ..quickstart import EXPLORE_T, FRICTION, LEARNERS, TIMESTEP, _exact_fes_along
 from ..systems import HiddenDoubleWell, MullerBrown
+from .quickstart import EXPLORE_T, FRICTION, TIMESTEP, _exact_fes_along, quickstart_learner
 
 __all__ = ["DemoWalkers"]
 
@@ -45,8 +45,8 @@ class DemoWalkers:
 
     Examples
     --------
-    >>> import cvlearn as cl
-    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)
+    >>> from cvlearn.app import DemoWalkers
+    >>> demo = DemoWalkers("muller-brown", explore_steps=1000)
     >>> engine = demo.engine(n_walkers=4, seed=1)  # the same bias, batched in one process
     >>> engine.run(200, stride=100).positions.shape
     (2, 4, 1, 2)
@@ -59,7 +59,7 @@ class DemoWalkers:
         hot = self.settings["make"](EXPLORE_T)
         explore = Langevin(hot, timestep=self.settings["timestep"], friction=self.settings["friction"], n_walkers=16,
                            seed=seed).run(explore_steps, stride=10)
-        est = LEARNERS["tica"](seed)
+        est = quickstart_learner("tica", seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(explore)
