@@ -9,14 +9,23 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
 import numpy as np
 
+from .. import load
+from ..engine import Langevin
+from ..export import to_plumed, to_torchscript
 from ..io import write_text_atomic
-from .molecular import pdb_or_alanine
+from ..learners import PCA, TICA
+from ..systems import HiddenDoubleWell
+from .iterate import run_iterate
+from .molecular import pdb_or_alanine, run_bias, run_learn, run_simulate
+from .quickstart import run_quickstart
 from .runs import checkpoint_step, claim_file, claim_output
+from .walkers_demo import DemoWalkers
 
 __all__ = ["quickstart_command", "demo_command", "simulate_command", "learn_command", "bias_command",
            "export_command", "iterate_command", "walkers_command"]
@@ -32,8 +41,6 @@ def _write_report(out, report):
 def quickstart_command(args):
     """Explore Muller-Brown, learn a CV (TICA or PCA), run well-tempered metadynamics on it with several
     walkers, and compare the free energy difference between the two deepest basins with the exact one."""
-    from .quickstart import run_quickstart
-
     report = run_quickstart(out=args.out, seed=args.seed, steps=args.steps, method=args.method,
                             walkers=args.walkers, resume=args.resume, force=args.force, progress=not args.no_progress)
     d, e, x = (report[k] for k in ("delta_f_A_to_B_kJ_mol", "delta_f_error_kJ_mol", "delta_f_exact_kJ_mol"))
@@ -53,12 +60,10 @@ def demo_command(args):
     """Engine + PCA/TICA on the hidden double well: which linear CV finds the hidden slow axis?"""
     from scipy.stats import spearmanr
 
-    import cvlearn as cl
-
     claim_output(args.out, "demo", force=args.force)
-    system = cl.systems.HiddenDoubleWell(dim=args.dim, barrier=args.barrier, seed=args.seed)
+    system = HiddenDoubleWell(dim=args.dim, barrier=args.barrier, seed=args.seed)
     t0 = time.perf_counter()
-    engine = cl.Langevin(system, timestep=0.02, friction=1.0, n_walkers=args.walkers, seed=args.seed)
+    engine = Langevin(system, timestep=0.02, friction=1.0, n_walkers=args.walkers, seed=args.seed)
     traj = engine.run(args.steps, stride=5, progress=True)
     t_sim = time.perf_counter() - t0
     traj.save(os.path.join(args.out, "trajectory.npz"))
@@ -66,7 +71,7 @@ def demo_command(args):
     report = {"system": f"HiddenDoubleWell(dim={args.dim}, barrier={args.barrier} kJ/mol)",
               "walkers": args.walkers, "steps": args.steps, "simulated_ps_per_walker": engine.time,
               "wall_time_simulate_s": round(t_sim, 2)}
-    for name, est in (("pca", cl.PCA(n_components=1)), ("tica", cl.TICA(lagtime=20, n_components=1))):
+    for name, est in (("pca", PCA(n_components=1)), ("tica", TICA(lagtime=20, n_components=1))):
         t0 = time.perf_counter()
         cv = np.concatenate(est.fit_transform(traj))[:, 0]
         report[f"{name}_spearman_r_with_true_slow_coordinate"] = round(abs(float(spearmanr(cv, slow)[0])), 4)
@@ -80,8 +85,6 @@ def demo_command(args):
 
 def simulate_command(args):
     """Unbiased MD of a molecule with OpenMM (vacuum, NoCutoff, HBonds); frames to trajectory.xtc."""
-    from .molecular import run_simulate
-
     report = run_simulate(pdb_or_alanine(args.pdb), args.out, args.steps, stride=args.stride,
                           forcefield=args.forcefield, temperature=args.temperature, timestep=args.timestep,
                           friction=args.friction, seed=args.seed, platform=args.platform, resume=args.resume,
@@ -93,8 +96,6 @@ def simulate_command(args):
 
 def learn_command(args):
     """Learn a CV from trajectories (any format mdtraj reads) and save it for `cvlearn bias`."""
-    from .molecular import run_learn
-
     report = run_learn(args.traj, args.top, args.features, args.out, method=args.method, lagtime=args.lag,
                        n_components=args.components, stride=args.stride, chunk=args.chunk, seed=args.seed,
                        epochs=args.epochs, force=args.force)
@@ -105,8 +106,6 @@ def learn_command(args):
 
 def bias_command(args):
     """Well-tempered metadynamics on a saved CV with OpenMM: COLVAR, HILLS, trajectory, checkpoint."""
-    from .molecular import run_bias
-
     report = run_bias(pdb_or_alanine(args.pdb), args.cv, args.out, args.steps, sigma=args.sigma, height=args.height,
                       bias_factor=args.bias_factor, pace=args.pace, grid=args.grid, stride=args.stride,
                       forcefield=args.forcefield, temperature=args.temperature, timestep=args.timestep,
@@ -120,9 +119,6 @@ def bias_command(args):
 
 def export_command(args):
     """Export a saved CV: TorchScript, or a PLUMED model.ptc + plumed.dat (features, PYTORCH_MODEL, bias)."""
-    from .. import load
-    from ..export import to_plumed, to_torchscript
-
     cv = load(args.cv)
     if not args.plumed:
         target = os.path.join(args.out, "cv_torchscript.pt") if os.path.isdir(args.out) else args.out
@@ -161,8 +157,6 @@ class _Staged:
         return self.path
 
     def __exit__(self, kind, *exc):
-        import shutil
-
         if kind is None and not os.path.exists(self.out):
             os.replace(self.path, self.out)
         elif kind is None:
@@ -225,8 +219,6 @@ def iterate_command(args):
 
 
 def _run_iterate(args, basins):
-    from .iterate import run_iterate
-
     return run_iterate(args.out, system=None if args.system == "molecule" else args.system, pdb=args.pdb,
                        forcefield=args.forcefield, features=args.features, variable=args.variable, basins=basins,
                        method=args.method, rounds=args.rounds, walkers=args.walkers, steps=args.steps,
@@ -248,8 +240,7 @@ def walkers_command(args):
     """Metadynamics walkers that share one bias through PLUMED's HILLS.<id> files, one Dask task each:
     Muller-Brown or the hidden double well biased along a TICA CV (learned from a 1000 K exploration).
     Writes each walker's COLVAR.<id>, HILLS.<id> and checkpoint, the merged fes.npz and report.json."""
-    from ..walkers import connect, run
-    from .walkers_demo import DemoWalkers
+    from ..walkers import connect, run  # Dask is imported when the walkers start
 
     client = connect(args.scheduler, args.timeout) if args.scheduler else None  # fail fast, before any work
     try:

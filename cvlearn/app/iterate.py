@@ -10,6 +10,8 @@ import numpy as np
 
 from .. import save
 from ..io import write_text_atomic
+from ..loop import iterate as run_loop
+from ..loop import metad_for, opes_for
 from .cv_learners import NEURAL_METHODS, make_learner
 from .molecular import openmm_engine, pdb_or_alanine
 
@@ -200,9 +202,6 @@ def run_iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), f
     >>> sorted(os.listdir(os.path.join(out, "round_1")))
     ['HILLS', 'cv.pt', 'fes.npz']
     """
-    from ..loop import iterate as run_loop
-    from ..loop import metad_for, opes_for
-
     t_start = time.perf_counter()
     kind = "muller-brown" if system == "muller-brown" else "molecule" if system is None else None
     if kind is None:
