@@ -9,7 +9,7 @@ solvent), run as a separate process::
 
 It starts from the shipped alanine dipeptide in C7eq and never sees phi or psi: exploration at 700 K,
 Deep-TICA on the 45 heavy-atom distances, OPES with 4 walkers, reweighting onto phi (see
-``cvlearn.workflows.iterate``). Per seed: whether it left C7eq (a round sampled both phi basins), rounds,
+``cvlearn.app.run_iterate``). Per seed: whether it left C7eq (a round sampled both phi basins), rounds,
 transitions, total simulated ns (exploration included), wall time, and the final Delta F = F(phi > 0) -
 F(phi < 0) +- its error against the converged reference of ``benchmarks/alanine_reference.py``
 (``cl.data.alanine_reference``). Success: the loop reports a Delta F within 1.0 kJ/mol of the reference

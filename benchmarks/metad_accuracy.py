@@ -47,7 +47,7 @@ def mb_xy(steps, walkers, seed):
 
 
 def mb_learned(method, steps, walkers, seed):
-    from cvlearn.quickstart import run_quickstart
+    from cvlearn.app import run_quickstart
 
     t0 = time.perf_counter()
     r = run_quickstart(f"/tmp/cvlearn_bench_{method}_{seed}", seed=seed, steps=steps, walkers=walkers, method=method,

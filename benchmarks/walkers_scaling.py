@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import append_section, markdown_table  # noqa: E402
 
 import cvlearn as cl  # noqa: E402
+from cvlearn.app import DemoWalkers  # noqa: E402
 from cvlearn.bias._walkers import fsync_path  # noqa: E402
 
 
@@ -188,7 +189,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    demo = cl.walkers.DemoWalkers("muller-brown")
+    demo = DemoWalkers("muller-brown")
     t_rows = throughput(demo, args.steps, args.workers)
     t_table = markdown_table(["run", "worker processes", "wall s", "walker-steps / s (total)",
                               "steps / s of one walker (median)"], t_rows)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import cvlearn as cl
+from cvlearn.app import run_iterate
 from cvlearn.cli import build_parser, main
-from cvlearn.workflows import iterate
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +65,19 @@ def test_bad_input_says_what_to_do(tmp_path):
     with pytest.raises(SystemExit, match="--system molecule"):
         main(["iterate", "--pdb", "x.pdb", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="one walker per round.*walkers=1.*bias='opes'"):
-        iterate(str(tmp_path), bias="metad", walkers=4)
+        run_iterate(str(tmp_path), bias="metad", walkers=4)
     with pytest.raises(ValueError, match="OPES has no c\\(t\\)"):
-        iterate(str(tmp_path), reweighting="ct")
+        run_iterate(str(tmp_path), reweighting="ct")
     with pytest.raises(ValueError, match="needs the two basins"):
-        iterate(str(tmp_path), pdb=cl.data.alanine_dipeptide_pdb(), initial_steps=100)
+        run_iterate(str(tmp_path), pdb=cl.data.alanine_dipeptide_pdb(), initial_steps=100)
     with pytest.raises(ValueError, match="reweighting must be 'ct', 'final' or 'bias'"):
-        iterate(str(tmp_path), system="muller-brown", reweighting="exp")
+        run_iterate(str(tmp_path), system="muller-brown", reweighting="exp")
     with pytest.raises(ValueError, match="system must be 'muller-brown' or None"):
-        iterate(str(tmp_path), system="alanine")
+        run_iterate(str(tmp_path), system="alanine")
     with pytest.raises(ValueError, match="steps must be a positive integer"):
-        iterate(str(tmp_path), steps=-5)
+        run_iterate(str(tmp_path), steps=-5)
     with pytest.raises(ValueError, match="multiples of stride"):
-        iterate(str(tmp_path), steps=150, stride=100)
+        run_iterate(str(tmp_path), steps=150, stride=100)
 
 
 def test_molecule_default_protocol_at_toy_length(tmp_path, capsys):
@@ -121,7 +121,7 @@ def test_molecule_default_protocol_at_toy_length(tmp_path, capsys):
 
 def test_metadynamics_on_a_molecule_runs_one_walker(tmp_path):
     pytest.importorskip("openmm")
-    s = iterate(str(tmp_path), rounds=1, steps=1000, initial_steps=2000, stride=50, lagtime=2, method="tica",
+    s = run_iterate(str(tmp_path), rounds=1, steps=1000, initial_steps=2000, stride=50, lagtime=2, method="tica",
                 bias="metad", walkers=1, explore_temperature=None)
     assert s["explore_temperature_K"] == 300.0 and s["reweighting"] == "ct"
     assert len(cl.io.read_colvar(tmp_path / "round_1" / "HILLS")["time"]) == 2  # a hill every 500 steps
@@ -130,7 +130,7 @@ def test_metadynamics_on_a_molecule_runs_one_walker(tmp_path):
 def test_a_continued_round_writes_its_files(tmp_path):
     """learn_rounds=1 on Muller-Brown (seed 0): round 1 does not reach B, round 2 does and is kept, round 3
     continues its bias; every round has its folder, CV and surface, and the HILLS stay with round 2."""
-    s = iterate(str(tmp_path), system="muller-brown", rounds=3, walkers=8, steps=10000, initial_steps=2000,
+    s = run_iterate(str(tmp_path), system="muller-brown", rounds=3, walkers=8, steps=10000, initial_steps=2000,
                 learn_rounds=1, tol=1e-9)
     assert [(r["sampled"], r["continued"]) for r in s["rounds"]] == [(False, 0), (True, 0), (True, 1)]
     for k in (1, 2, 3):
@@ -147,7 +147,7 @@ def test_implicit_solvent_takes_its_own_reference(tmp_path):
     import json as _json
     from importlib import resources
 
-    s = iterate(str(tmp_path), forcefield=("amber99sbildn.xml", "amber99_obc.xml"), rounds=1, steps=1000,
+    s = run_iterate(str(tmp_path), forcefield=("amber99sbildn.xml", "amber99_obc.xml"), rounds=1, steps=1000,
                 initial_steps=2000, stride=50, lagtime=2, method="tica", walkers=1)
     table = _json.loads(resources.files("cvlearn.data").joinpath("alanine_reference.json").read_text())
     expected = table["obc"]["delta_f_kj_mol"] if "obc" in table else None

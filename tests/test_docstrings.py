@@ -2,7 +2,7 @@
 
 "Public" means everything listed in ``cvlearn.__all__`` and in the ``__all__`` of each subpackage that
 ``cvlearn.__all__`` names, plus the lazily imported ``cvlearn.plot`` and ``cvlearn.walkers`` and
-``cvlearn.quickstart`` (constants and submodules excepted). An object re-exported under several names is
+``cvlearn.app`` (constants and submodules excepted). An object re-exported under several names is
 checked once, under the first name in ``MODULES`` order. For a class, the class docstring must have the
 Examples section; doctests in its methods' docstrings run too.
 
@@ -36,7 +36,7 @@ def _modules():
     import cvlearn
 
     subpackages = sorted(f"cvlearn.{n}" for n in cvlearn.__all__ if isinstance(getattr(cvlearn, n), types.ModuleType))
-    extra = ["cvlearn.plot", "cvlearn.quickstart", "cvlearn.walkers"]  # imported lazily, not in cvlearn.__all__
+    extra = ["cvlearn.app", "cvlearn.plot", "cvlearn.walkers"]  # imported lazily, not in cvlearn.__all__
     return ["cvlearn", *sorted(set(subpackages) | set(extra))]
 
 
@@ -51,7 +51,8 @@ PENDING = set()
 BROKEN = {}
 
 # Examples that need the openmm extra (skipped where it is not installed).
-NEEDS_OPENMM = {"cvlearn.units.as_float", "cvlearn.units.as_array", "cvlearn.seed_walkers", "cvlearn.engine.OpenMM",
+NEEDS_OPENMM = {"cvlearn.app.run_simulate", "cvlearn.app.run_learn", "cvlearn.app.run_bias",
+                "cvlearn.units.as_float", "cvlearn.units.as_array", "cvlearn.seed_walkers", "cvlearn.engine.OpenMM",
                 "cvlearn.engine.default_platform",
                 "cvlearn.generative.openmm_energies",
                 "cvlearn.generative.structure_quality"}

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from cvlearn.app import run_quickstart
 from cvlearn.cli import main
-from cvlearn.quickstart import run_quickstart
 
 
 def test_quickstart_short_run_writes_everything(tmp_path):

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from cvlearn.app import RunFolderError, claim_file, claim_output
 from cvlearn.cli import main
-from cvlearn.workflows import RunFolderError, claim_file, claim_output
 
 QUICK = ["quickstart", "--steps", "500", "--walkers", "2", "--no-progress"]
 
@@ -117,7 +117,7 @@ def test_quickstart_resume_checks_steps_and_settings(tmp_path, capsys):
 
 
 def test_quickstart_resume_discards_the_rows_after_the_checkpoint(tmp_path, caplog):
-    from cvlearn.quickstart import run_quickstart
+    from cvlearn.app import run_quickstart
 
     whole = run_quickstart(str(tmp_path / "whole"), steps=1000, walkers=2, explore_steps=1000, chunks=2)
     part = tmp_path / "part"
@@ -151,7 +151,7 @@ def test_quickstart_that_never_reaches_b_says_run_longer(tmp_path, capsys):
 def test_headline_is_the_last_point_of_the_convergence_panel(tmp_path, monkeypatch):
     """One estimator: the reported F(B) - F(A) and its error are the last point of the series the figure's
     convergence panel draws (c(t)-weighted frames in A and B, the first 10% of the run skipped)."""
-    from cvlearn import quickstart
+    from cvlearn.app import quickstart
 
     drawn = {}
     real = quickstart._summary_figure
@@ -172,7 +172,7 @@ def test_headline_is_the_last_point_of_the_convergence_panel(tmp_path, monkeypat
 
 def test_one_progress_bar_per_run(tmp_path, capsys):
     """The metadynamics of the quickstart runs in 5 chunks under one bar (the exploration has its own)."""
-    from cvlearn.quickstart import run_quickstart
+    from cvlearn.app import run_quickstart
 
     run_quickstart(str(tmp_path), steps=500, walkers=2, explore_steps=500, chunks=5, progress=True)
     finished = [line for line in capsys.readouterr().err.split("\n") if "100%" in line]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import cvlearn as cl
+from cvlearn.app import DemoWalkers
 from cvlearn.bias._walkers import HillsTail
 from cvlearn.engine import Langevin
 from cvlearn.walkers import Walker, run_walker
@@ -281,10 +282,10 @@ def test_demo_walkers_learn_the_hidden_coordinate():
     """`cvlearn walkers --system hidden-double-well`: the TICA CV it biases follows the hidden x."""
     import doctest
 
-    import cvlearn.walkers._demo as demo_module
+    import cvlearn.app.walkers_demo as demo_module
 
     assert doctest.testmod(demo_module).failed == 0
-    demo = cl.walkers.DemoWalkers("hidden-double-well", explore_steps=1500)
+    demo = DemoWalkers("hidden-double-well", explore_steps=1500)
     run = demo.engine(n_walkers=4, seed=2).run(600, stride=20)
     pos = torch.as_tensor(run.positions.reshape(-1, *run.positions.shape[2:]))
     with torch.no_grad():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import cvlearn as cl
+from cvlearn.app import AlanineWalkers
 from cvlearn.cli import main
-from cvlearn.walkers import AlanineWalkers, Walker, run_walker
+from cvlearn.walkers import Walker, run_walker
 
 pytest.importorskip("openmm")
 distributed = pytest.importorskip("distributed")

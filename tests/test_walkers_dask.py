@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import cvlearn as cl
+from cvlearn.app import DemoWalkers
 from cvlearn.cli import main
-from cvlearn.walkers import DemoWalkers
 
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")

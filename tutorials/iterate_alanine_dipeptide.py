@@ -2,7 +2,7 @@
 
 Alanine dipeptide (ACE-ALA-NME, vacuum, amber99sb-ildn, 300 K, OpenMM) starts in C7eq (phi < 0); plain MD
 at 300 K does not reach C7ax / alpha_L (phi > 0) in nanoseconds. This tutorial runs exactly what
-``cvlearn iterate --system molecule`` runs (``cvlearn.workflows.iterate`` with its defaults), and never
+``cvlearn iterate --system molecule`` runs (``cvlearn.app.run_iterate`` with its defaults), and never
 tells it which coordinate is slow:
 
   0. exploration: 2 ns of unbiased MD at 700 K. The molecule crosses phi a few times per ns there, while
@@ -53,7 +53,7 @@ import torch
 
 import cvlearn as cl
 import cvlearn.data
-import cvlearn.workflows
+from cvlearn.app import run_iterate
 
 FAST = {"initial_steps": 25_000, "rounds": 1, "steps": 10_000, "walkers": 2, "stride": 100, "epochs": 10}
 PHI_NEG, PHI_POS = cl.fes.Basin(lo=[-np.pi], hi=[0.0]), cl.fes.Basin(lo=[0.0], hi=[np.pi])
@@ -64,7 +64,7 @@ def main(fast=False, out="iterate_alanine_out", seed=0, **settings):
     summary dict, also written to ``out/summary.json``, with the figure ``out/iterate_alanine.png``."""
     torch.set_num_threads(1)
     options = {**(FAST if fast else {}), **settings}
-    summary = cl.workflows.iterate(out, seed=seed, **options)
+    summary = run_iterate(out, seed=seed, **options)
     _figure(out, summary)
     return summary
 

@@ -14,8 +14,9 @@ from ._plumed import (
     read_colvar,
     read_plumed,
     read_plumed_table,
+    truncate_after,
 )
 
 __all__ = ["PlumedBlock", "PlumedFileError", "PlumedTable", "PlumedWriter", "backup", "parse_number",
            "parse_plumed_text", "plumed_table_text", "read_colvar", "read_plumed", "read_plumed_table",
-           "load", "save", "save_npz_atomic", "write_bytes_atomic", "write_text_atomic"]
+           "load", "save", "save_npz_atomic", "truncate_after", "write_bytes_atomic", "write_text_atomic"]

@@ -14,9 +14,11 @@ import os
 import numpy as np
 
 from ..exceptions import PlumedFileError
+from ._atomic import write_text_atomic
 
 __all__ = ["read_colvar", "read_plumed", "read_plumed_table", "parse_plumed_text", "PlumedBlock", "PlumedTable",
-           "PlumedWriter", "backup", "parse_number", "plumed_table_text"]
+           "PlumedWriter", "backup", "parse_number", "plumed_table_text",
+           "truncate_after"]
 
 
 def parse_number(text):
@@ -509,3 +511,38 @@ def _drop_partial_last_line(path):
         data = fh.read()
         if data and not data.endswith(b"\n"):
             fh.truncate(data.rfind(b"\n") + 1)
+
+
+def truncate_after(path, time, timestep):
+    """Drop the rows of a PLUMED file (COLVAR, HILLS) written after ``time`` (ps), and a half-written
+    last line: those of a run interrupted after its checkpoint at ``time``, which the resumed run writes
+    again. Returns how many rows it dropped (the file is rewritten atomically, and only if any).
+
+    Rows are written at whole steps, so a row after the checkpoint is at least one ``timestep`` (ps)
+    later; a row's time may be printed with few digits (PLUMED writes ``%f``, 0.001 ps). Rows up to
+    half a timestep past ``time`` are therefore kept: the rounding of the time column (even a coarse
+    one) never drops the checkpoint's own row, and never keeps a later one.
+
+    Examples
+    --------
+    >>> from cvlearn.io import truncate_after
+    >>> _ = open("COLVAR", "w").write("#! FIELDS time phi\\n0.000 -1.5\\n0.002 -1.4\\n0.004 -1.3\\n0.00")
+    >>> truncate_after("COLVAR", 0.002, 0.002)     # the checkpoint was at step 1 of 2 fs
+    2
+    >>> print(open("COLVAR").read(), end="")
+    #! FIELDS time phi
+    0.000 -1.5
+    0.002 -1.4
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path) as fh:
+        lines = fh.read().split("\n")
+    # The text after the last newline is empty, or a line a killed writer left half-written: dropped.
+    partial, lines = lines[-1], lines[:-1]
+    keep = [line for line in lines if line.startswith("#") or not line.strip()
+            or float(line.split()[0]) <= time + 0.5 * timestep]
+    dropped = len(lines) - len(keep) + bool(partial)
+    if dropped:
+        write_text_atomic(path, "".join(line + "\n" for line in keep))
+    return dropped

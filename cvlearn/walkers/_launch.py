@@ -66,7 +66,8 @@ class WalkersResult:
 
     >>> import cvlearn as cl
     >>> from distributed import Client
-    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)     # picklable make_engine
+    >>> from cvlearn.app import DemoWalkers
+    >>> demo = DemoWalkers("muller-brown", explore_steps=1000)     # picklable make_engine
     >>> with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
     ...     result = cl.walkers.run(demo, n_walkers=2, n_steps=400, walkers_dir="walkers", client=client,
     ...                             progress=False)
@@ -156,8 +157,8 @@ def run(make_engine, n_walkers, n_steps, walkers_dir, client=None, *, stride=100
         ``make_engine(walker: cvlearn.walkers.Walker) ->`` a :class:`cvlearn.Langevin` (one walker,
         ``n_walkers=1``) or a :class:`cvlearn.engine.OpenMM`, whose :class:`cvlearn.WellTemperedMetad` is
         built with ``**walker.metad_kwargs``. It runs on the workers, so it must be picklable (a
-        module-level function or a class instance, e.g. :class:`cvlearn.walkers.DemoWalkers` or
-        :class:`cvlearn.walkers.AlanineWalkers`).
+        module-level function or a class instance, e.g. :class:`cvlearn.app.DemoWalkers` or
+        :class:`cvlearn.app.AlanineWalkers`).
     n_walkers : int
     n_steps : int
         Steps per walker.
@@ -192,7 +193,8 @@ def run(make_engine, n_walkers, n_steps, walkers_dir, client=None, *, stride=100
     --------
     >>> import cvlearn as cl
     >>> from distributed import Client
-    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)     # picklable make_engine
+    >>> from cvlearn.app import DemoWalkers
+    >>> demo = DemoWalkers("muller-brown", explore_steps=1000)     # picklable make_engine
     >>> with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
     ...     result = cl.walkers.run(demo, n_walkers=2, n_steps=400, walkers_dir="walkers", client=client,
     ...                             progress=False)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..bias import Grid, SharedHills
-from ..io import PlumedWriter, read_plumed_table, save_npz_atomic, write_text_atomic
+from ..io import PlumedWriter, read_plumed_table, save_npz_atomic, truncate_after
 
 __all__ = ["Walker", "WalkerReport", "run_walker", "walker_paths"]
 
@@ -78,7 +78,8 @@ class WalkerReport:
     Examples
     --------
     >>> import os, cvlearn as cl
-    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)
+    >>> from cvlearn.app import DemoWalkers
+    >>> demo = DemoWalkers("muller-brown", explore_steps=1000)
     >>> os.makedirs("run")
     >>> report = cl.walkers.run_walker(demo, cl.walkers.Walker(0, 1, os.path.abspath("run"), seed=1), n_steps=300)
     >>> report.walker_id, report.steps, report.n_hills, report.hills_read, report.restarts
@@ -144,7 +145,8 @@ def run_walker(make_engine, walker, n_steps, stride=100, threads=1, progress=Non
     One walker of two, run here (as one task of a SLURM array would), then resumed to more steps:
 
     >>> import os, cvlearn as cl
-    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)
+    >>> from cvlearn.app import DemoWalkers
+    >>> demo = DemoWalkers("muller-brown", explore_steps=1000)
     >>> os.makedirs("run")                      # on a cluster: a directory every walker's machine sees
     >>> walker = cl.walkers.Walker(0, 2, os.path.abspath("run"), seed=1)
     >>> cl.walkers.run_walker(demo, walker, n_steps=200).n_hills
@@ -160,8 +162,9 @@ def run_walker(make_engine, walker, n_steps, stride=100, threads=1, progress=Non
     restart = state is not None
     if restart:
         _complete_hills(paths["hills"], state, paths["checkpoint"])
-        _truncate_colvar(paths["colvar"], float(state["time"]))
     engine = make_engine(dataclasses.replace(walker, restart=restart))
+    if restart:  # the COLVAR rows written after the checkpoint: the resumed walker writes them again
+        truncate_after(paths["colvar"], float(state["time"]), engine.timestep)
     metad = _walker_bias(engine, walker)
     if metad.read_stride % stride:
         raise ValueError(f"stride ({stride} steps between COLVAR rows) must divide the bias's read_stride "
@@ -232,13 +235,3 @@ def _complete_hills(path, state, checkpoint):
         with PlumedWriter(path, fields, append=True) as writer:
             writer.write(pending[len(rows) - n_ckpt:])
 
-
-def _truncate_colvar(path, end_time):
-    """Drop the COLVAR rows written after the checkpoint (the resumed walker writes them again)."""
-    if not os.path.exists(path):
-        return
-    with open(path) as fh:
-        lines = fh.read().split("\n")[:-1]  # a half-written last line goes too
-    keep = [line for line in lines if line.startswith("#") or not line.strip()
-            or float(line.split()[0]) <= end_time * (1 + 1e-12)]
-    write_text_atomic(path, "".join(line + "\n" for line in keep))

@@ -1,10 +1,9 @@
 """The whole loop on Muller-Brown in about a minute: explore, learn a CV, bias it, get the FES.
 
-Used by ``cvlearn quickstart``; importable as :func:`cvlearn.quickstart.run_quickstart`.
+Used by ``cvlearn quickstart``; importable as :func:`cvlearn.app.run_quickstart`.
 """
 
 import json
-import logging
 import os
 import time
 import warnings
@@ -12,20 +11,18 @@ import warnings
 import numpy as np
 import torch
 
-from . import fes as fes_mod
-from .bias import Grid, WellTemperedMetad
-from .engine import Langevin, Trajectory
-from .exceptions import ConvergenceWarning
-from .features import Positions
-from .io._atomic import write_text_atomic
-from .io._models import save
-from .learners import PCA, TICA, AutoEncoder, DeepTICA, TimeLaggedAutoEncoder
-from .systems import MullerBrown
-from .workflows import _checkpoint_step, _resume_from, _RunProgress, claim_output
+from .. import fes as fes_mod
+from .. import save
+from ..bias import Grid, WellTemperedMetad
+from ..engine import Langevin, Trajectory
+from ..exceptions import ConvergenceWarning
+from ..features import Positions
+from ..io import write_text_atomic
+from ..systems import MullerBrown
+from .cv_learners import METHODS, make_learner
+from .runs import claim_output, resume_from, run_in_chunks
 
-__all__ = ["run_quickstart"]
-
-log = logging.getLogger("cvlearn")
+__all__ = ["run_quickstart", "quickstart_learner"]
 
 TIMESTEP = 0.005  # ps
 FRICTION = 5.0  # 1/ps
@@ -33,16 +30,24 @@ EXPLORE_T = 1000.0  # K: barriers of ~4 kT, so a short unbiased run sees transit
 SKIP = 0.1  # fraction of the metadynamics frames discarded as transient, by the headline and its figure alike
 MIN_COUNT = 3  # F(x, y) is drawn only in bins holding at least this many frames (fewer: noise, not a free energy)
 
-#: CV learners the quickstart can use (lag 10 frames = 0.25 ps of the exploration), by seed.
-LEARNERS = {
-    "tica": lambda seed: TICA(lagtime=10, n_components=1, scaling=None),
-    "pca": lambda seed: PCA(n_components=1),
+
+def quickstart_learner(method, seed):
+    """The quickstart's learner ``method`` (one of :data:`~cvlearn.app.METHODS`): a 1-D CV, lag 10 frames
+    (0.25 ps of the exploration), TICA unscaled (unit variance), small networks.
+
+    Examples
+    --------
+    >>> from cvlearn.app import quickstart_learner
+    >>> quickstart_learner("deeptica", seed=0).get_params()["layers"]
+    [8]
+    """
     # A small network: Deep-TICA trained hard on a two-state system becomes step-like (flat in each
     # basin), which is a fine kinetic CV but a poor one to bias; a smooth CV converges metadynamics.
-    "deeptica": lambda seed: DeepTICA(lagtime=10, layers=[8], max_epochs=60, patience=20, seed=seed),
-    "tae": lambda seed: TimeLaggedAutoEncoder(lagtime=10, layers=[16, 16], max_epochs=300, patience=40, seed=seed),
-    "autoencoder": lambda seed: AutoEncoder(layers=[16, 16], max_epochs=300, patience=40, seed=seed),
-}
+    if method == "deeptica":
+        network = {"layers": [8], "max_epochs": 60, "patience": 20}
+    else:
+        network = {"layers": [16, 16], "max_epochs": 300, "patience": 40}
+    return make_learner(method, lagtime=10, n_components=1, seed=seed, scaling=None, **network)
 
 
 def _exact_fes_along(system, cv, bins):
@@ -63,8 +68,8 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     """Run the loop and write PNG, COLVAR.*, HILLS, .npz files and ``report.json`` into ``out``.
 
     Stages: (1) explore Muller-Brown unbiased at 1000 K (16 walkers); (2) learn a 1-D CV on (x, y)
-    with ``method`` (one of ``LEARNERS``: TICA by default, PCA as the baseline, or a neural learner);
-    (3) well-tempered metadynamics on it at 300 K with ``walkers`` walkers sharing the bias for
+    with ``method`` (:func:`quickstart_learner`: TICA by default, PCA as the baseline, or a neural
+    learner); (3) well-tempered metadynamics on it at 300 K with ``walkers`` walkers sharing the bias for
     ``steps`` steps of 5 fs, in ``chunks`` pieces with a checkpoint after each (``resume=True``
     continues an interrupted run); (4) FES along the CV from the bias and in
     (x, y) by c(t) reweighting, and the A-B free energy difference with its block error next to
@@ -80,7 +85,7 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     steps : int
         Metadynamics steps per walker (5 fs each), a multiple of ``chunks``.
     method : str
-        A key of ``LEARNERS`` ("tica", "pca", ...).
+        One of :data:`~cvlearn.app.METHODS` ("tica", "pca", ...).
     walkers, explore_steps, chunks : int
     resume, force, progress : bool
 
@@ -94,48 +99,76 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     --------
     A tiny run (the default, 25000 steps of 8 walkers, takes about a minute):
 
-    >>> from cvlearn.quickstart import run_quickstart
+    >>> from cvlearn.app import run_quickstart
     >>> report = run_quickstart(out="qs", steps=500, walkers=2, explore_steps=500, chunks=1)
     >>> report["cv_method"], report["n_hills"], round(report["delta_f_exact_kJ_mol"], 2)
     ('tica', 10, 11.41)
     >>> "report.json" in report["files"] and "quickstart.png" in report["files"]
     True
     """
-    if method not in LEARNERS:
-        raise ValueError(f"method must be one of {sorted(LEARNERS)}; got {method!r}.")
-    for name, value in (("walkers", walkers), ("explore_steps", explore_steps), ("chunks", chunks)):
-        if not (isinstance(value, (int, np.integer)) and value >= 1):
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if not isinstance(steps, (int, np.integer)) or steps < chunks or steps % chunks:
-        raise ValueError(f"steps ({steps}) must be a positive multiple of chunks ({chunks}).")
-    path = lambda name: os.path.join(out, name)  # noqa: E731
+    _check_options(method, steps, walkers, explore_steps, chunks)
     resume = claim_output(out, "quickstart", resume=resume, force=force,
                           settings={"method": method, "seed": seed, "walkers": walkers, "explore_steps": explore_steps},
                           resumable=("HILLS", "checkpoint.npz", "metad_trajectory.npz"))
     mb = MullerBrown()
     timings = {}
-
-    # 1. exploration (cheap; redone on resume so the CV is identical)
     t0 = time.perf_counter()
+    explore = _explore(out, seed, explore_steps, progress)  # cheap: redone on resume, so the CV is identical
+    timings["explore_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cv, s = _learn_cv(out, mb, explore, method, seed)
+    timings["learn_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metad, traj = _metadynamics(out, mb, cv, s, seed, steps, walkers, chunks, resume, progress)
+    timings["metad_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fes_cv, fes_xy, series, exact = _free_energies(out, mb, metad, traj)
+    timings["fes_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    counts = _frame_counts(traj, mb, fes_xy)
+    png = _summary_figure(os.path.join(out, "quickstart.png"), mb, cv, explore, *_masked(fes_xy, counts), fes_cv,
+                          series, exact, method)
+    timings["plot_s"] = time.perf_counter() - t0
+    report = _report(out, mb, method, walkers, steps, metad.n_hills, series, exact, timings, png)
+    write_text_atomic(os.path.join(out, "report.json"), json.dumps(report, indent=2))
+    return report
+
+
+def _check_options(method, steps, walkers, explore_steps, chunks):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}.")
+    for name, value in (("walkers", walkers), ("explore_steps", explore_steps), ("chunks", chunks)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if not isinstance(steps, (int, np.integer)) or steps < chunks or steps % chunks:
+        raise ValueError(f"steps ({steps}) must be a positive multiple of chunks ({chunks}).")
+
+
+def _explore(out, seed, explore_steps, progress):
+    """Stage 1: 16 walkers unbiased at ``EXPLORE_T``, saved to ``out/explore.npz``."""
     hot = MullerBrown(temperature=EXPLORE_T)
     explore = Langevin(hot, timestep=TIMESTEP, friction=FRICTION, n_walkers=16, seed=seed).run(
         explore_steps, stride=10, progress=progress)
-    explore.save(path("explore.npz"))
-    timings["explore_s"] = time.perf_counter() - t0
+    explore.save(os.path.join(out, "explore.npz"))
+    return explore
 
-    # 2. learn the CV
-    t0 = time.perf_counter()
-    est = LEARNERS[method](seed)
+
+def _learn_cv(out, mb, explore, method, seed):
+    """Stage 2: the CV learned from the exploration (saved to ``out/cv.pt``) and its values there."""
+    est = quickstart_learner(method, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # short training is enough for a 2-D example
         est.fit(explore)
     cv = est.to_module(featurizer=Positions.of(mb))
     s = np.concatenate(est.transform(explore))[:, 0]
-    save(cv, path("cv.pt"), info={"method": method, **est.get_params()})
-    timings["learn_s"] = time.perf_counter() - t0
+    save(cv, os.path.join(out, "cv.pt"), info={"method": method, **est.get_params()})
+    return cv, s
 
-    # 3. metadynamics on the CV, restartable chunk by chunk
-    t0 = time.perf_counter()
+
+def _metadynamics(out, mb, cv, s, seed, steps, walkers, chunks, resume, progress):
+    """Stage 3: well-tempered metadynamics on ``cv`` (hills of a tenth of its spread ``s``), restartable
+    chunk by chunk; returns the bias and all its frames (those of a resumed run's earlier chunks too)."""
+    path = lambda name: os.path.join(out, name)  # noqa: E731
     sigma = 0.1 * s.std()
     lo, hi = s.min() - 0.5 * s.std(), s.max() + 0.5 * s.std()
     grid = Grid(lo, hi, int(np.ceil((hi - lo) / (sigma / 5))))
@@ -145,57 +178,50 @@ def run_quickstart(out="quickstart_out", seed=0, steps=25000, method="tica", wal
     engine = Langevin(mb, timestep=TIMESTEP, friction=FRICTION, n_walkers=walkers, seed=seed + 1, bias=metad)
     if resume:
         engine.load_checkpoint(path("checkpoint.npz"))
-    per_chunk = steps // chunks
-    with _RunProgress(progress, steps, engine.step, desc="metadynamics") as advance:
-        while engine.step < steps:
-            piece = engine.run(min(per_chunk, steps - engine.step), stride=50, callback=advance,
-                               colvar=path("COLVAR"), restart=bool(pieces))
-            pieces.append(piece)
-            Trajectory.concatenate(pieces).save(path("metad_trajectory.npz"))
-            engine.save_checkpoint(path("checkpoint.npz"))
-    metad.close()
-    traj = Trajectory.concatenate(pieces)
-    timings["metad_s"] = time.perf_counter() - t0
 
-    # 4. free energies
-    t0 = time.perf_counter()
+    def save_frames(piece):
+        pieces.append(piece)
+        Trajectory.concatenate(pieces).save(path("metad_trajectory.npz"))
+
+    run_in_chunks(engine, steps, steps // chunks, save_frames, path("checkpoint.npz"), stride=50,
+                  resume=resume, colvar=path("COLVAR"), progress=progress, desc="metadynamics")
+    metad.close()
+    return metad, Trajectory.concatenate(pieces)
+
+
+def _free_energies(out, mb, metad, traj):
+    """Stage 4: F along the CV from the bias, F(x, y) by c(t) reweighting (both saved), the series of
+    F(B) - F(A) over the run and its exact value (kJ/mol)."""
     fes_cv = metad.free_energy()
-    fes_cv.save(path("fes_cv.npz"))
+    fes_cv.save(os.path.join(out, "fes_cv.npz"))
     fes_xy = fes_mod.reweight(traj, mb.slow_coordinates, bias=metad, bins=60, ranges=mb.slow_bounds, skip=SKIP,
                               names=["x", "y"])
-    fes_xy.save(path("fes_xy.npz"))
-    exact = mb.exact_delta_f("A", "B")
+    fes_xy.save(os.path.join(out, "fes_xy.npz"))
     series = fes_mod.delta_f_timeseries(traj, mb.slow_coordinates, mb.basins["A"], mb.basins["B"], bias=metad,
                                         n_points=10, skip=SKIP)
-    d, d_err = (_finite_or_none(series[k][-1]) for k in ("delta_f", "error"))  # all frames: the headline
-    timings["fes_s"] = time.perf_counter() - t0
+    return fes_cv, fes_xy, series, mb.exact_delta_f("A", "B")
 
-    t0 = time.perf_counter()
-    counts = _frame_counts(traj, mb, fes_xy)
-    png = _summary_figure(path("quickstart.png"), mb, cv, explore, *_masked(fes_xy, counts), fes_cv, series, exact,
-                          method)
-    timings["plot_s"] = time.perf_counter() - t0
-    kT = mb.kT()
-    report = {
+
+def _report(out, mb, method, walkers, steps, n_hills, series, exact, timings, png):
+    d, d_err = (_finite_or_none(series[k][-1]) for k in ("delta_f", "error"))  # all frames: the headline
+    return {
         "system": "Muller-Brown (0.3 kJ/mol per original unit), T = 300 K",
         "cv_method": method,
         "walkers": walkers, "steps_per_walker": steps, "timestep_ps": TIMESTEP,
         "simulated_ns_total": walkers * steps * TIMESTEP / 1000.0,
-        "n_hills": metad.n_hills,
+        "n_hills": n_hills,
         # JSON has no NaN: an error bar that could not be estimated (a basin missing from some
         # block of a very short run) is reported as null.
         # c(t)-weighted frames in each basin, the first SKIP of them dropped (the figure's last point).
         "delta_f_A_to_B_kJ_mol": d, "delta_f_error_kJ_mol": d_err, "delta_f_exact_kJ_mol": exact,
         "delta_f_estimator": f"c(t)-weighted frames in basins A and B, first {SKIP:g} of the run skipped",
         "basin_B_visited": d is not None,
-        "abs_error_kT": None if d is None else abs(d - exact) / kT,
+        "abs_error_kT": None if d is None else abs(d - exact) / mb.kT(),
         "within_2_sigma": d is not None and d_err is not None and abs(d - exact) <= 2 * d_err,
         "wall_time_s": {k: round(v, 2) for k, v in timings.items()},
         "files": sorted(os.listdir(out)) + (["report.json"] if "report.json" not in os.listdir(out) else []),
         "figure": os.path.basename(png),
     }
-    write_text_atomic(path("report.json"), json.dumps(report, indent=2))
-    return report
 
 
 def _finite_or_none(x):
@@ -205,10 +231,9 @@ def _finite_or_none(x):
 def _resume(out, walkers, steps):
     """The metadynamics frames of the run in ``out`` up to its checkpoint; the HILLS and COLVAR rows an
     interrupted chunk wrote after it are dropped (the resumed run writes them again)."""
-    step = _checkpoint_step(os.path.join(out, "checkpoint.npz"))
     colvars = ["COLVAR"] if walkers == 1 else [f"COLVAR.{i}" for i in range(walkers)]
-    _resume_from(out, "checkpoint.npz", step, step * TIMESTEP, steps,
-                 [os.path.join(out, name) for name in ("HILLS", *colvars)])
+    files = [os.path.join(out, name) for name in ("HILLS", *colvars)]
+    step = resume_from(out, "checkpoint.npz", TIMESTEP, steps, files)
     done = Trajectory.load(os.path.join(out, "metad_trajectory.npz"))
     keep = done.step <= step
     return Trajectory(done.positions[keep], done.time[keep], done.step[keep], done.walker_ids,
@@ -245,7 +270,7 @@ def _summary_figure(filename, mb, cv, explore, fes_xy, min_count, fes_cv, series
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from . import plot
+    from .. import plot
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), layout="constrained")
     plot.cv_on_landscape(mb, cv, ax=axes[0, 0], trajectory=explore, max_points=800)

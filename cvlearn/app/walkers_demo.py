@@ -13,8 +13,8 @@ from ..engine import Langevin, OpenMM
 from ..exceptions import ConvergenceWarning
 from ..features import Dihedrals, Positions
 from ..fes import Basin, FreeEnergySurface
-from ..quickstart import EXPLORE_T, FRICTION, LEARNERS, TIMESTEP, _exact_fes_along
 from ..systems import HiddenDoubleWell, MullerBrown
+from .quickstart import EXPLORE_T, FRICTION, TIMESTEP, _exact_fes_along, quickstart_learner
 
 __all__ = ["AlanineWalkers", "DemoWalkers"]
 
@@ -48,8 +48,8 @@ class DemoWalkers:
 
     Examples
     --------
-    >>> import cvlearn as cl
-    >>> demo = cl.walkers.DemoWalkers("muller-brown", explore_steps=1000)
+    >>> from cvlearn.app import DemoWalkers
+    >>> demo = DemoWalkers("muller-brown", explore_steps=1000)
     >>> engine = demo.engine(n_walkers=4, seed=1)  # the same bias, batched in one process
     >>> engine.run(200, stride=100).positions.shape
     (2, 4, 1, 2)
@@ -62,7 +62,7 @@ class DemoWalkers:
         hot = self.settings["make"](EXPLORE_T)
         explore = Langevin(hot, timestep=self.settings["timestep"], friction=self.settings["friction"], n_walkers=16,
                            seed=seed).run(explore_steps, stride=10)
-        est = LEARNERS["tica"](seed)
+        est = quickstart_learner("tica", seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(explore)
@@ -177,8 +177,8 @@ class AlanineWalkers:
 
     Examples
     --------
-    >>> import cvlearn as cl
-    >>> demo = cl.walkers.AlanineWalkers(platform="Reference")
+    >>> import cvlearn.app
+    >>> demo = cvlearn.app.AlanineWalkers(platform="Reference")
     >>> demo.names, demo.grid.shape, demo.pace               # periodic (phi, psi) grid over (-pi, pi]^2
     (['phi', 'psi'], (90, 90), 100)
     """
