@@ -24,14 +24,16 @@ demo quickstart: $(STAMP)
 	$(VENV)/bin/cvlearn quickstart --out quickstart_out --force  # a rerun keeps the last one in quickstart_out/bck.<n>/
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check cvlearn tests benchmarks
+	$(VENV)/bin/ruff check cvlearn tests benchmarks tools
+	PYTHONPATH=tools $(VENV)/bin/lint-imports --no-cache  # the architecture contracts in pyproject.toml
 	$(PY) -m pytest -m "not slow" --durations=20
 
 test-all: $(STAMP)
 	$(PY) -m pytest --durations=20
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cvlearn tests benchmarks
+	$(VENV)/bin/ruff check cvlearn tests benchmarks tools
+	PYTHONPATH=tools $(VENV)/bin/lint-imports --no-cache
 
 # The documentation site, warnings as errors: docs/_build/html/index.html. The gallery runs the
 # tutorials in their fast mode (a few minutes on 2 cores).

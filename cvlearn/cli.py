@@ -285,7 +285,7 @@ def _add_common_options(command):
 
 
 def _version():
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 

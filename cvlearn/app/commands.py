@@ -15,10 +15,9 @@ import time
 
 import numpy as np
 
-from .. import load
 from ..engine import Langevin
 from ..export import to_plumed, to_torchscript
-from ..io import write_text_atomic
+from ..io import load, write_text_atomic
 from ..learners import PCA, TICA
 from ..systems import HiddenDoubleWell
 from .iterate import run_iterate

@@ -8,8 +8,7 @@ import time
 
 import numpy as np
 
-from .. import save
-from ..io import write_text_atomic
+from ..io import save, write_text_atomic
 from ..loop import iterate as run_loop
 from ..loop import metad_for, opes_for
 from .cv_learners import NEURAL_METHODS, make_learner

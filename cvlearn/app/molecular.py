@@ -11,8 +11,7 @@ import os
 
 import numpy as np
 
-from .. import save
-from ..io import write_text_atomic
+from ..io import save, write_text_atomic
 from .cv_learners import make_learner
 from .runs import claim_file, claim_output, file_identity, resume_from, run_in_chunks
 
@@ -196,8 +195,8 @@ def run_bias(pdb, cv, out, n_steps, sigma, height=1.2, bias_factor=10.0, pace=50
     >>> report["steps"], report["hills"]
     (400, 4)
     """
-    from .. import load
     from ..bias import Grid, WellTemperedMetad
+    from ..io import load
 
     path = lambda name: os.path.join(out, name)  # noqa: E731
     module = load(cv)

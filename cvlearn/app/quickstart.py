@@ -12,12 +12,11 @@ import numpy as np
 import torch
 
 from .. import fes as fes_mod
-from .. import save
 from ..bias import Grid, WellTemperedMetad
 from ..engine import Langevin, Trajectory
 from ..exceptions import ConvergenceWarning
 from ..features import Positions
-from ..io import write_text_atomic
+from ..io import save, write_text_atomic
 from ..systems import MullerBrown
 from .cv_learners import METHODS, make_learner
 from .runs import claim_output, resume_from, run_in_chunks

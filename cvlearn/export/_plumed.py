@@ -148,7 +148,7 @@ def to_plumed(cv, directory, bias="metad", sigma=None, height=1.2, bias_factor=1
     model_path = os.path.join(directory, model)
     to_torchscript(cv.model, model_path, dtype=torch.float32)  # PLUMED passes float32 inputs
     outputs = [f"{label}.node-{k}" for k in range(cv.n_components)]
-    from .. import __version__
+    from .._version import __version__
 
     lines = [f"# cvlearn {__version__}: CV {', '.join(cv.names)} ({type(cv.model).__name__}) on "
              f"{len(args)} features; units nm, ps, kJ/mol.",
@@ -197,7 +197,7 @@ def torchscript_format_version(path):
 
 
 def _readme(cv, model, args, outputs, format_version):
-    from .. import __version__
+    from .._version import __version__
 
     return f"""# A cvlearn CV for PLUMED
 

@@ -50,7 +50,7 @@ def save(cv, path, info=None):
     >>> cl.load("cv.pt").info
     {'lagtime': 0}
     """
-    from .. import __version__
+    from .._version import __version__
 
     config = hooks.to_config(cv)
     meta = {"format": "cvlearn-cv", "cvlearn_version": __version__, "class": config.pop("type"), **config,
@@ -94,7 +94,7 @@ def load(path, map_location="cpu"):
     >>> bool(torch.allclose(back(x), cv(x)))
     True
     """
-    from .. import __version__
+    from .._version import __version__
 
     if not os.path.exists(os.fspath(path)):
         raise FileNotFoundError(f"No saved CV at {path}.")
