@@ -114,6 +114,8 @@ def write_bytes_atomic(path, data):
 
     The file gets the user's umask like any other; returns ``path``.
 
+    Examples
+    --------
     >>> import os, tempfile
     >>> from cvlearn.io import write_bytes_atomic
     >>> os.chdir(tempfile.mkdtemp())
