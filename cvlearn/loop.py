@@ -196,13 +196,16 @@ def metad_for(cv, s, height=1.5, bias_factor=10.0, pace=100, sigma_fraction=0.5,
     >>> round(float(metad.sigma[0]), 3), metad.outside                  # sigma = 0.5 std(s)
     (0.488, 'wall')
     """
-    s = np.asarray(s, dtype=np.float64).ravel()
-    sigma = sigma_fraction * s.std()
-    span = max(np.ptp(s), sigma)
-    lo, hi = s.min() - margin * span, s.max() + margin * span
-    grid = Grid(lo, hi, int(np.ceil((hi - lo) / (sigma / bins_per_sigma))))
+    s = _columns(s)
+    sigma = sigma_fraction * s.std(axis=0)
+    span = np.maximum(np.ptp(s, axis=0), sigma)
+    lo, hi = s.min(axis=0) - margin * span, s.max(axis=0) + margin * span
+    grid = Grid(lo, hi, np.ceil((hi - lo) / (sigma / bins_per_sigma)).astype(int))
+    wall_kappa = 40.0 / np.max(sigma) ** 2  # 20 kJ/mol one sigma past the edge of the widest CV: never stiffer
+    if s.shape[1] == 1:
+        sigma = float(sigma[0])
     return WellTemperedMetad(cv, sigma=sigma, height=height, bias_factor=bias_factor * strength, pace=pace, grid=grid,
-                             outside="wall", wall_kappa=40.0 / sigma**2)
+                             outside="wall", wall_kappa=wall_kappa)
 
 
 def fluctuation(segments, window_ps=1.0, temperature=None):
@@ -223,17 +226,24 @@ def fluctuation(segments, window_ps=1.0, temperature=None):
     """
     widths = []
     for values, temp, dt in segments:
-        values = np.asarray(values, dtype=np.float64).ravel()
+        values = _columns(values)
         w = max(2, int(round(window_ps / dt)))
         n = len(values) // w
         if n < 1:
             continue
-        local = values[:n * w].reshape(n, w).std(axis=1, ddof=1).mean()
+        local = values[:n * w].reshape(n, w, -1).std(axis=1, ddof=1).mean(axis=0)
         scale = 1.0 if temperature is None or temp is None else np.sqrt(temperature / temp)
         widths.append(local * scale)
     if not widths:
         raise ValueError(f"No segment spans a window of {window_ps} ps: record frames more often or run longer.")
-    return float(np.mean(widths))
+    width = np.mean(widths, axis=0)
+    return float(width[0]) if len(width) == 1 else width
+
+
+def _columns(values):
+    """CV values as (frames, components) float64: a 1-D array is one component."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.reshape(len(values), -1)
 
 
 def opes_for(cv, s, barrier=40.0, pace=500, temperature=300.0, segments=None, strength=1.0, window_ps=1.0):
@@ -255,10 +265,12 @@ def opes_for(cv, s, barrier=40.0, pace=500, temperature=300.0, segments=None, st
     """
     from .bias import OPES
 
-    s = np.asarray(s, dtype=np.float64).ravel()
-    sigma = fluctuation(segments, window_ps, temperature) if segments else 0.1 * s.std()
-    if not sigma > 0:
-        raise ValueError("The CV is constant on its training frames: it cannot be biased.")
+    s = _columns(s)
+    sigma = fluctuation(segments, window_ps, temperature) if segments else 0.1 * s.std(axis=0)
+    if not np.all(np.asarray(sigma) > 0):
+        raise ValueError("A CV component is constant on its training frames: it cannot be biased.")
+    if np.ndim(sigma) and len(sigma) == 1:
+        sigma = float(sigma[0])
     return OPES(cv, barrier=barrier * strength, pace=pace, sigma=sigma, temperature=temperature)
 
 
@@ -500,7 +512,7 @@ def _learn_round(k, data, featurizer, learner, make_bias, make_engine, n_models,
         walkers += [(traj.temperature, spacing)] * traj.n_walkers
     est, scores = _fit_best(learner, k, X, logw, n_models)
     cv = est.to_module(featurizer=featurizer)
-    s_walkers = [np.asarray(v)[:, 0] for v in est.transform(X)]
+    s_walkers = [_columns(v) for v in est.transform(X)]  # (frames, components) per walker
     s_train = np.concatenate(s_walkers)
     extras = {}
     if _accepts(make_bias, "strength"):
@@ -516,11 +528,14 @@ def _learn_round(k, data, featurizer, learner, make_bias, make_engine, n_models,
 
 
 def _cv_change(previous, cv, data):
-    """1 - |Pearson r| between two CVs on all frames so far."""
+    """1 - |Pearson r| between two CVs on all frames so far. With several components, each component of
+    the new CV is matched to the previous component it correlates with most and the worst match counts
+    (components that only swapped order are no change)."""
     with torch.no_grad():
         pooled = torch.as_tensor(np.concatenate([t.positions.reshape(-1, *t.positions.shape[2:]) for t, _ in data]))
-        r = np.corrcoef(previous(pooled)[:, 0].double().numpy(), cv(pooled)[:, 0].double().numpy())[0, 1]
-    return 1.0 - abs(float(r))
+        a, b = previous(pooled).double().numpy(), cv(pooled).double().numpy()
+    r = np.corrcoef(a.T, b.T)[: a.shape[1], a.shape[1]:]
+    return 1.0 - float(np.min(np.max(np.abs(r), axis=0)))
 
 
 def _settled(before, now, tol):

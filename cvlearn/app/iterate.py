@@ -108,11 +108,11 @@ DEFAULTS = {
     "muller-brown": {"method": "tica", "walkers": 8, "steps": 20000, "initial_steps": 4000, "stride": 10,
                      "lagtime": 10, "bias": "metad", "skip": 0.3, "rounds": 5, "n_models": 1,
                      "train_weights": "reweighted", "cv_tol": 0.02, "explore_temperature": None, "epochs": 200,
-                     "learn_rounds": None},
+                     "learn_rounds": None, "n_components": 1},
     "molecule": {"method": "deeptica", "walkers": 4, "steps": 125_000, "initial_steps": 1_000_000, "stride": 100,
                  "lagtime": 5, "bias": "opes", "skip": 0.5, "rounds": 8, "n_models": 3,
                  "train_weights": "sampled", "cv_tol": None, "explore_temperature": 700.0, "epochs": 60,
-                 "learn_rounds": 2},
+                 "learn_rounds": 2, "n_components": 1},
 }
 
 
@@ -120,8 +120,8 @@ def run_iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), f
             variable=None, basins=None, method=None, rounds=None, walkers=None, steps=None, initial_steps=None,
             stride=None, lagtime=None, bias=None, barrier=40.0, height=None, bias_factor=10.0, pace=None, skip=None,
             reweighting=None, bins=60, tol=1.0, cv_tol="default", seed=0, epochs=None, n_models=None,
-            temperature=None, explore_temperature="default", timestep=0.002, friction=1.0, platform=None,
-            train_weights=None, learn_rounds="default", progress=False):
+            n_components=None, temperature=None, explore_temperature="default", timestep=0.002, friction=1.0,
+            platform=None, train_weights=None, learn_rounds="default", progress=False):
     """Learn a CV, bias it, reweight, relearn (:func:`cvlearn.iterate`) and write every round to ``out``.
 
     Every option left out (None) takes the protocol's value for the kind of system, so the plain call
@@ -176,6 +176,8 @@ def run_iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), f
         Stopping rule of :func:`cvlearn.iterate` (kJ/mol; 1 - |r| between consecutive CVs, None to ignore).
     n_models : int
         Networks trained per round; the best by VAMP-2 score is kept.
+    n_components : int
+        Components of the learned CV (1 to 3), all biased (a multidimensional OPES or metadynamics grid).
     learn_rounds : int or None
         Rounds that relearn the CV before its bias is continued (see :func:`cvlearn.iterate`); None:
         relearn every round (Muller-Brown's default).
@@ -207,7 +209,7 @@ def run_iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), f
         raise ValueError(f"system must be 'muller-brown' or None (a molecule from pdb=); got {system!r}.")
     p = _protocol(kind, method=method, walkers=walkers, steps=steps, initial_steps=initial_steps, stride=stride,
                   lagtime=lagtime, bias=bias, skip=skip, rounds=rounds, train_weights=train_weights, epochs=epochs,
-                  n_models=n_models, cv_tol=cv_tol, explore_temperature=explore_temperature,
+                  n_models=n_models, n_components=n_components, cv_tol=cv_tol, explore_temperature=explore_temperature,
                   learn_rounds=learn_rounds, reweighting=reweighting)
     os.makedirs(out, exist_ok=True)
     if kind == "muller-brown":
@@ -220,7 +222,8 @@ def run_iterate(out, system=None, pdb=None, forcefield=("amber99sbildn.xml",), f
                                 run_temperature, timestep, friction, platform, p["walkers"],
                                 p["explore_temperature"] or run_temperature, progress)
         height, pace = height or 1.2, pace or 500
-    learner = make_learner(p["method"], lagtime=p["lagtime"], n_components=1, seed=seed, max_epochs=p["epochs"])
+    learner = make_learner(p["method"], lagtime=p["lagtime"], n_components=p["n_components"], seed=seed,
+                           max_epochs=p["epochs"])
     rdir = lambda k: os.path.join(out, f"round_{k}")  # noqa: E731
     bias_file = "KERNELS" if p["bias"] == "opes" else "HILLS"
 
@@ -267,9 +270,11 @@ def _protocol(kind, cv_tol, explore_temperature, learn_rounds, reweighting, **op
     p["explore_temperature"] = d["explore_temperature"] if explore_temperature == "default" else explore_temperature
     p["learn_rounds"] = d["learn_rounds"] if learn_rounds == "default" else learn_rounds
     p["reweighting"] = reweighting or ("bias" if p["bias"] == "opes" else "ct")
-    for name in ("rounds", "steps", "initial_steps", "walkers", "stride", "lagtime", "n_models"):
+    for name in ("rounds", "steps", "initial_steps", "walkers", "stride", "lagtime", "n_models", "n_components"):
         if not (isinstance(p[name], (int, np.integer)) and p[name] >= 1):
             raise ValueError(f"{name} must be a positive integer; got {p[name]!r}.")
+    if p["n_components"] > 3:
+        raise ValueError(f"n_components must be 1 to 3 (a bias grid spans at most 3 CVs); got {p['n_components']}.")
     if p["bias"] not in ("opes", "metad"):
         raise ValueError(f"bias must be 'opes' or 'metad'; got {p['bias']!r}.")
     if p["reweighting"] not in ("ct", "final", "bias"):
@@ -298,7 +303,8 @@ def _summary(result, p, setup, system, wall_s):
     final = result.delta_f
     return {"system": system, "method": p["method"], "bias": p["bias"],
             "reweighting": p["reweighting"], "skip": p["skip"], "train_weights": p["train_weights"],
-            "n_models": p["n_models"], "walkers": p["walkers"], "explore_temperature_K": setup["initial"].temperature,
+            "n_models": p["n_models"], "n_components": p["n_components"],
+            "walkers": p["walkers"], "explore_temperature_K": setup["initial"].temperature,
             "reference_delta_f": setup["exact"], "reference_error": setup["exact_error"],
             "converged": result.converged,
             "delta_f": None if final is None else finite(final.value),

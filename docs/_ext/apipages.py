@@ -12,7 +12,7 @@ from pathlib import Path
 
 # The public subpackages, in the order a reader meets them.
 SUBPACKAGES = ["systems", "engine", "features", "learners", "bias", "fes", "loop", "plot", "export", "io",
-               "walkers", "generative", "physics", "data", "units", "app"]
+               "walkers", "generative", "physics", "data", "units", "hooks", "app"]
 
 
 def _rst(title, module, names, intro, home):
