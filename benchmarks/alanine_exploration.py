@@ -61,8 +61,8 @@ OMEGA = [[_atom("ACE", "CH3"), _atom("ACE", "C"), _atom("ALA", "N"), _atom("ALA"
          [_atom("ALA", "CA"), _atom("ALA", "C"), _atom("NME", "N"), _atom("NME", "C")]]
 
 
-def explore(temperature, seed, n_steps):
-    eng = cl.engine.OpenMM.from_pdb(PDB, temperature=temperature, seed=seed, minimize=True)
+def explore(temperature, seed, n_steps, forcefield=("amber99sbildn.xml",)):
+    eng = cl.engine.OpenMM.from_pdb(PDB, forcefield=forcefield, temperature=temperature, seed=seed, minimize=True)
     traj = eng.run(n_steps, stride=STRIDE)
     phi = np.concatenate(PHI.transform(traj))[:, 0]
     omega = md.compute_dihedrals(md.Trajectory(traj.positions[:, 0], TOP), OMEGA)

@@ -81,7 +81,7 @@ def row(seed, s, ref):
                       "yes" if s["converged"] else "no", "**yes**" if ok else "no"]
 
 
-def figure(solvent, seeds, summaries, ref, path):
+def figure(solvent, seeds, summaries, ref, path, variant=""):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,14 +101,14 @@ def figure(solvent, seeds, summaries, ref, path):
     ax.plot([], [], "o", color="C0", label="converged")
     ax.plot([], [], "o", color="C1", label="not converged")
     ax.set(xlabel="seed", ylabel="ΔF = F(φ>0) − F(φ<0) (kJ/mol)", xticks=seeds,
-           title=f"cvlearn iterate --system molecule, {LABELS[solvent]}")
+           title=f"cvlearn iterate --system molecule {variant}, {LABELS[solvent]}".replace("  ", " "))
     ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def report(solvent, seeds, root):
+def report(solvent, seeds, root, variant=""):
     ref = cvlearn.data.alanine_reference(solvent)
     found = [(s, json.loads((root / f"seed_{s}" / "summary.json").read_text())) for s in seeds
              if (root / f"seed_{s}" / "summary.json").exists()]
@@ -122,8 +122,9 @@ def report(solvent, seeds, root):
         oks.append(ok)
         lefts.append(left)
     n = len(found)
-    fig = HERE / "figures" / f"iterate_reliability_{solvent}.png"
-    figure(solvent, [s for s, _ in found], [s for _, s in found], ref, fig)
+    tag = "".join(c if c.isalnum() else "_" for c in variant).strip("_")
+    fig = HERE / "figures" / f"iterate_reliability_{solvent}{'_' + tag if tag else ''}.png"
+    figure(solvent, [s for s, _ in found], [s for _, s in found], ref, fig, variant)
     finals = np.array([s["delta_f"] for _, s in found if s["delta_f"] is not None])
     header = ["seed", "left C7eq", "rounds", "transitions", "ns simulated", "wall s", "ΔF ± error (kJ/mol)",
               "ΔF − reference", "converged", f"within {TOLERANCE:g} kJ/mol, ≤ {MAX_NS:g} ns"]
@@ -138,7 +139,8 @@ def report(solvent, seeds, root):
                  f"{wall:.0f} s per seed.")
     text += f" Figure: `benchmarks/figures/{fig.name}`."
     print(text)
-    append_section(f"The loop on alanine dipeptide: reliability over seeds ({LABELS[solvent]})", text)
+    options = f", with {variant}" if variant else ""
+    append_section(f"The loop on alanine dipeptide: reliability over seeds ({LABELS[solvent]}{options})", text)
 
 
 def main(argv=None):
@@ -147,6 +149,8 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--out", default=None, help="where the runs go (default out/iterate_reliability/<solvent>)")
     p.add_argument("--report", action="store_true", help="only gather the finished seeds and write the report")
+    p.add_argument("--variant", default="", help="with --report: the options the runs were given beyond the seed, "
+                   "for the section title and figure name (e.g. '--n-components 2')")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: options passed to cvlearn iterate")
     args = p.parse_args(argv)
     root = Path(args.out or Path("out") / "iterate_reliability" / args.solvent)
@@ -156,7 +160,7 @@ def main(argv=None):
             out = root / f"seed_{seed}"
             out.mkdir(parents=True, exist_ok=True)
             run_seed(args.solvent, seed, out, extra)
-    report(args.solvent, args.seeds, root)
+    report(args.solvent, args.seeds, root, args.variant or " ".join(a for a in args.extra if a != "--"))
     return 0
 
 

@@ -247,3 +247,49 @@ def test_the_bound_points_the_right_way_for_the_missing_basin():
     assert missing == "a" and value == pytest.approx(-kT * np.log(n))  # F(b) - F(a) < -kT ln(100 / 1)
     value, missing = _bound(-in_b, np.zeros((n, 1)), a, b, 0, kT)
     assert missing == "b" and value == pytest.approx(kT * np.log(n))  # F(b) - F(a) > -kT ln(1 / 100)
+
+
+def test_biases_are_sized_per_component_of_a_multidimensional_cv():
+    from cvlearn.loop import fluctuation, opes_for
+
+    rng = np.random.default_rng(2)
+    hot = np.column_stack([rng.normal(scale=0.4, size=6000), rng.normal(scale=0.04, size=6000)])
+    width = fluctuation([(hot, 1200.0, 0.1)], window_ps=1.0, temperature=300.0)
+    np.testing.assert_allclose(width, [0.2, 0.02], rtol=0.1)  # each component's own width, x sqrt(300 / 1200)
+    opes = opes_for(torch.nn.Identity(), hot, segments=[(hot, 1200.0, 0.1)], barrier=30.0, pace=10)
+    np.testing.assert_allclose(opes.sigma0, width)
+    m = metad_for(torch.nn.Identity(), hot)
+    np.testing.assert_allclose(m.sigma, 0.5 * hot.std(axis=0))
+    assert m.grid.lo.shape == (2,) and np.all(m.grid.spacing <= m.sigma / 5 + 1e-12)
+    # the wall: 20 kJ/mol one sigma past the edge of the widest component, never stiffer
+    assert 0.5 * m.wall_kappa * m.sigma.max() ** 2 == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="component is constant"):
+        opes_for(torch.nn.Identity(), np.column_stack([hot[:, 0], np.ones(6000)]))
+
+
+def test_cv_change_matches_components_that_only_swapped_order():
+    from cvlearn.engine import Trajectory
+    from cvlearn.loop import _cv_change
+
+    x = np.random.default_rng(3).normal(size=(500, 1, 1, 2))
+    data = [(Trajectory(x, np.arange(500.0), temperature=300.0), None)]
+    first = lambda p: p[:, 0, :]  # noqa: E731  (x, y)
+    swapped = lambda p: p[:, 0, [1, 0]] * torch.tensor([1.0, -1.0], dtype=p.dtype)  # noqa: E731  (y, -x)
+    assert _cv_change(first, swapped, data) == pytest.approx(0.0, abs=1e-12)
+    mixed = lambda p: torch.stack([p[:, 0, 0], p[:, 0, 0] + p[:, 0, 1]], dim=1)  # noqa: E731
+    assert _cv_change(first, mixed, data) == pytest.approx(1 - 1 / np.sqrt(2), abs=0.05)  # worst match: r ~ 0.71
+
+
+def test_loop_with_a_two_component_cv():
+    dw = cl.systems.DoubleWell(dim=2, barrier=10.0)
+    left, right = Basin(lo=[-2.0], hi=[-0.5]), Basin(lo=[0.5], hi=[2.0])
+    start = np.array([[-1.0, 0.0]])
+    initial = cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=0, positions=start).run(2000, stride=10)
+    result = iterate(lambda bias, k: cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=k,
+                                                 positions=start, bias=bias),
+                     cl.TICA(lagtime=5, n_components=2, scaling=None), cl.features.Positions.of(dw), initial,
+                     dw.slow_coordinates, (left, right), rounds=2, steps=4000, stride=10, tol=1e-9,
+                     reweight={"bins": 40, "ranges": dw.slow_bounds})
+    r2 = result.rounds[-1]
+    assert r2.bias.grid.lo.shape == (2,) and r2.transitions > 0 and np.isfinite(r2.delta_f.value)
+    assert 0.0 <= r2.cv_change <= 1.0
