@@ -123,8 +123,9 @@ def test_compile_choice():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("periodic", [False, True])
-def test_fused_two_dimensional_grid_and_from_function(periodic):
-    """2-D metadynamics (periodic or walls) on a potential from a plain function (forces by torch.func)."""
+def test_fused_two_dimensional_grid_walls_and_from_function(periodic):
+    """2-D metadynamics (periodic or not) and two walls on a potential from a plain function (forces by
+    torch.func)."""
     mb = cl.systems.MullerBrown()
     system = cl.systems.from_function(mb.potential, n_particles=1, n_dims=2, start=[mb.minima["A"]])
 
@@ -132,7 +133,9 @@ def test_fused_two_dimensional_grid_and_from_function(periodic):
         bias = cl.WellTemperedMetad(cl.features.Positions(1, 2), sigma=[0.1, 0.1], height=1.5, bias_factor=10.0,
                                     pace=50, grid=cl.Grid([-2.0, -1.0], [1.5, 2.5], 80, periodic=periodic),
                                     outside="wall")
-        return _engine(compile, bias=bias, system=system)
+        walls = [cl.bias.UpperWall(cl.features.Positions(1, 2), at=[0.5, 2.0], kappa=50.0),
+                 cl.bias.LowerWall(cl.features.Positions(1, 2), at=[-1.0, 0.0], kappa=[20.0, 30.0])]
+        return _engine(compile, bias=[bias, *walls], system=system)
 
     a, b = engine(False).run(400, stride=50), engine(True).run(400, stride=50)
     np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)

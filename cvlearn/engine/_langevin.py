@@ -60,8 +60,9 @@ class Langevin(Engine):
         Integrate the steps between two events (recorded frames, bias depositions, the end of a run) as
         one ``torch.compile`` d block (:mod:`cvlearn.engine._fused`): the system's and the biases' forces
         and the BAOAB update without returning to Python, tens of times faster for a few walkers. It
-        needs every bias to be a :class:`cvlearn.bias.Fusable` (metadynamics and static grid biases are),
-        and compiling costs seconds once per process and configuration (``compile_seconds``). False:
+        needs every bias to be a :class:`cvlearn.bias.Fusable` (metadynamics, static grid biases, walls
+        and restraints are; OPES is not yet), and compiling costs seconds once per process and
+        configuration (``compile_seconds``). False:
         always the eager steps. True: fused whenever possible. "auto": fused for a ``run`` whose eager
         steps would take at least ``AUTO_COMPILE_SECONDS`` by a fixed cost model (so the choice, like
         the trajectory, depends only on the arguments: e.g. ``run(5000)`` of 8 walkers with one bias).
