@@ -59,6 +59,32 @@ def test_fused_seed_reproduces_a_run_across_a_restart(tmp_path):
     assert again.compile_seconds == 0.0  # compiled once per process, not per engine
 
 
+def test_an_interrupt_inside_a_block_loses_nothing(tmp_path, monkeypatch):
+    whole = _engine(True, seed=5).run(400, stride=50)
+    compiled, calls = _fused._compiled_block, []
+
+    def interrupted_at_the_fourth_block(device_type):
+        block = compiled(device_type)
+
+        def call(*args):
+            calls.append(None)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return block(*args)
+        return call
+
+    monkeypatch.setattr(_fused, "_compiled_block", interrupted_at_the_fourth_block)
+    engine = _engine(True, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(400, stride=50, checkpoint=tmp_path / "state.npz")
+    assert engine.step == 150  # three blocks of 50 steps done, the fourth undone
+    saved = np.load(tmp_path / "state.npz")
+    assert int(saved["step"]) == 150
+    np.testing.assert_array_equal(saved["rng_state"], engine._gen.get_state().numpy())  # noise drawn, then returned
+    rest = engine.run(250, stride=50)  # the same engine goes on where it stopped: the same trajectory
+    np.testing.assert_array_equal(rest.positions, whole.positions[3:])
+
+
 def test_a_failing_block_is_replayed_by_the_eager_steps():
     """A walker leaving the grid (outside="error") stops both paths at the same step with the same error."""
     start = [[1.4, 2.5]]  # near the grid's upper edge x = 1.5, where the fourth Muller-Brown term pushes out

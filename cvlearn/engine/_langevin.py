@@ -18,9 +18,10 @@ __all__ = ["Langevin"]
 
 log = logging.getLogger("cvlearn")
 
-#: ``compile="auto"`` compiles when the eager steps of a run are expected to take this long (s): about the
-#: cold compilation on 2 busy cores (~8 s; ~3 s with inductor's on-disk cache warm).
-AUTO_COMPILE_SECONDS = 5.0
+#: ``compile="auto"`` compiles when the eager steps of a run are expected to take this long (s). Compiling
+#: took 10 s (inductor's C++ cache warm) to 30 s (cold) on 2 busy cores, and inductor cannot cache the
+#: graph of a while_loop on disk, so every new process pays at least the 10 s.
+AUTO_COMPILE_SECONDS = 20.0
 
 
 class Langevin(Engine):
@@ -65,7 +66,7 @@ class Langevin(Engine):
         configuration (``compile_seconds``). False:
         always the eager steps. True: fused whenever possible. "auto": fused for a ``run`` whose eager
         steps would take at least ``AUTO_COMPILE_SECONDS`` by a fixed cost model (so the choice, like
-        the trajectory, depends only on the arguments: e.g. ``run(5000)`` of 8 walkers with one bias).
+        the trajectory, depends only on the arguments: e.g. ``run(20000)`` of 8 walkers with one bias).
         Same random stream either way; fused and eager steps agree to round-off (~1e-13 nm per block
         in float64), which chaotic dynamics amplifies over long runs, so a seed reproduces a run exactly
         with the same ``compile`` choice. When compilation is unavailable the engine warns once and
