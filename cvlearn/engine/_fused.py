@@ -28,6 +28,7 @@ raise the usual error at the exact step. When compilation is impossible (no C++ 
 torch cannot trace) the engine warns once and continues with the eager steps.
 """
 
+import contextlib
 import logging
 import time
 import warnings
@@ -49,6 +50,9 @@ log = logging.getLogger("cvlearn")
 NOISE_BYTES = 64 * 2**20
 #: Steps of one block at most (a block also ends at every event).
 MAX_BLOCK = 1000
+#: Configurations (system class, biases, shape, dtype) one process may compile: dynamo's default limit
+#: of graphs per function (8) would refuse the ninth engine configuration of a benchmark or a notebook.
+MAX_CONFIGURATIONS = 64
 
 _compiled = {}  # device type -> the compiled block function, shared by every engine of the process
 _seen = set()  # configurations compiled in this process: the first call of any other one is compile time
@@ -163,10 +167,12 @@ class FusedSteps:
         try:
             fn = _compiled_block(eng.device.type)
             states = [b.fused_state(eng.dtype, eng.device) for b in eng.biases]
+            new = self.key not in _seen
             t0 = time.perf_counter()
-            x, v, f, e, eb, ok, records = fn(eng.system, eng.biases, states, eng.positions, eng.velocities,
-                                             eng._forces, self.noise, torch.tensor(n, device=eng.device),
-                                             half_dt, c1, noise_scale, inv_m)
+            with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS) if new else contextlib.nullcontext():
+                x, v, f, e, eb, ok, records = fn(eng.system, eng.biases, states, eng.positions, eng.velocities,
+                                                 eng._forces, self.noise, torch.tensor(n, device=eng.device),
+                                                 half_dt, c1, noise_scale, inv_m)
             ok = bool(ok)
         except Exception as exc:  # noqa: BLE001 - any failure to compile or run: the eager steps decide
             eng._gen.set_state(rng)
@@ -175,7 +181,7 @@ class FusedSteps:
         except BaseException:  # an interrupt: the checkpoint must hold the state before the block
             eng._gen.set_state(rng)
             raise
-        if self.key not in _seen:
+        if new:
             _seen.add(self.key)
             self.compile_seconds += time.perf_counter() - t0
             log.info("Langevin: compiled the fused steps in %.1f s", time.perf_counter() - t0)
