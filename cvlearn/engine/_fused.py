@@ -161,10 +161,10 @@ class FusedSteps:
         the engine's state and random generator untouched, for the eager steps to replay the block."""
         eng = self.engine
         rng = eng._gen.get_state()
-        for k in range(n):  # the eager step's draws, in its order
-            self.noise[k].normal_(generator=eng._gen)
         half_dt, c1, noise_scale, inv_m = eng._coefficients
         try:
+            for k in range(n):  # the eager step's draws, in its order
+                self.noise[k].normal_(generator=eng._gen)
             fn = _compiled_block(eng.device.type)
             states = [b.fused_state(eng.dtype, eng.device) for b in eng.biases]
             new = self.key not in _seen
@@ -195,8 +195,8 @@ class FusedSteps:
         return True
 
     def _fail(self, exc):
-        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-        self.failure = f"{type(exc).__name__}: {first_line}"
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        self.failure = f"{type(exc).__name__}: {' '.join(lines[:2])[:300]}"
         warnings.warn(f"cvlearn.Langevin: the compiled fused steps are unavailable ({self.failure}); running the "
-                      "eager steps instead (the same trajectory, slower). Pass compile=False to skip the attempt.",
+                      "eager steps instead (the eager trajectory, slower). Pass compile=False to skip the attempt.",
                       RuntimeWarning, stacklevel=4)

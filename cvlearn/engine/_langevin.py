@@ -62,13 +62,13 @@ class Langevin(Engine):
         one ``torch.compile`` d block (:mod:`cvlearn.engine._fused`): the system's and the biases' forces
         and the BAOAB update without returning to Python, tens of times faster for a few walkers. It
         needs every bias to be a :class:`cvlearn.bias.Fusable` (metadynamics, static grid biases, walls
-        and restraints are; OPES is not yet), and compiling costs seconds once per process and
-        configuration (``compile_seconds``). False:
-        always the eager steps. True: fused whenever possible. "auto": fused for a ``run`` whose eager
-        steps would take at least ``AUTO_COMPILE_SECONDS`` by a fixed cost model (so the choice, like
-        the trajectory, depends only on the arguments: e.g. ``run(20000)`` of 8 walkers with one bias).
-        Same random stream either way; fused and eager steps agree to round-off (~1e-13 nm per block
-        in float64), which chaotic dynamics amplifies over long runs, so a seed reproduces a run exactly
+        and restraints are; OPES is not yet), and compiling costs 10-30 s once per process and
+        configuration (``compile_seconds``). False: always the eager steps. True: fused whenever
+        possible. "auto": fused for a ``run`` whose eager steps would take at least
+        ``AUTO_COMPILE_SECONDS`` by a fixed cost model, so that the choice, like the trajectory, depends
+        only on the arguments (e.g. ``run(20000)`` of 8 walkers with one bias compiles, ``run(5000)``
+        does not). The random stream is the same either way and fused steps equal eager ones up to
+        round-off, which chaotic dynamics amplifies over long runs: a seed reproduces a run exactly
         with the same ``compile`` choice. When compilation is unavailable the engine warns once and
         runs the eager steps.
 
@@ -91,7 +91,7 @@ class Langevin(Engine):
         owner = "Langevin"
         if compile not in ("auto", True, False):
             raise ValueError(f"compile must be 'auto', True or False; got {compile!r}.")
-        self.compile = compile
+        self.compile = compile if compile == "auto" else bool(compile)
         self.system = system
         self.temperature = check_positive(as_float(system.temperature if temperature is None else temperature, "K"),
                                           "temperature", owner)
@@ -124,6 +124,7 @@ class Langevin(Engine):
 
     @property
     def compile_seconds(self):
+        """Seconds this engine spent compiling its fused steps."""
         return 0.0 if self._fused is None else self._fused.compile_seconds
 
     def _initial_positions(self, positions):
