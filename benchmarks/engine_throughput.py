@@ -84,8 +84,8 @@ def _timed_run(engine, n_steps, device):
 
 
 def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=5, metad=False, compile=False):
-    """(steps per repeat, best and median seconds per repeat, seconds spent compiling) for a freshly built,
-    warmed-up engine."""
+    """(steps per repeat, best and median seconds per repeat, seconds spent compiling, why compiling failed
+    or None) for a freshly built, warmed-up engine."""
     system = SYSTEMS[system_name]()
     engine = cl.Langevin(system, timestep=0.005, friction=5.0, n_walkers=n_walkers, seed=0, device=device,
                          dtype=dtype, bias=_metad(system, n_walkers) if metad else None, compile=compile)
@@ -96,7 +96,7 @@ def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=5, me
     per_step = secs / calib_steps
     n_steps = int(min(max(target / repeats / per_step, 10), 1_000_000))
     times = sorted(_timed_run(engine, n_steps, device) for _ in range(repeats))
-    return n_steps, times[0], times[len(times) // 2], engine.compile_seconds
+    return n_steps, times[0], times[len(times) // 2], engine.compile_seconds, engine.compile_failure
 
 
 # Muller-Brown's constants (cvlearn.systems.MullerBrown, scale 0.3 kJ/mol per original unit).
@@ -182,10 +182,11 @@ def main():
             for dtype_name, dtype in dtypes.items():
                 for n in sizes:
                     for compile in modes:
-                        steps, best, median, compile_s = measure(system_name, device, dtype, n, args.warmup,
-                                                                 args.target, args.repeats, metad, compile)
+                        steps, best, median, compile_s, failure = measure(system_name, device, dtype, n, args.warmup,
+                                                                          args.target, args.repeats, metad, compile)
                         rate = n * steps / best
-                        row = [system_name, "metad" if metad else "none", "fused" if compile else "eager", device,
+                        label = ("eager (compiling failed)" if failure else "fused") if compile else "eager"
+                        row = [system_name, "metad" if metad else "none", label, device,
                                dtype_name, n, steps, f"{1e3 * best / steps:.3f}", f"{1e3 * median / steps:.3f}",
                                f"{rate:.3g}", f"{anchors[n]:.3g}", f"{rate / anchors[n]:.2f}",
                                f"{compile_s:.1f}" if compile else ""]

@@ -76,6 +76,8 @@ class Langevin(Engine):
     ----------
     compile_seconds : float
         Seconds this engine spent compiling fused steps (0 when it found them compiled in the process).
+    compile_failure : str or None
+        Why compiling failed (the engine then runs the eager steps), or None.
 
     Examples
     --------
@@ -126,6 +128,11 @@ class Langevin(Engine):
     def compile_seconds(self):
         """Seconds this engine spent compiling its fused steps."""
         return 0.0 if self._fused is None else self._fused.compile_seconds
+
+    @property
+    def compile_failure(self):
+        """Why compiling the fused steps failed (one line; the engine then runs the eager steps), or None."""
+        return None if self._fused is None else self._fused.failure
 
     def _initial_positions(self, positions):
         p = self.system.start_positions() if positions is None else torch.as_tensor(np.asarray(positions))
