@@ -167,3 +167,25 @@ def test_fused_two_dimensional_grid_walls_and_from_function(periodic):
     a, b = engine(False).run(400, stride=50), engine(True).run(400, stride=50)
     np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)
     np.testing.assert_allclose(b.bias_energy, a.bias_energy, rtol=0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_fused_hidden_double_well_and_float32():
+    """An embedded 10-D system with analytic forces (float64, to 1e-10), and metadynamics in float32 (the grid
+    interpolated in float64 on the CPU, as the eager path does; positions to float32 round-off)."""
+    def engine(compile, system, dtype, bias):
+        return cl.Langevin(system, timestep=0.02, friction=1.0, n_walkers=3, seed=1, bias=bias, dtype=dtype,
+                           compile=compile)
+
+    hidden = cl.systems.HiddenDoubleWell(dim=10)
+    a = engine(False, hidden, torch.float64, None).run(300, stride=50)
+    b = engine(True, hidden, torch.float64, None).run(300, stride=50)
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)
+    mb = cl.systems.MullerBrown()
+    a = cl.Langevin(mb, timestep=0.005, friction=5.0, n_walkers=2, seed=0, bias=_metad(), dtype=torch.float32,
+                    compile=False).run(200, stride=50)
+    fused = cl.Langevin(mb, timestep=0.005, friction=5.0, n_walkers=2, seed=0, bias=_metad(), dtype=torch.float32,
+                        compile=True)
+    b = fused.run(200, stride=50)
+    assert fused.compile_failure is None
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-4)
