@@ -181,7 +181,7 @@ def test_value_and_gradient_matches_autograd_inside_and_beyond_the_wall(periodic
 
 
 # What each bias class of cvlearn.bias supports of the engine-bias contract (cvlearn.bias._protocol).
-_CV_BIAS = {"Bias", "CVBias", "PointEvaluable", "ColvarWriter"}
+_CV_BIAS = {"Bias", "CVBias", "PointEvaluable", "ColvarWriter", "Fusable"}
 CLAIMS = {
     "GridBias": _CV_BIAS, "StaticBias": _CV_BIAS, "HarmonicRestraint": _CV_BIAS, "LowerWall": _CV_BIAS,
     "UpperWall": _CV_BIAS,
@@ -189,7 +189,7 @@ CLAIMS = {
     "OPES": {"Bias", "CVBias", "ColvarWriter", "Bindable", "Adaptive", "Paced", "HillsWriter"},  # no float path
 }
 PROTOCOLS = ["Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive", "Paced", "ColvarWriter", "HillsWriter",
-             "SharedHills"]
+             "SharedHills", "Fusable"]
 
 
 def test_every_bias_class_satisfies_exactly_the_protocols_it_claims():

@@ -11,6 +11,7 @@ from ._protocol import (
     Bindable,
     ColvarWriter,
     CVBias,
+    Fusable,
     HillsWriter,
     Paced,
     PointEvaluable,
@@ -23,4 +24,4 @@ from ._walls import HarmonicRestraint, LowerWall, UpperWall
 
 __all__ = ["Grid", "GridBias", "WellTemperedMetad", "OPES", "StaticBias", "read_hills", "HarmonicRestraint",
            "LowerWall", "UpperWall", "walker_files", "Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive",
-           "Paced", "ColvarWriter", "HillsWriter", "SharedHills"]
+           "Paced", "ColvarWriter", "HillsWriter", "SharedHills", "Fusable"]

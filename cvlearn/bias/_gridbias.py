@@ -106,6 +106,45 @@ class GridBias:
             v = v + 0.5 * self.wall_kappa * (excess**2).sum(1)
         return v
 
+    # -- fused engine steps (cvlearn.bias.Fusable) --------------------------------------------------
+    def fused_state(self, dtype, device):
+        """The grid values and interpolation constants, for :meth:`fused_forces`."""
+        return self.field.traced_state(dtype, device)
+
+    def fused_forces(self, positions, state):
+        """Bias (walkers,) kJ/mol, force (walkers, particles, dims) kJ/mol/nm, CV values (walkers, d) and
+        inside-the-grid flags (walkers,) at ``positions``: :meth:`energy` and its autograd force in pure
+        torch (the CV's pullback by ``torch.func.vjp``), for the engine's compiled steps."""
+        s, pullback = torch.func.vjp(self._traced_cv_values, positions)
+        # Python numbers only (self._axes): a numpy array would become a graph input of the compiled steps.
+        clamped = torch.stack([s[:, i] if periodic else s[:, i].clamp(lo, hi)
+                               for i, (periodic, lo, hi, _) in enumerate(self._axes)], 1)
+        excess = s - clamped
+        held = excess != 0
+        v, grad = self.field.traced_value_and_gradient(clamped, state)
+        grad = torch.where(held, torch.zeros_like(grad), grad)  # the grid part is held at its edge value outside
+        if self.outside == "wall":
+            v = v + 0.5 * self.wall_kappa * (excess**2).sum(1)
+            grad = grad + self.wall_kappa * excess
+            inside = torch.ones_like(v, dtype=torch.bool)
+        else:
+            inside = ~held.any(1)
+        (force,) = pullback(-grad)
+        return v, force, s, inside
+
+    def _traced_cv_values(self, positions):
+        """:meth:`cv_values` with the periodic wrap in Python numbers, for the compiled steps."""
+        s = self.cv(positions)
+        s = s[:, None] if s.ndim == 1 else s
+        if not self._any_periodic:
+            return s
+        return torch.stack([(s[:, i] - lo) % period + lo if periodic else s[:, i]
+                            for i, (periodic, lo, _, period) in enumerate(self._axes)], 1)
+
+    def fused_record(self, cv_values, bias):
+        """Record the last configuration of a fused block, as :meth:`energy` would have."""
+        self._last_s, self._last_v = cv_values, bias
+
     def value_and_gradient(self, s):
         """Bias V (n,) kJ/mol and dV/ds (n, d) at CV values ``s`` (n, d), numpy, without autograd.
 

@@ -140,11 +140,31 @@ class HermiteField:
         if s.device.type == "cpu":  # float64 arithmetic on the grid in place, whatever the engine's dtype
             value, grad = self._interpolate(np, s.double().numpy(), self.data.numpy(), self._np_consts)
             return torch.from_numpy(value).to(s.dtype), torch.from_numpy(grad).to(s.dtype)
-        if self.data.device != s.device:  # the grid follows the engine onto its device, once
-            self.data = self.data.to(s.device)
-            self._consts = {k: v.to(s.device) if isinstance(v, torch.Tensor) else [a.to(s.device) for a in v]
-                            for k, v in self._consts.items()}
+        self._follow(s.device)
         return self._interpolate(torch, s, self.data.to(s.dtype), self._torch_consts(s.dtype))
+
+    def _follow(self, device):
+        """Move the grid and its constants onto ``device`` (the engine's), once."""
+        if self.data.device != device:
+            self.data = self.data.to(device)
+            self._consts = {k: v.to(device) if isinstance(v, torch.Tensor) else [a.to(device) for a in v]
+                            for k, v in self._consts.items()}
+
+    def traced_state(self, dtype, device):
+        """(grid values, constants) for :meth:`traced_value_and_gradient` with positions of ``dtype`` on
+        ``device``: float64 on the CPU whatever ``dtype`` (as :meth:`value_and_gradient` computes there),
+        ``dtype`` elsewhere. The CPU float64 grid is the stored tensor itself, so deposits act without a copy."""
+        device = torch.device(device)
+        self._follow(device)
+        dtype = torch.float64 if device.type == "cpu" else dtype
+        return self.data.to(dtype), self._torch_consts(dtype)
+
+    def traced_value_and_gradient(self, s, state):
+        """:meth:`value_and_gradient` at points ``s`` (n, d) inside the grid in torch operations only, with
+        ``state`` from :meth:`traced_state`: what ``torch.compile`` traces into the engine's fused steps."""
+        data, consts = state
+        value, grad = self._interpolate(torch, s.to(data.dtype), data, consts)
+        return value.to(s.dtype), grad.to(s.dtype)
 
     def point_value_and_gradient(self, s):
         """Field (float) and gradient (list of d floats) at one point ``s`` (d floats) inside the grid.

@@ -205,6 +205,11 @@ class WellTemperedMetad(GridBias):
         self._rct_in_force = self.rct[-1]
         return super().point_value_and_gradient(point)
 
+    def fused_record(self, cv_values, bias):
+        # The fused engine steps' record of a block's last configuration: the same c(t) as energy().
+        self._rct_in_force = self.rct[-1]
+        super().fused_record(cv_values, bias)
+
     def colvar(self):
         """COLVAR columns of the last evaluated configuration: CVs, ``label.bias``, ``label.rct``.
 

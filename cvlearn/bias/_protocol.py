@@ -52,6 +52,14 @@ In the order an engine calls them:
    :meth:`SharedHills.walker_state` in the same checkpoint as the engine's state and only then calls
    :meth:`SharedHills.flush_hills` (with ``autoflush`` False), so a restart neither loses nor repeats a
    hill (:func:`cvlearn.walkers.run_walker`).
+7. Fused blocks (optional). :class:`cvlearn.Langevin` may integrate the steps between two events
+   (a recorded frame, a multiple of a Paced bias's ``pace`` or of a SharedHills bias's ``read_stride``,
+   the end of the run) as one compiled function, when every bias is a :class:`Fusable`. Each step's
+   force call of item 2 is then :meth:`Fusable.fused_forces` inside that function (traced once by
+   ``torch.compile``, so it must be pure torch with no side effects); at the end of the block the engine
+   hands the CV values and bias of the last configuration to :meth:`Fusable.fused_record` (what a force
+   call records), and calls :meth:`Adaptive.update` once, with that block's last step. Every step at
+   which a Paced bias may change ends a block, so the updates it sees are the ones that act.
 
 Examples
 --------
@@ -65,7 +73,7 @@ Examples
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive", "Paced", "ColvarWriter", "HillsWriter",
-           "SharedHills"]
+           "SharedHills", "Fusable"]
 
 
 @runtime_checkable
@@ -241,3 +249,40 @@ class SharedHills(Paced, Protocol):
 
     def flush_hills(self):
         """Append the pending hills to this walker's file; returns their number."""
+
+
+@runtime_checkable
+class Fusable(Bias, Protocol):
+    """A bias with a pure torch force path that ``torch.compile`` can trace into the engine's fused steps.
+
+    An Adaptive Fusable bias must also be :class:`Paced`: the engine ends a block at every multiple of
+    ``pace`` (and of ``read_stride`` for a :class:`SharedHills` bias) and calls :meth:`Adaptive.update`
+    only there. A subclass whose evaluation cannot be traced sets ``fused_forces = None``.
+
+    Examples
+    --------
+    >>> import torch, cvlearn as cl
+    >>> metad = cl.WellTemperedMetad(cl.features.Positions(1, 1), sigma=0.1, height=1.0, bias_factor=10, pace=10,
+    ...                              grid=cl.Grid(-1.0, 1.0, 40), temperature=300.0)
+    >>> metad.deposit(torch.tensor([[0.0]]), step=10)
+    >>> x = torch.tensor([[[0.1]]], dtype=torch.float64)                 # positions (walkers, particles, dims) nm
+    >>> v, f, s, inside = metad.fused_forces(x, metad.fused_state(x.dtype, x.device))
+    >>> isinstance(metad, cl.bias.Fusable), bool(inside[0])
+    (True, True)
+    >>> round(float(v[0]), 4), round(float(f[0, 0, 0]), 2)     # exp(-1/2) kJ/mol; s / sigma^2 V kJ/mol/nm
+    (0.6065, 6.07)
+    """
+
+    def fused_state(self, dtype, device):
+        """The tensors :meth:`fused_forces` reads besides the positions (e.g. the bias grid), current now:
+        a pytree of tensors, called before every block (updates change them in place or replace them)."""
+
+    def fused_forces(self, positions, state):
+        """Bias (walkers,) kJ/mol, its force (walkers, particles, dims) kJ/mol/nm, the CV values (walkers, d)
+        and a (walkers,) bool that is False where the evaluation is not valid (a CV off an ``outside="error"``
+        grid: the engine then replays the block through :meth:`Bias.energy`, which raises), at torch
+        ``positions``; pure (no side effects, no Python branch on tensor values)."""
+
+    def fused_record(self, cv_values, bias):
+        """Record ``cv_values`` (walkers, d) and ``bias`` (walkers,) kJ/mol of the last configuration of a
+        block as a force call at it would (for :meth:`Adaptive.update` and :meth:`ColvarWriter.colvar`)."""

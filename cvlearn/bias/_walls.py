@@ -23,16 +23,37 @@ class _CVBias:
         self._last = None
 
     def energy(self, positions):
+        e, _ = self._energy_and_cv(positions)
+        self._last = e.detach()
+        return e
+
+    def _energy_and_cv(self, positions):
+        """Bias (walkers,) kJ/mol and CV values (walkers, d) of torch positions, recording nothing."""
         s = self.cv(positions)
         if s.ndim == 1:
             s = s[:, None]
         if s.shape[1] != len(self.at):
             raise ValueError(f"The CV returns {s.shape[1]} values; 'at' has {len(self.at)}.")
-        at = torch.as_tensor(self.at, dtype=s.dtype, device=s.device)
-        kappa = torch.as_tensor(self.kappa, dtype=s.dtype, device=s.device)
-        e = 0.5 * (kappa * self._excess(s - at) ** 2).sum(1)
-        self._last = e.detach()
-        return e
+        # From Python floats: a numpy array would become an input of the engine's compiled graph.
+        at = torch.tensor(self._at, dtype=s.dtype, device=s.device)
+        kappa = torch.tensor(self._kappa, dtype=s.dtype, device=s.device)
+        return 0.5 * (kappa * self._excess(s - at) ** 2).sum(1), s
+
+    # -- fused engine steps (cvlearn.bias.Fusable) --------------------------------------------------
+    def fused_state(self, dtype, device):
+        """Nothing: the bias is its Python numbers ``at`` and ``kappa``."""
+        return ()
+
+    def fused_forces(self, positions, state):
+        """Bias (walkers,) kJ/mol, its force (walkers, particles, dims), CV values (walkers, d) and all-True
+        flags at ``positions``, in pure torch (the pullback by ``torch.func.vjp``)."""
+        e, pullback, s = torch.func.vjp(self._energy_and_cv, positions, has_aux=True)
+        (grad,) = pullback(torch.ones_like(e))
+        return e, -grad, s, torch.ones_like(e, dtype=torch.bool)
+
+    def fused_record(self, cv_values, bias):
+        """Record the bias of a fused block's last configuration, as :meth:`energy` would have."""
+        self._last = bias
 
     def colvar(self):
         last = self._last

@@ -87,6 +87,18 @@ class System(torch.nn.Module, metaclass=abc.ABCMeta):
             (g,) = torch.autograd.grad(e.sum(), x)
         return e.detach(), -g
 
+    def traced_energy_and_forces(self, x):
+        """:meth:`energy_and_forces` in operations ``torch.compile`` can trace into the engine's fused steps.
+
+        An overridden :meth:`energy_and_forces` (analytic forces) is taken as it is; the autograd default
+        becomes a pullback by ``torch.func.vjp`` (``torch.autograd.grad`` cannot be traced).
+        """
+        if type(self).energy_and_forces is not System.energy_and_forces:
+            return self.energy_and_forces(x)
+        e, pullback = torch.func.vjp(self.potential, x)
+        (g,) = pullback(torch.ones_like(e))
+        return e, -g
+
     # -- slow coordinates and exact references ---------------------------------------------------
     def slow_coordinates(self, x):
         """True slow coordinate(s) of positions ``x`` (..., particles, dims) -> (..., n_slow).

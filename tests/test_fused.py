@@ -1,0 +1,191 @@
+"""The fused, compiled steps of cl.Langevin (cvlearn.engine._fused) against the eager steps.
+
+Every fast test but one shares one configuration (Muller-Brown, 2 walkers, float64, metadynamics on x
+with outside="error"), so the process compiles it once (~8 s on 2 busy cores).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import cvlearn as cl
+from cvlearn.engine import _fused
+
+
+def _metad(**kwargs):
+    cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0], [[1.0], [0.0]]), cl.features.Positions(1, 2))
+    return cl.WellTemperedMetad(cv, sigma=0.1, height=1.5, bias_factor=10.0, pace=100, grid=cl.Grid(-2.0, 1.5, 300),
+                                outside="error", **kwargs)
+
+
+def _engine(compile, bias=None, seed=0, positions=None, system=None):
+    return cl.Langevin(system or cl.systems.MullerBrown(), timestep=0.005, friction=5.0, n_walkers=2, seed=seed,
+                       bias=_metad() if bias is None else bias, positions=positions, compile=compile)
+
+
+def test_fused_blocks_equal_the_eager_steps(tmp_path):
+    eager, fused = _engine(False), _engine(True)
+    a = eager.run(600, stride=50, colvar=str(tmp_path / "eager"))
+    b = fused.run(600, stride=50, colvar=str(tmp_path / "fused"))
+    assert fused._fused is not None and fused.compile_failure is None  # the compiled path ran
+    assert eager._fused is None
+    np.testing.assert_array_equal(a.step, b.step)
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(b.potential_energy, a.potential_energy, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(b.bias_energy, a.bias_energy, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fused.velocities, eager.velocities, rtol=0, atol=1e-9)
+    ma, mb = eager.biases[0], fused.biases[0]
+    assert ma.n_hills == mb.n_hills == 12  # 2 walkers x 6 depositions
+    np.testing.assert_allclose(mb.field.values(), ma.field.values(), rtol=0, atol=1e-9)
+    for walker in (0, 1):  # the COLVAR rows of the blocks' last configurations, rct included
+        np.testing.assert_allclose(np.loadtxt(tmp_path / f"fused.{walker}"), np.loadtxt(tmp_path / f"eager.{walker}"),
+                                   rtol=0, atol=1e-9)
+    # The engines' random generators drew the same numbers.
+    assert torch.equal(eager._gen.get_state(), fused._gen.get_state())
+
+
+def test_fused_seed_reproduces_a_run_across_a_restart(tmp_path):
+    whole = _engine(True, seed=3).run(500, stride=50)
+    first_bias = _metad(hills=str(tmp_path / "HILLS"))
+    first = _engine(True, bias=first_bias, seed=3)
+    part1 = first.run(300, stride=50, checkpoint=str(tmp_path / "state.npz"))
+    first_bias.close()
+    again = _engine(True, bias=_metad(hills=str(tmp_path / "HILLS"), restart=True), seed=42)
+    again.load_checkpoint(tmp_path / "state.npz")
+    part2 = again.run(200, stride=50, restart=True)
+    np.testing.assert_array_equal(cl.Trajectory.concatenate([part1, part2]).positions, whole.positions)
+    assert again.compile_seconds == 0.0  # compiled once per process, not per engine
+
+
+def test_an_interrupt_inside_a_block_loses_nothing(tmp_path, monkeypatch):
+    whole = _engine(True, seed=5).run(400, stride=50)
+    compiled, calls = _fused._compiled_block, []
+
+    def interrupted_at_the_fourth_block(device_type):
+        block = compiled(device_type)
+
+        def call(*args):
+            calls.append(None)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return block(*args)
+        return call
+
+    monkeypatch.setattr(_fused, "_compiled_block", interrupted_at_the_fourth_block)
+    engine = _engine(True, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(400, stride=50, checkpoint=tmp_path / "state.npz")
+    assert engine.step == 150  # three blocks of 50 steps done, the fourth undone
+    saved = np.load(tmp_path / "state.npz")
+    assert int(saved["step"]) == 150
+    np.testing.assert_array_equal(saved["rng_state"], engine._gen.get_state().numpy())  # noise drawn, then returned
+    rest = engine.run(250, stride=50)  # the same engine goes on where it stopped: the same trajectory
+    np.testing.assert_array_equal(rest.positions, whole.positions[3:])
+
+
+def test_a_failing_block_is_replayed_by_the_eager_steps():
+    """A walker leaving the grid (outside="error") stops both paths at the same step with the same error."""
+    start = [[1.4, 2.5]]  # near the grid's upper edge x = 1.5, where the fourth Muller-Brown term pushes out
+    errors = []
+    for compile in (False, True):
+        engine = _engine(compile, positions=start)
+        with pytest.raises(cl.SimulationError) as info:
+            engine.run(2000, stride=10)
+        errors.append(info.value)
+        assert engine.step == info.value.step - 1  # the state stays at the last good step
+    assert errors[0].step == errors[1].step and errors[0].walkers == errors[1].walkers
+    assert str(errors[0]) == str(errors[1])
+    assert errors[1].trajectory.n_frames == (errors[1].step - 1) // 10
+
+
+def test_no_compiler_warns_once_and_runs_the_eager_steps(monkeypatch):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    monkeypatch.setattr(_fused, "_compiled", {})
+    engine = _engine(True)
+    with pytest.warns(RuntimeWarning, match="compiled fused steps are unavailable .*no C\\+\\+ compiler") as record:
+        traj = engine.run(300, stride=50)
+        engine.run(300, stride=50)
+    assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
+    assert engine.compile_failure == "RuntimeError: no C++ compiler found"
+    np.testing.assert_array_equal(traj.positions, _engine(False).run(300, stride=50).positions)
+
+
+def test_an_uncompilable_potential_warns_once_and_runs_the_eager_steps():
+    mb = cl.systems.MullerBrown()
+
+    def potential(x):  # a Python branch on tensor values: torch.compile cannot trace it into a loop
+        if bool((x.abs() > 10.0).any()):
+            raise ValueError("a walker flew away")
+        return mb.potential(x)
+
+    system = cl.systems.from_function(potential, n_particles=1, n_dims=2, start=[mb.minima["A"]])
+    engine = _engine(True, bias=[], system=system)
+    with pytest.warns(RuntimeWarning, match="compiled fused steps are unavailable") as record:
+        traj = engine.run(200, stride=50)
+        engine.run(100, stride=50)
+    assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
+    np.testing.assert_array_equal(traj.positions, _engine(False, bias=[], system=system).run(200, stride=50).positions)
+
+
+def test_compile_choice():
+    opes = cl.OPES(cl.features.Positions(1, 2), barrier=20.0, pace=50, sigma=0.1)
+    with pytest.warns(RuntimeWarning, match="compile=True but OPES has no fused force path"):
+        engine = _engine(True, bias=opes)
+        engine.run(100, stride=50)
+    assert engine._fused is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        short = _engine("auto")
+        short.run(100, stride=50)  # auto: 100 steps are not worth a compilation
+        _engine("auto", bias=opes).run(100, stride=50)  # auto: no warning for a bias without fused path
+    assert short._fused is None
+    with pytest.raises(ValueError, match="compile must be 'auto', True or False"):
+        _engine("yes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("periodic", [False, True])
+def test_fused_two_dimensional_grid_walls_and_from_function(periodic):
+    """2-D metadynamics (periodic or not) and two walls on a potential from a plain function (forces by
+    torch.func)."""
+    mb = cl.systems.MullerBrown()
+    system = cl.systems.from_function(mb.potential, n_particles=1, n_dims=2, start=[mb.minima["A"]])
+
+    def engine(compile):
+        bias = cl.WellTemperedMetad(cl.features.Positions(1, 2), sigma=[0.1, 0.1], height=1.5, bias_factor=10.0,
+                                    pace=50, grid=cl.Grid([-2.0, -1.0], [1.5, 2.5], 80, periodic=periodic),
+                                    outside="wall")
+        walls = [cl.bias.UpperWall(cl.features.Positions(1, 2), at=[0.5, 2.0], kappa=50.0),
+                 cl.bias.LowerWall(cl.features.Positions(1, 2), at=[-1.0, 0.0], kappa=[20.0, 30.0])]
+        return _engine(compile, bias=[bias, *walls], system=system)
+
+    a, b = engine(False).run(400, stride=50), engine(True).run(400, stride=50)
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(b.bias_energy, a.bias_energy, rtol=0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_fused_hidden_double_well_and_float32():
+    """An embedded 10-D system with analytic forces (float64, to 1e-10), and metadynamics in float32 (the grid
+    interpolated in float64 on the CPU, as the eager path does; positions to float32 round-off)."""
+    def engine(compile, system, dtype, bias):
+        return cl.Langevin(system, timestep=0.02, friction=1.0, n_walkers=3, seed=1, bias=bias, dtype=dtype,
+                           compile=compile)
+
+    hidden = cl.systems.HiddenDoubleWell(dim=10)
+    a = engine(False, hidden, torch.float64, None).run(300, stride=50)
+    b = engine(True, hidden, torch.float64, None).run(300, stride=50)
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)
+    mb = cl.systems.MullerBrown()
+    a = cl.Langevin(mb, timestep=0.005, friction=5.0, n_walkers=2, seed=0, bias=_metad(), dtype=torch.float32,
+                    compile=False).run(200, stride=50)
+    fused = cl.Langevin(mb, timestep=0.005, friction=5.0, n_walkers=2, seed=0, bias=_metad(), dtype=torch.float32,
+                        compile=True)
+    b = fused.run(200, stride=50)
+    assert fused.compile_failure is None
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-4)
