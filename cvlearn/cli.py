@@ -183,7 +183,8 @@ def _add_iterate_command(sub):
     expert.add_argument("--n-models", type=POSITIVE_INT,
                         help="networks trained per round, the best by VAMP-2 kept (default 3)")
     expert.add_argument("--n-components", type=POSITIVE_INT,
-                        help="components of the learned CV, 1 to 3, all biased (default 1)")
+                        help="components of the learned CV, 1 to 3, all biased (default 2 molecule, 1 "
+                        "muller-brown)")
     expert.add_argument("--stride", type=POSITIVE_INT,
                         help="steps between frames (default 10 muller-brown, 100 molecule)")
     expert.add_argument("--lag", type=POSITIVE_INT,

@@ -95,8 +95,8 @@ def test_molecule_default_protocol_at_toy_length(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())  # strict JSON
     ref = cl.data.alanine_reference("vacuum")
     assert summary["reference_delta_f"] == ref["delta_f_kj_mol"] and summary["reference_error"] == ref["sem_kj_mol"]
-    assert (summary["method"], summary["bias"], summary["reweighting"], summary["n_models"]) == \
-        ("deeptica", "opes", "bias", 2)
+    assert (summary["method"], summary["bias"], summary["reweighting"], summary["n_models"], summary["n_components"]) \
+        == ("deeptica", "opes", "bias", 2, 2)
     assert summary["explore_temperature_K"] == 700.0
     r = summary["rounds"][0]
     assert r["simulated_ps"] == pytest.approx(2000 * 0.002 * 2)  # steps x 2 fs x walkers
@@ -115,7 +115,7 @@ def test_molecule_default_protocol_at_toy_length(tmp_path, capsys):
     cv = cl.load(tmp_path / "round_1" / "cv.pt")  # Deep-TICA on the 45 heavy-atom distances
     xyz = torch.as_tensor(md.load(cl.data.alanine_dipeptide_pdb()).xyz, dtype=torch.float64)
     with torch.no_grad():
-        assert cv(xyz).shape == (1, 1) and torch.isfinite(cv(xyz)).all()
+        assert cv(xyz).shape == (1, 2) and torch.isfinite(cv(xyz)).all()
     assert cv.featurizer.n_features == 45
 
 

@@ -168,11 +168,12 @@ def iterate_command(args):
     """The learn -> bias -> reweight -> relearn loop (cl.iterate), run until Delta F settles. On a molecule
     (--system molecule; --pdb, default the shipped alanine dipeptide from C7eq, Delta F = F(phi > 0) -
     F(phi < 0)) with no other option it runs the measured protocol: 2 ns of unbiased exploration at 700 K
-    (no knowledge of the slow coordinate needed), then 2 rounds of Deep-TICA (best of 3 networks) and OPES
-    with 4 walkers of 250 ps at 300 K, then that bias continued round by round until the reweighted Delta F
-    settles within 1 kJ/mol (at most 10 ns in all; about 5-15 minutes on 2 cores).
-    On Muller-Brown (--system muller-brown, built-in engine, walkers from basin A): TICA and well-tempered
-    metadynamics. Writes round_<k>/cv.pt, fes.npz and KERNELS or HILLS, summary.json and summary.png."""
+    (no knowledge of the slow coordinate needed), then 2 rounds of two-component Deep-TICA (best of 3
+    networks) and OPES on both components with 4 walkers of 250 ps at 300 K, then that bias continued round
+    by round until the reweighted Delta F settles within 1 kJ/mol (at most 10 ns in all; about 5-15 minutes
+    on 2 cores). On Muller-Brown (--system muller-brown, built-in engine, walkers from basin A): TICA and
+    well-tempered metadynamics. Writes round_<k>/cv.pt, fes.npz and KERNELS or HILLS, summary.json and
+    summary.png."""
     t0 = time.perf_counter()
     claim_output(args.out, "iterate", force=args.force)  # run_iterate takes no force=: the folder is claimed here
     if args.system == "muller-brown" and (args.pdb or args.variable or args.basin_a or args.basin_b):
