@@ -182,6 +182,8 @@ def _add_iterate_command(sub):
                         "is continued for production (default 2)")
     expert.add_argument("--n-models", type=POSITIVE_INT,
                         help="networks trained per round, the best by VAMP-2 kept (default 3)")
+    expert.add_argument("--min-transitions", type=COUNT, help="transitions an estimate's frames must hold before "
+                        "it can settle (default 100 molecule, 0 muller-brown)")
     expert.add_argument("--n-components", type=POSITIVE_INT,
                         help="components of the learned CV, 1 to 3, all biased (default 2 molecule, 1 "
                         "muller-brown)")

@@ -339,7 +339,8 @@ def _bound(values, logw, basin_a, basin_b, first, kT):
 
 def iterate(make_engine, learner, featurizer, initial, variables, basins, make_bias=metad_for, rounds=5,
             steps=20000, stride=50, tol=1.0, cv_tol=0.02, reweight=None, progress=False, callback=None,
-            transition_basins=None, train_weights="reweighted", n_models=1, min_fraction=0.01, learn_rounds=None):
+            transition_basins=None, train_weights="reweighted", n_models=1, min_fraction=0.01, learn_rounds=None,
+            min_transitions=0):
     """Learn a CV, bias it, reweight, relearn from all frames so far; stop when ΔF and the CV settle.
 
     Parameters
@@ -405,6 +406,10 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         quasi-static bias instead of short ones from scratch. Only those rounds can settle: when the
         estimate moved by less than ``tol`` and its error is below ``tol / 2``. None (default):
         relearn every round.
+    min_transitions : int
+        A round settles only when the frames of its estimate (with ``learn_rounds``: all rounds of the
+        continued bias) hold at least this many transitions. Block errors of a few dozen transitions
+        understate the error: on alanine dipeptide, 3 seeds in 20 stopped 1.3-1.6 kJ/mol off with 46-61.
     callback : callable, optional
         ``callback(round)`` with each :class:`Round` as soon as it is done (e.g. to write its files).
 
@@ -459,7 +464,8 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
         values = fes_mod._reweight._values(whole, variables)
         transitions = count_transitions(values[-traj.n_frames:], *counted)  # this round's frames
         fractions = _basin_fractions(values, basin_a, basin_b, first)
-        sampled = count_transitions(values, *counted) > 0 and min(fractions) >= min_fraction
+        estimate_transitions = count_transitions(values, *counted)  # all frames of this estimate
+        sampled = estimate_transitions > 0 and min(fractions) >= min_fraction
         bound, missing = None, None
         d = fes.delta_f(basin_a, basin_b)
         if not sampled:
@@ -485,6 +491,7 @@ def iterate(make_engine, learner, featurizer, initial, variables, basins, make_b
                      else np.zeros(traj.positions.shape[:2])))
         good = [r for r in result.rounds if r.sampled]
         settled = sampled and len(good) >= 2 and good[-2].index == k - 1 and _settled(good[-2].delta_f, d, tol)
+        settled = settled and estimate_transitions >= min_transitions
         if frozen is not None:  # one bias: consecutive estimates share frames, so also ask for a small error
             settled = settled and d.error <= tol / 2
         elif learn_rounds is not None:  # short fresh runs scatter more than their errors say: wait for the long one
