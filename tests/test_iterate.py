@@ -293,3 +293,29 @@ def test_loop_with_a_two_component_cv():
     r2 = result.rounds[-1]
     assert r2.bias.grid.lo.shape == (2,) and r2.transitions > 0 and np.isfinite(r2.delta_f.value)
     assert 0.0 <= r2.cv_change <= 1.0
+
+
+def test_an_estimate_settles_only_with_enough_transitions():
+    """The same loop (same seeds) stops at round 3 with min_transitions 0, and runs on when its estimate
+    must hold more transitions than the run can make."""
+    dw = cl.systems.DoubleWell(dim=2, barrier=10.0)
+    left, right = Basin(lo=[-2.0], hi=[-0.5]), Basin(lo=[0.5], hi=[2.0])
+    start = np.array([[-1.0, 0.0]])
+    initial = cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=0, positions=start).run(2000, stride=10)
+
+    def run(min_transitions):
+        return iterate(lambda bias, k: cl.Langevin(dw, timestep=0.01, friction=2.0, n_walkers=4, seed=k,
+                                                   positions=start, bias=bias),
+                       cl.TICA(lagtime=5, n_components=1, scaling=None), cl.features.Positions.of(dw), initial,
+                       dw.slow_coordinates, (left, right), rounds=4, steps=4000, stride=10, tol=5.0,
+                       reweight={"bins": 40, "ranges": dw.slow_bounds, "skip": 0.25}, learn_rounds=1,
+                       min_transitions=min_transitions)
+
+    free = run(0)
+    assert free.converged and len(free.rounds) < 4
+    made = count_transitions(cl.fes._reweight._values(cl.Trajectory.concatenate([r.trajectory for r in free.rounds]),
+                                                      dw.slow_coordinates), left, right)
+    held = run(10 * made + 100)
+    assert not held.converged and len(held.rounds) == 4
+    for a, b in zip(free.rounds, held.rounds):  # the rule changes when to stop, never the rounds themselves
+        assert a.delta_f.value == b.delta_f.value
