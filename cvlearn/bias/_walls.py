@@ -32,8 +32,8 @@ class _CVBias:
         s = self.cv(positions)
         if s.ndim == 1:
             s = s[:, None]
-        if s.shape[1] != len(self.at):
-            raise ValueError(f"The CV returns {s.shape[1]} values; 'at' has {len(self.at)}.")
+        if s.shape[1] != len(self._at):  # _at, not the numpy at: this runs inside the compiled graph too
+            raise ValueError(f"The CV returns {s.shape[1]} values; 'at' has {len(self._at)}.")
         # From Python floats: a numpy array would become an input of the engine's compiled graph.
         at = torch.tensor(self._at, dtype=s.dtype, device=s.device)
         kappa = torch.tensor(self._kappa, dtype=s.dtype, device=s.device)
