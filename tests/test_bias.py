@@ -185,11 +185,11 @@ _CV_BIAS = {"Bias", "CVBias", "PointEvaluable", "ColvarWriter", "Fusable"}
 CLAIMS = {
     "GridBias": _CV_BIAS, "StaticBias": _CV_BIAS, "HarmonicRestraint": _CV_BIAS, "LowerWall": _CV_BIAS,
     "UpperWall": _CV_BIAS,
-    "WellTemperedMetad": _CV_BIAS | {"Bindable", "Adaptive", "Paced", "HillsWriter", "SharedHills"},
+    "WellTemperedMetad": _CV_BIAS | {"Bindable", "Adaptive", "Paced", "HillsWriter", "SharedHills", "FusedDeposit"},
     "OPES": {"Bias", "CVBias", "ColvarWriter", "Bindable", "Adaptive", "Paced", "HillsWriter"},  # no float path
 }
 PROTOCOLS = ["Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive", "Paced", "ColvarWriter", "HillsWriter",
-             "SharedHills", "Fusable"]
+             "SharedHills", "Fusable", "FusedDeposit"]
 
 
 def test_every_bias_class_satisfies_exactly_the_protocols_it_claims():

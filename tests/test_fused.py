@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import cvlearn as cl
+from cvlearn.bias._hermite import HermiteField
 from cvlearn.engine import _fused
 
 
@@ -27,9 +28,10 @@ def _engine(compile, bias=None, seed=0, positions=None, system=None):
 
 def test_fused_blocks_equal_the_eager_steps(tmp_path):
     eager, fused = _engine(False), _engine(True)
-    a = eager.run(600, stride=50, colvar=str(tmp_path / "eager"))
-    b = fused.run(600, stride=50, colvar=str(tmp_path / "fused"))
+    a = eager.run(600, stride=50, colvar=str(tmp_path / "eager"), hills=str(tmp_path / "HILLS.eager"))
+    b = fused.run(600, stride=50, colvar=str(tmp_path / "fused"), hills=str(tmp_path / "HILLS.fused"))
     assert fused._fused is not None and fused.compile_failure is None  # the compiled path ran
+    assert fused._fused.depositing == (0,) and fused._fused.periods == []  # hills deposited inside the blocks
     assert eager._fused is None
     np.testing.assert_array_equal(a.step, b.step)
     np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-10)
@@ -42,8 +44,11 @@ def test_fused_blocks_equal_the_eager_steps(tmp_path):
     for walker in (0, 1):  # the COLVAR rows of the blocks' last configurations, rct included
         np.testing.assert_allclose(np.loadtxt(tmp_path / f"fused.{walker}"), np.loadtxt(tmp_path / f"eager.{walker}"),
                                    rtol=0, atol=1e-9)
-    # The engines' random generators drew the same numbers.
-    assert torch.equal(eager._gen.get_state(), fused._gen.get_state())
+    for key in ("center", "height", "step"):  # the hills, the HILLS files and c(t)
+        np.testing.assert_allclose(mb.hills[key], ma.hills[key], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "HILLS.fused"), np.loadtxt(tmp_path / "HILLS.eager"), rtol=1e-9)
+    assert mb.rct_steps == ma.rct_steps == [0, 100, 200, 300, 400, 500, 600]
+    np.testing.assert_allclose(mb.rct, ma.rct, rtol=0, atol=1e-9)
 
 
 def test_fused_seed_reproduces_a_run_across_a_restart(tmp_path):
@@ -80,7 +85,7 @@ def test_an_interrupt_inside_a_block_loses_nothing(tmp_path, monkeypatch):
     assert engine.step == 150  # three blocks of 50 steps done, the fourth undone
     saved = np.load(tmp_path / "state.npz")
     assert int(saved["step"]) == 150
-    np.testing.assert_array_equal(saved["rng_state"], engine._gen.get_state().numpy())  # noise drawn, then returned
+    assert int(saved["noise_key"]) == engine.noise_key and engine.biases[0].n_hills == 2  # the hills of step 100
     rest = engine.run(250, stride=50)  # the same engine goes on where it stopped: the same trajectory
     np.testing.assert_array_equal(rest.positions, whole.positions[3:])
 
@@ -189,3 +194,47 @@ def test_fused_hidden_double_well_and_float32():
     b = fused.run(200, stride=50)
     assert fused.compile_failure is None
     np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("grid", [cl.Grid(-1.0, 2.0, 61),
+                                  cl.Grid([-1.0, -np.pi], [1.0, np.pi], [30, 40], periodic=[False, True]),
+                                  cl.Grid([-1.0, 0.0, -0.5], [1.0, 1.0, 0.5], [12, 9, 10])])
+def test_traced_interpolation_and_deposit_equal_the_eager_ones(grid):
+    """The torch interpolation the compiled steps trace (Python-number constants) against the numpy one, and
+    the deposit of hills in torch against the eager add_gaussians (which calls it chunk by chunk)."""
+    rng = np.random.default_rng(0)
+    field = HermiteField(grid)
+    d = grid.ndim
+    centers = rng.uniform(grid.lo, grid.hi, (7, d))
+    sigmas = 4 * np.max(grid.spacing)
+    field.add_gaussians(centers, sigmas, rng.uniform(0.5, 2.0, 7))
+    points = torch.as_tensor(rng.uniform(grid.lo, grid.hi, (50, d)))
+    value, grad = field.value_and_gradient(points)
+    traced_value, traced_grad = field.traced_value_and_gradient(points, field.traced_state("cpu"))
+    np.testing.assert_allclose(traced_value, value, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(traced_grad, grad, rtol=1e-12, atol=1e-11)
+    chunked = HermiteField(grid)
+    chunked.add_gaussians(centers, sigmas, np.full(7, 1.5), chunk_points=1)  # hill by hill
+    once = HermiteField(grid)
+    once.data = once.traced_add_gaussians(once.data, torch.as_tensor(centers), (sigmas,) * d, torch.full((7,), 1.5))
+    np.testing.assert_allclose(once.data, chunked.data, rtol=1e-12, atol=1e-12)
+
+
+def test_a_checkpoint_holds_the_bias_grid_and_checks_the_rebuilt_one(tmp_path):
+    """A restart adopts the checkpoint's grid (compiled deposits and a rebuild from HILLS agree to round-off)
+    after checking it against the bias rebuilt from the HILLS file; a bias without those hills is refused."""
+    first = _engine(False, bias=_metad(hills=str(tmp_path / "HILLS")), seed=2)
+    first.run(300, stride=100, checkpoint=str(tmp_path / "state.npz"))
+    first.biases[0].close()
+    grid = first.biases[0].field.data.clone()
+    saved = np.load(tmp_path / "state.npz")
+    np.testing.assert_array_equal(saved["bias0_state0"], grid.numpy())
+    again = _engine(False, bias=_metad(hills=str(tmp_path / "HILLS"), restart=True), seed=2)
+    again.biases[0].field.data += 1e-13  # what a rebuild may differ by
+    again.load_checkpoint(tmp_path / "state.npz")
+    again.run(100, stride=100, restart=True)
+    assert again.step == 400 and again.biases[0].n_hills == 8
+    fresh = _engine(False, seed=2)  # a new bias, not rebuilt from the checkpointed run's hills
+    fresh.load_checkpoint(tmp_path / "state.npz")
+    with pytest.raises(ValueError, match="differs from the one rebuilt from its files"):
+        fresh.run(100, stride=100)

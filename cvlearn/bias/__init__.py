@@ -12,6 +12,7 @@ from ._protocol import (
     ColvarWriter,
     CVBias,
     Fusable,
+    FusedDeposit,
     HillsWriter,
     Paced,
     PointEvaluable,
@@ -24,4 +25,4 @@ from ._walls import HarmonicRestraint, LowerWall, UpperWall
 
 __all__ = ["Grid", "GridBias", "WellTemperedMetad", "OPES", "StaticBias", "read_hills", "HarmonicRestraint",
            "LowerWall", "UpperWall", "walker_files", "Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive",
-           "Paced", "ColvarWriter", "HillsWriter", "SharedHills", "Fusable"]
+           "Paced", "ColvarWriter", "HillsWriter", "SharedHills", "Fusable", "FusedDeposit"]

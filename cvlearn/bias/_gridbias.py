@@ -108,19 +108,16 @@ class GridBias:
 
     # -- fused engine steps (cvlearn.bias.Fusable) --------------------------------------------------
     def fused_state(self, dtype, device):
-        """The grid values and interpolation constants, for :meth:`fused_forces`."""
-        return self.field.traced_state(dtype, device)
+        """The grid values and derivatives (float64, the stored tensor), for :meth:`fused_forces`."""
+        return self.field.traced_state(device)
 
     def fused_forces(self, positions, state):
         """Bias (walkers,) kJ/mol, force (walkers, particles, dims) kJ/mol/nm, CV values (walkers, d) and
         inside-the-grid flags (walkers,) at ``positions``: :meth:`energy` and its autograd force in pure
         torch (the CV's pullback by ``torch.func.vjp``), for the engine's compiled steps."""
         s, pullback = torch.func.vjp(self._traced_cv_values, positions)
-        # Python numbers only (self._axes): a numpy array would become a graph input of the compiled steps.
-        clamped = torch.stack([s[:, i] if periodic else s[:, i].clamp(lo, hi)
-                               for i, (periodic, lo, hi, _) in enumerate(self._axes)], 1)
+        clamped, held = self._traced_clamp(s)
         excess = s - clamped
-        held = excess != 0
         v, grad = self.field.traced_value_and_gradient(clamped, state)
         grad = torch.where(held, torch.zeros_like(grad), grad)  # the grid part is held at its edge value outside
         if self.outside == "wall":
@@ -131,6 +128,13 @@ class GridBias:
             inside = ~held.any(1)
         (force,) = pullback(-grad)
         return v, force, s, inside
+
+    def _traced_clamp(self, s):
+        """(CV values held inside the non-periodic grid range, (walkers, d) flags of the held ones)."""
+        # Python numbers only (self._axes): a numpy array would become a graph input of the compiled steps.
+        clamped = torch.stack([s[:, i] if periodic else s[:, i].clamp(lo, hi)
+                               for i, (periodic, lo, hi, _) in enumerate(self._axes)], 1)
+        return clamped, clamped != s
 
     def _traced_cv_values(self, positions):
         """:meth:`cv_values` with the periodic wrap in Python numbers, for the compiled steps."""

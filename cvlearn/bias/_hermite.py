@@ -39,17 +39,13 @@ class HermiteField:
                              for i, (n, p) in enumerate(zip(grid.shape, grid.periodic))]
         kind_bits = [np.array([b[i] for b in self._kinds]) for i in range(d)]
         corner_bits = [np.array([c[i] for c in corners]) for i in range(d)]
-        # Constants of the interpolation, for numpy (CPU) and torch (any device).
+        # Constants of the numpy interpolation (the CPU's eager path).
         self._np_consts = {
             "lo": grid.lo, "h": grid.spacing, "periodic": grid.periodic, "n": np.array(grid.shape, dtype=float),
             "last": np.array([n - 1 if p else n - 2 for n, p in zip(grid.shape, grid.periodic)], dtype=float),
             "corner_bits": corner_bits,
             "rows": [2 * kb[:, None] + cb[None, :] for kb, cb in zip(kind_bits, corner_bits)],  # (kinds, corners)
         }
-        self._consts = {k: torch.as_tensor(v, device=device) for k, v in self._np_consts.items()
-                        if not isinstance(v, list)}
-        self._consts.update({k: [torch.as_tensor(a, device=device) for a in self._np_consts[k]]
-                             for k in ("corner_bits", "rows")})
 
     def __getstate__(self):
         # The numpy view of the grid would come back from pickle or deepcopy as a separate copy while
@@ -60,37 +56,71 @@ class HermiteField:
         return state
 
     # -- deposition -------------------------------------------------------------------------------
-    def _axis_factors(self, i, centers, sigmas):
-        """Grid indices (n, w) near each center along axis i, with the Gaussian and its derivative there.
+    def _window(self, sigma_max, i):
+        """Grid-point offsets (a tensor) around a hill's nearest point on axis i: every point within CUTOFF
+        sigmas (``sigma_max``, the widest hill), one image per point on a periodic axis."""
+        # Python numbers only (no numpy): this runs inside the compiled engine steps too.
+        _, h, _, n = self._axis_floats[i]
+        half = int(math.ceil(CUTOFF * sigma_max / h)) + 1
+        if self._periodic[i] and 2 * half + 1 > n:
+            return torch.arange(-(n // 2), n - n // 2)
+        return torch.arange(-half, half + 1)
 
-        The window holds every grid point within CUTOFF sigmas (one image per point on a periodic
-        axis, by minimum image); points outside the window or the grid get zero weight.
-        """
-        g = self.grid
-        lo, h, n = g.lo[i], g.spacing[i], g.shape[i]
-        half = int(np.ceil(CUTOFF * sigmas.max() / h)) + 1
-        offsets = np.arange(-half, half + 1)
-        if g.periodic[i] and len(offsets) > n:
-            offsets = np.arange(-(n // 2), n - n // 2)
-        idx = np.rint((centers - lo) / h).astype(np.int64)[:, None] + offsets[None, :]
-        dx = lo + h * idx - centers[:, None]
-        if g.periodic[i]:
-            dx = (dx + 0.5 * g.period[i]) % g.period[i] - 0.5 * g.period[i]
-            idx %= n
-            ok = np.ones(idx.shape, dtype=bool)
+    def window_points(self, sigmas):
+        """Grid points within CUTOFF of one hill of widths ``sigmas`` (d floats), as deposits visit them."""
+        return math.prod(len(self._window(float(sig), i)) for i, sig in enumerate(sigmas))
+
+    def _axis_factors(self, i, centers, sigmas, offsets):
+        """Grid indices (n, w) near each center (n,) along axis i, with the Gaussian (sigmas: (n,) or a
+        float) and its derivative there; points outside the window or the grid get zero weight."""
+        lo, h, _, n = self._axis_floats[i]
+        sigmas = sigmas[:, None] if isinstance(sigmas, torch.Tensor) else sigmas
+        idx = torch.round((centers - lo) / h).long()[:, None] + offsets.to(centers.device)[None, :]
+        dx = lo + h * idx.to(centers.dtype) - centers[:, None]
+        if self._periodic[i]:
+            period = n * h
+            dx = torch.remainder(dx + 0.5 * period, period) - 0.5 * period
+            idx = torch.remainder(idx, n)
+            ok = torch.ones_like(dx, dtype=torch.bool)
         else:
             ok = (idx >= 0) & (idx < n)
-            idx = np.clip(idx, 0, n - 1)
-        u = dx / sigmas[:, None]
-        ok &= np.abs(u) <= CUTOFF
-        val = np.where(ok, np.exp(-0.5 * u * u), 0.0)
-        return idx, val, -dx / sigmas[:, None] ** 2 * val
+            idx = idx.clamp(0, n - 1)
+        u = dx / sigmas
+        ok = ok & (u.abs() <= CUTOFF)
+        val = torch.where(ok, torch.exp(-0.5 * u * u), torch.zeros_like(u))
+        return idx, val, -dx / sigmas**2 * val
+
+    def traced_add_gaussians(self, data, centers, sigmas, heights, offsets=None):
+        """``data`` plus hills of ``heights`` (n,) at ``centers`` (n, d) with widths ``sigmas`` ((n, d)
+        tensor, or d floats): values and derivatives at every grid point within CUTOFF sigmas, summed by
+        one ``index_add`` (torch operations only; the compiled engine steps deposit with it).
+        ``offsets`` are the windows per axis (:meth:`_window` of the widest hill), made here if None."""
+        n, d = centers.shape
+        per_axis = []
+        for i in range(d):
+            sig = sigmas[:, i] if isinstance(sigmas, torch.Tensor) else float(sigmas[i])
+            off = self._window(float(sig.max()) if isinstance(sig, torch.Tensor) else sig, i) if offsets is None \
+                else offsets[i]
+            per_axis.append(self._axis_factors(i, centers[:, i], sig, off))
+        shape = [n] + [len(idx[0]) for idx, _, _ in per_axis]
+        flat = 0
+        for i, (idx, _, _) in enumerate(per_axis):
+            flat = flat + _along(idx, i, d) * math.prod(self._shape[i + 1:])
+        flat = flat.expand(shape).reshape(-1)
+        weights = []
+        for bits in self._kinds:
+            w = heights.reshape((-1,) + (1,) * d)
+            for i, ((_, val, dval), bit) in enumerate(zip(per_axis, bits)):
+                w = w * _along(dval if bit else val, i, d)
+            weights.append(w.expand(shape).reshape(-1))
+        out = data.reshape(len(self._kinds), -1).index_add(1, flat, torch.stack(weights).to(data.dtype))
+        return out.reshape(data.shape)
 
     def add_gaussians(self, centers, sigmas, heights, chunk_points=4_000_000):
         """Add hills h exp(-sum_i (s_i - c_i)^2 / (2 sigma_i^2)) with centers (n, d), sigmas (n, d) or (d,).
 
-        Values and derivatives of all hills are accumulated at once (``np.bincount`` over the
-        points of their windows), in chunks of at most ``chunk_points`` window points.
+        Values and derivatives of all hills are accumulated at once (:meth:`traced_add_gaussians`), in
+        chunks of at most ``chunk_points`` window points.
         """
         centers = np.atleast_2d(np.asarray(centers, dtype=np.float64))
         sigmas = np.broadcast_to(np.asarray(sigmas, dtype=np.float64), centers.shape)
@@ -98,28 +128,15 @@ class HermiteField:
         n, d = centers.shape
         if n == 0:
             return
-        shape = self.grid.shape
-        strides = np.array([int(np.prod(shape[i + 1:])) for i in range(d)])
-        per_hill = int(np.prod([2 * (np.ceil(CUTOFF * sigmas[:, i].max() / self.grid.spacing[i]) + 2)
-                                for i in range(d)]))
-        step = max(1, chunk_points // max(per_hill, 1))
-        total = np.zeros((len(self._kinds), int(np.prod(shape))))
+        offsets = [self._window(float(sigmas[:, i].max()), i) for i in range(d)]
+        step = max(1, chunk_points // int(np.prod([len(o) for o in offsets])))
+        data = self.data.double()
         for a in range(0, n, step):
             b = min(n, a + step)
-            axes = [self._axis_factors(i, centers[a:b, i], sigmas[a:b, i]) for i in range(d)]
-            flat = 0
-            for i, (idx, _, _) in enumerate(axes):
-                flat = flat + _along(idx, i, d) * strides[i]
-            flat = np.broadcast_to(flat, (b - a, *[ax[0].shape[1] for ax in axes])).ravel()
-            for k, bits in enumerate(self._kinds):
-                w = heights[a:b].reshape((-1,) + (1,) * d)
-                for i, ((_, val, dval), bit) in enumerate(zip(axes, bits)):
-                    w = w * _along(dval if bit else val, i, d)
-                total[k] += np.bincount(flat, weights=w.ravel(), minlength=total.shape[1])
-        if self.data.device.type == "cpu":  # numpy view: no torch thread pool for a small in-place add
-            self.data.numpy()[...] += total.reshape(self.data.shape)
-        else:
-            self.data += torch.as_tensor(total.reshape(self.data.shape), device=self.data.device)
+            data = self.traced_add_gaussians(data, torch.tensor(centers[a:b], device=data.device),
+                                             torch.tensor(sigmas[a:b], device=data.device),
+                                             torch.tensor(heights[a:b], device=data.device), offsets)
+        self.data.copy_(data)  # in place: views of the grid (the numpy one of the one-point path) stay valid
 
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate(self, s):
@@ -134,37 +151,57 @@ class HermiteField:
         """Field (n,) and its gradient (n, d) at points ``s`` (n, d) inside the grid, without autograd.
 
         On the CPU the arithmetic runs in numpy on views of the same memory: for the few walkers of
-        a typical run, numpy's per-operation cost is far below torch's.
+        a typical run, numpy's per-operation cost is far below torch's. Elsewhere (a GPU) it is the
+        torch interpolation of :meth:`traced_value_and_gradient`, in float64 as on the CPU.
         """
         s = s.detach()
         if s.device.type == "cpu":  # float64 arithmetic on the grid in place, whatever the engine's dtype
-            value, grad = self._interpolate(np, s.double().numpy(), self.data.numpy(), self._np_consts)
+            value, grad = self._interpolate(s.double().numpy(), self.data.numpy(), self._np_consts)
             return torch.from_numpy(value).to(s.dtype), torch.from_numpy(grad).to(s.dtype)
-        self._follow(s.device)
-        return self._interpolate(torch, s, self.data.to(s.dtype), self._torch_consts(s.dtype))
+        return self.traced_value_and_gradient(s, self.traced_state(s.device))
 
     def _follow(self, device):
-        """Move the grid and its constants onto ``device`` (the engine's), once."""
+        """Move the grid onto ``device`` (the engine's), once."""
         if self.data.device != device:
             self.data = self.data.to(device)
-            self._consts = {k: v.to(device) if isinstance(v, torch.Tensor) else [a.to(device) for a in v]
-                            for k, v in self._consts.items()}
 
-    def traced_state(self, dtype, device):
-        """(grid values, constants) for :meth:`traced_value_and_gradient` with positions of ``dtype`` on
-        ``device``: float64 on the CPU whatever ``dtype`` (as :meth:`value_and_gradient` computes there),
-        ``dtype`` elsewhere. The CPU float64 grid is the stored tensor itself, so deposits act without a copy."""
-        device = torch.device(device)
-        self._follow(device)
-        dtype = torch.float64 if device.type == "cpu" else dtype
-        return self.data.to(dtype), self._torch_consts(dtype)
+    def traced_state(self, device):
+        """The grid values and derivatives (float64) on ``device``, for :meth:`traced_value_and_gradient`:
+        the stored tensor itself, so that deposits between blocks act without a copy."""
+        self._follow(torch.device(device))
+        return self.data
 
-    def traced_value_and_gradient(self, s, state):
-        """:meth:`value_and_gradient` at points ``s`` (n, d) inside the grid in torch operations only, with
-        ``state`` from :meth:`traced_state`: what ``torch.compile`` traces into the engine's fused steps."""
-        data, consts = state
-        value, grad = self._interpolate(torch, s.to(data.dtype), data, consts)
-        return value.to(s.dtype), grad.to(s.dtype)
+    def traced_value_and_gradient(self, s, data):
+        """:meth:`value_and_gradient` at points ``s`` (n, d) inside the grid, from grid values ``data``, in
+        torch operations with the grid's constants as Python numbers: what ``torch.compile`` traces into
+        the engine's fused steps (tensor constants would each be an input of every compiled step).
+        Computed in float64 whatever ``s``'s dtype, as :meth:`value_and_gradient` does on the CPU."""
+        d = len(self._shape)
+        flat = data.reshape(len(self._kinds), -1)
+        x = s.to(data.dtype)
+        index, basis, dbasis = [], [], []  # per axis: (2 corners) indices, (2 kinds, 2 corners) weights
+        for i in range(d):
+            lo, h, last, n = self._axis_floats[i]
+            u = (x[:, i] - lo) / h
+            if self._periodic[i]:
+                u = torch.remainder(u, n)
+            i0 = u.floor().clamp(0, last)
+            t = u - i0
+            t2, t3 = t * t, t * t * t
+            j = i0.long()
+            stride = math.prod(self._shape[i + 1:])
+            index.append((j * stride, (torch.remainder(j + 1, n) if self._periodic[i] else j + 1) * stride))
+            basis.append(((2 * t3 - 3 * t2 + 1, 3 * t2 - 2 * t3), ((t3 - 2 * t2 + t) * h, (t3 - t2) * h)))
+            dbasis.append((((6 * t2 - 6 * t) / h, (6 * t - 6 * t2) / h), (3 * t2 - 4 * t + 1, 3 * t2 - 2 * t)))
+        value, grad = 0, [0] * d
+        for corner in self._corners:
+            vals = flat[:, sum(index[i][c] for i, c in enumerate(corner))]  # (kinds, n)
+            for k, bits in enumerate(self._kinds):
+                w = [basis[i][bits[i]][corner[i]] for i in range(d)]
+                value = value + vals[k] * _prod(w)
+                for i in range(d):
+                    grad[i] = grad[i] + vals[k] * _prod(w[:i] + [dbasis[i][bits[i]][corner[i]]] + w[i + 1:])
+        return value.to(s.dtype), torch.stack(grad, -1).to(s.dtype)
 
     def point_value_and_gradient(self, s):
         """Field (float) and gradient (list of d floats) at one point ``s`` (d floats) inside the grid.
@@ -235,22 +272,18 @@ class HermiteField:
                 f0 * ((6 * t2 - 6 * t) / h) + f1 * ((6 * t - 6 * t2) / h) + g0 * (3 * t2 - 4 * t + 1)
                 + g1 * (3 * t2 - 2 * t))
 
-    def _torch_consts(self, dtype):
-        return {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
-                for k, v in self._consts.items()}
-
-    def _interpolate(self, xp, s, data, c):
-        """Tensor-product cubic Hermite interpolation, written once for numpy and torch (``xp``)."""
+    def _interpolate(self, s, data, c):
+        """Tensor-product cubic Hermite interpolation in numpy, vectorized over points and axes."""
         u = (s - c["lo"]) / c["h"]
-        u = xp.where(c["periodic"], u % c["n"], u)
-        i0 = xp.minimum(xp.maximum(xp.floor(u), 0 * u), c["last"] + 0 * u)
+        u = np.where(c["periodic"], u % c["n"], u)
+        i0 = np.minimum(np.maximum(np.floor(u), 0 * u), c["last"] + 0 * u)
         t = u - i0
         t2, t3 = t * t, t * t * t
         h = c["h"]
         # Rows: Hermite basis h00, h01 (values at corners 0, 1) and h * h10, h * h11 (slopes); (4, n, d).
-        b = xp.stack([2 * t3 - 3 * t2 + 1, 3 * t2 - 2 * t3, (t3 - 2 * t2 + t) * h, (t3 - t2) * h])
-        db = xp.stack([(6 * t2 - 6 * t) / h, (6 * t - 6 * t2) / h, 3 * t2 - 4 * t + 1, 3 * t2 - 2 * t])
-        ints = _as_int(i0)
+        b = np.stack([2 * t3 - 3 * t2 + 1, 3 * t2 - 2 * t3, (t3 - 2 * t2 + t) * h, (t3 - t2) * h])
+        db = np.stack([(6 * t2 - 6 * t) / h, (6 * t - 6 * t2) / h, 3 * t2 - 4 * t + 1, 3 * t2 - 2 * t])
+        ints = i0.astype(np.int64)
         idx, basis, dbasis = [], [], []
         for i in range(self.grid.ndim):
             j = ints[:, i][None, :] + c["corner_bits"][i][:, None]  # (corners, n)
@@ -259,7 +292,7 @@ class HermiteField:
             dbasis.append(db[c["rows"][i], :, i])
         vals = data[(slice(None),) + tuple(idx)]  # (kinds, corners, n)
         value = (vals * _prod(basis)).sum((0, 1))
-        grad = xp.stack([(vals * _prod(basis[:i] + [dbasis[i]] + basis[i + 1:])).sum((0, 1))
+        grad = np.stack([(vals * _prod(basis[:i] + [dbasis[i]] + basis[i + 1:])).sum((0, 1))
                          for i in range(self.grid.ndim)], -1)
         return value, grad
 
@@ -271,10 +304,6 @@ class HermiteField:
 def _along(a, i, d):
     """View (n, w) per-hill window data of axis i as (n, 1, .., w, .., 1) for broadcasting over d axes."""
     return a.reshape((a.shape[0],) + (1,) * i + (a.shape[1],) + (1,) * (d - 1 - i))
-
-
-def _as_int(a):
-    return a.long() if isinstance(a, torch.Tensor) else a.astype(np.int64)
 
 
 def _prod(factors):

@@ -106,6 +106,7 @@ class WellTemperedMetad(GridBias):
         self.sigma = np.broadcast_to(sigma_arr, (d,)).copy()
         if not np.all(self.sigma > 0):
             raise ValueError(f"sigma must be positive for each of the {d} CVs; got {sigma}.")
+        self._sigmas = tuple(float(x) for x in self.sigma)  # Python numbers: compiled into the fused steps
         self.height = check_positive(as_float(height, "kJ/mol"), "height", owner)
         if bias_factor is not None and not (np.isfinite(bias_factor) and bias_factor > 1):
             raise ValueError(f"bias_factor must be > 1 (or None for untempered metadynamics); got {bias_factor}.")
@@ -244,10 +245,14 @@ class WellTemperedMetad(GridBias):
         ``at`` is the step from which they act in this run (default: the latest hill's), for c(t).
         """
         centers = np.asarray(centers, dtype=np.float64).reshape(-1, self.grid.ndim)
-        n = len(centers)
-        if n == 0:
+        if len(centers) == 0:
             return
         self.field.add_gaussians(centers, self.sigma, heights)
+        self._record_hills(centers, heights, step, time, write, at, self._c_of_t())
+
+    def _record_hills(self, centers, heights, step, time, write, at, rct):
+        """Record hills (n, d) already on the grid, with c(t) ``rct`` (kJ/mol) from then on; see :meth:`_add`."""
+        n = len(centers)
         step = np.broadcast_to(np.asarray(step, dtype=np.int64), (n,))
         if time is None:
             time = step * self.timestep if self.timestep is not None else step.astype(np.float64)
@@ -257,13 +262,43 @@ class WellTemperedMetad(GridBias):
         self._n_hills += n
         # Other walkers' hills arrive out of time order: c(t) steps in the order the bias changed.
         self.rct_steps.append(max(int(step.max()) if at is None else int(at), self.rct_steps[-1]))
-        self.rct.append(self._c_of_t())
+        self.rct.append(rct)
         if not write:
             return
         if self._walkers is not None:
             self._pending.append(self._file_rows(rows))
         elif self._writer is not None:
             self._writer.write(self._file_rows(rows))
+
+    # -- fused engine steps (cvlearn.bias.FusedDeposit) -------------------------------------------
+    def fused_deposit_points(self, n_walkers):
+        """Grid values one deposit of ``n_walkers`` hills writes (window points times value and derivatives)."""
+        return n_walkers * 2**self.grid.ndim * self.field.window_points(self.sigma)
+
+    def fused_deposit(self, positions, state, on):
+        """:meth:`deposit` at the CV values of torch ``positions`` in torch operations: (the grid after the
+        hills, (centers (walkers, d), heights (walkers,) kJ/mol, c(t) after the deposit kJ/mol)); heights
+        are zero and the grid unchanged where ``on`` is False."""
+        c = self._traced_cv_values(positions).to(state.dtype)
+        heights = torch.full(c.shape[:1], self.height, dtype=state.dtype, device=state.device)
+        if self.bias_factor is not None:
+            clamped, held = self._traced_clamp(c)
+            v, _ = self.field.traced_value_and_gradient(clamped, state)
+            v = torch.where(held.any(1), torch.zeros_like(v), v)  # a hill off the grid: the full height
+            heights = heights * torch.exp(v * (-1.0 / (self.kT * (self.bias_factor - 1.0))))
+        heights = heights * on.to(heights.dtype)
+        state = self.field.traced_add_gaussians(state, c, self._sigmas, heights)
+        return state, (c, heights, self._rct_of(state))
+
+    def fused_commit(self, state, records, steps, last_step):
+        """Adopt the grid ``state`` of a fused block and record its deposits as :meth:`update` would have."""
+        if state is not self.field.data:
+            self.field.data.copy_(state)
+        for (centers, heights, rct), step in zip(records, steps):
+            self._record_hills(centers.cpu().numpy(), heights.cpu().numpy(), step, None, True, None, float(rct))
+        self._step = last_step
+        # The last force call (fused_record) saw c(t) before a deposit at that same step, as in energy().
+        self._rct_in_force = self.rct[-2] if steps and steps[-1] == last_step else self.rct[-1]
 
     # -- multiple walkers ------------------------------------------------------------------------
     def flush_hills(self):
@@ -324,14 +359,18 @@ class WellTemperedMetad(GridBias):
         """c(t) of Tiwary & Parrinello (JPCB 119, 736 (2015)) on the grid, kJ/mol (NaN without a temperature)."""
         if self.temperature is None:
             return float("nan")
+        return float(self._rct_of(self.field.data))
+
+    def _rct_of(self, data):
+        """c(t) (0-d tensor, kJ/mol) of the grid values and derivatives ``data``."""
         beta = 1.0 / self.kT
-        v = self.field.data[0].flatten()
+        v = data[0].flatten()
         if self.bias_factor is None:
             num, den = beta * v, torch.zeros_like(v)
         else:
             g = self.bias_factor
             num, den = beta * v * g / (g - 1.0), beta * v / (g - 1.0)
-        return float((torch.logsumexp(num, 0) - torch.logsumexp(den, 0)) / beta)
+        return (torch.logsumexp(num, 0) - torch.logsumexp(den, 0)) / beta
 
     def _hill_fields(self):
         return ["time", *self.names, *[f"sigma_{n}" for n in self.names], "height", "biasf"]

@@ -60,6 +60,13 @@ In the order an engine calls them:
    hands the CV values and bias of the last configuration to :meth:`Fusable.fused_record` (what a force
    call records), and calls :meth:`Adaptive.update` once, with that block's last step. Every step at
    which a Paced bias may change ends a block, so the updates it sees are the ones that act.
+   A :class:`FusedDeposit` bias (well-tempered metadynamics of a single run) updates inside the compiled
+   function instead: after each step that is a multiple of its ``pace``, :meth:`FusedDeposit.fused_deposit`
+   turns its state into the next one and returns a record of the deposit; its pace then ends no block,
+   and at the end of a block the engine hands the final state and the block's records to
+   :meth:`FusedDeposit.fused_commit` (after :meth:`Fusable.fused_record`), which does what the updates
+   would have done in Python (the hills, their file rows, c(t) and what the last force call saw). A block
+   the engine discards (a step that is not finite) commits nothing.
 
 Examples
 --------
@@ -73,7 +80,7 @@ Examples
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive", "Paced", "ColvarWriter", "HillsWriter",
-           "SharedHills", "Fusable"]
+           "SharedHills", "Fusable", "FusedDeposit"]
 
 
 @runtime_checkable
@@ -286,3 +293,33 @@ class Fusable(Bias, Protocol):
     def fused_record(self, cv_values, bias):
         """Record ``cv_values`` (walkers, d) and ``bias`` (walkers,) kJ/mol of the last configuration of a
         block as a force call at it would (for :meth:`Adaptive.update` and :meth:`ColvarWriter.colvar`)."""
+
+
+@runtime_checkable
+class FusedDeposit(Fusable, Paced, Protocol):
+    """A Fusable bias whose update (a deposit every ``pace`` steps) also runs inside the engine's fused steps.
+
+    Examples
+    --------
+    >>> import torch, cvlearn as cl
+    >>> metad = cl.WellTemperedMetad(cl.features.Positions(1, 1), sigma=0.1, height=1.0, bias_factor=10, pace=10,
+    ...                              grid=cl.Grid(-1.0, 1.0, 40), temperature=300.0)
+    >>> x = torch.tensor([[[0.0]]], dtype=torch.float64)
+    >>> state, record = metad.fused_deposit(x, metad.fused_state(x.dtype, x.device), torch.tensor(True))
+    >>> metad.fused_commit(state, [record], [10], 10)      # the hill deposited at step 10, a block's last
+    >>> isinstance(metad, cl.bias.FusedDeposit), metad.n_hills, round(float(metad.evaluate([[0.0]])[0]), 6)
+    (True, 1, 1.0)
+    """
+
+    def fused_deposit_points(self, n_walkers):
+        """Grid values one deposit of ``n_walkers`` walkers writes (the engine deposits in Python above a limit)."""
+
+    def fused_deposit(self, positions, state, on):
+        """(next state, record) after a deposit at torch ``positions`` (the last force call's configuration)
+        from ``state`` (as :meth:`Fusable.fused_state`), or the same values with ``on`` (a 0-d bool
+        tensor) False; the record is a tuple of tensors of fixed shapes. Pure torch, as ``fused_forces``."""
+
+    def fused_commit(self, state, records, steps, last_step):
+        """Adopt ``state``, the state after a block ending at ``last_step``, and record the deposits of
+        ``records`` (one tuple per deposit) made at ``steps`` (ints, increasing) as :meth:`Adaptive.update`
+        would have; called after :meth:`Fusable.fused_record` of the block's last configuration."""

@@ -1,31 +1,43 @@
 """Fused, compiled blocks of BAOAB steps for :class:`cvlearn.Langevin`.
 
-Between two events of a run (a recorded frame, a step at which a bias may deposit, the end of the run)
-the steps change nothing but positions, velocities and forces, so they can run as one compiled function:
-the system's forces, every bias's forces (:class:`cvlearn.bias.Fusable`) and the BAOAB update, with no
-return to Python in between. On the 2-core machine of ``benchmarks/RESULTS.md`` the eager step with a
-metadynamics bias costs ~1 ms whatever the walker count, almost all of it per-operation overhead.
+Between two events of a run (a recorded frame, a step at which a bias changes in Python, the end of the
+run) the steps run as one compiled function: the system's forces, every bias's forces
+(:class:`cvlearn.bias.Fusable`), the noise, the BAOAB update and the deposits of
+:class:`cvlearn.bias.FusedDeposit` biases (well-tempered metadynamics), with no return to Python in
+between. On the 2-core machine of ``benchmarks/RESULTS.md`` the eager step with a metadynamics bias costs
+~1 ms whatever the walker count, almost all of it per-operation overhead.
 
 The design was chosen by measurement (``benchmarks/RESULTS.md``, "Fused Langevin steps"):
 
-- one ``torch.compile`` of a ``while_loop`` whose body is ONE traced step, run for ``n`` steps (a tensor):
-  the compile time does not grow with the block length and one graph serves every block length (blocks
-  of K unrolled steps took 20 s to compile for K = 10 and minutes for K = 100, and a graph per length);
-- inductor's C++ wrapper (``cpp_wrapper``) on the CPU, so the loop itself runs in C++ (the Python
-  wrapper's loop costs ~30 us per iteration); the call costs ~50 us, once per block;
-- the noise is drawn before the block by the engine's generator, one ``normal_`` per step into a row of
-  a buffer: the calls the eager step makes in the same order, so the random stream is the same and a
-  block equals the eager steps up to round-off (~1e-13 in float64; a test checks 1e-10);
+- one ``torch.compile`` of two nested ``while_loop`` s: the inner one runs ONE traced step per iteration
+  up to the next deposit (or the end of the block), the outer one deposits and goes on. The compile
+  time does not grow with the block length and one graph serves every block length (blocks of K
+  unrolled steps took 20 s to compile for K = 10 and minutes for K = 100, and a graph per length);
+- inductor's C++ wrapper (``cpp_wrapper``) on the CPU, so the loops run in C++ (the Python wrapper's
+  loop costs ~30 us per iteration); each iteration of a ``while_loop`` costs ~0.2 us per value it
+  carries or reads, so constants (the potential's parameters, the grid's geometry) are Python numbers
+  compiled into the code, not tensors read at every step;
+- the noise is :func:`cvlearn.engine._noise.gaussian_noise`, a pure function of the engine's key and the
+  step, computed inside the loop by the same torch operations as the eager steps: a block equals the
+  eager steps up to round-off (~1e-13 in float64; a test checks 1e-10). The former design drew the noise
+  before each block with torch's generator and deposited hills in Python between blocks of ``pace``
+  steps: the draws cost as much as the compiled steps for 10^4 walkers, and a deposit ~1 ms;
+- deposits happen inside the compiled function (:meth:`cvlearn.bias.FusedDeposit.fused_deposit`, after
+  every multiple of the bias's pace), and their records (hill centers, heights, c(t)) fill preallocated
+  slots that the bias commits to its HILLS file at the end of the block, so a block runs up to the next
+  recorded frame (at most ``MAX_BLOCK`` steps, and as many deposits as ``RECORD_BYTES`` holds). A bias
+  sharing hills with other walkers (files read every ``read_stride``), a deposit too large for one
+  graph (``DEPOSIT_POINTS``) and an OPES bias still update in Python, at block ends;
 - the compiled function is shared by every engine of the process (dynamo caches one graph per system
   class, bias configuration, shape and dtype). Inductor cannot keep the graph of a ``while_loop`` in its
   on-disk FX graph cache (torch 2.13: "Can't cache HigherOrderOperator"), only the compiled C++: a later
-  process compiles in ~10 s instead of ~30 s cold on 2 busy cores. K unrolled steps are cached on disk
-  (~6 s warm for K = 10) but take ~55 s cold and run no faster.
+  process compiles in ~10 s instead of ~30 s cold on 2 busy cores.
 
-A block that fails (a non-finite energy, a CV off an ``outside="error"`` grid) leaves the engine's state
-and random generator as they were before it, and the engine replays it through the eager steps, which
-raise the usual error at the exact step. When compilation is impossible (no C++ compiler, a potential
-torch cannot trace) the engine warns once and continues with the eager steps.
+A block that fails (a non-finite energy, a CV off an ``outside="error"`` grid) leaves the engine's and the
+biases' state as they were before it (deposits are committed only after a good block), and the engine
+replays it through the eager steps, which raise the usual error at the exact step. When compilation is
+impossible (no C++ compiler, a potential torch cannot trace) the engine warns once and continues with the
+eager steps.
 """
 
 import contextlib
@@ -34,22 +46,29 @@ import time
 import warnings
 
 import torch
+from torch.utils import _pytree as pytree
 
-from ..bias import Adaptive, Fusable, Paced, SharedHills
+from ..bias import Adaptive, Fusable, FusedDeposit, Paced, SharedHills
+from ._noise import gaussian_noise
 
 try:
     from torch._higher_order_ops.while_loop import while_loop
 except ImportError:  # a torch without the while_loop construct: the engine then runs the eager steps
     while_loop = None
 
-__all__ = ["FusedSteps", "eager_step_seconds", "event_periods", "fusable_biases"]
+__all__ = ["FusedSteps", "eager_step_seconds", "event_periods", "fusable_biases", "own_deposits"]
 
 log = logging.getLogger("cvlearn")
 
-#: Pre-drawn noise of one block at most, bytes (the noise buffer's rows are steps).
-NOISE_BYTES = 64 * 2**20
-#: Steps of one block at most (a block also ends at every event).
+#: Steps of one block at most (a block also ends at every event): long enough that the ~0.2 ms of Python
+#: per block is ~2 % of one walker's steps, short enough that an interrupt loses little.
 MAX_BLOCK = 1000
+#: Bytes of the deposit records one block may hold (hill centers and heights of every walker per deposit).
+RECORD_BYTES = 8 * 2**20
+#: Grid values one in-graph deposit may write (walkers x window points x value and derivatives); above
+#: it the bias deposits in Python between blocks (the window arrays of the compiled deposit would be
+#: hundreds of MB, e.g. 10^4 walkers on a fine 2-D grid).
+DEPOSIT_POINTS = 2**22
 #: Configurations (system class, biases, shape, dtype) one process may compile: dynamo's default limit
 #: of graphs per function (8) would refuse the ninth engine configuration of a benchmark or a notebook.
 MAX_CONFIGURATIONS = 64
@@ -78,54 +97,128 @@ def fusable_biases(biases):
     return None
 
 
+def own_deposits(biases):
+    """Indices of the FusedDeposit biases of a single run (no hills shared through files): those whose
+    state an engine checkpoint holds, since a compiled deposit and a rebuild from the HILLS file agree
+    only to round-off."""
+    return tuple(i for i, b in enumerate(biases)
+                 if isinstance(b, FusedDeposit) and not (isinstance(b, SharedHills) and b.read_stride))
+
+
+def in_graph_deposits(biases, n_walkers):
+    """Indices of the biases that deposit inside the compiled steps: :func:`own_deposits` whose deposit
+    fits ``DEPOSIT_POINTS``."""
+    return tuple(i for i in own_deposits(biases) if biases[i].fused_deposit_points(n_walkers) <= DEPOSIT_POINTS)
+
+
 def event_periods(biases):
-    """Steps whose multiples end a block because a bias may change there: ``pace`` of the Paced biases
-    and ``read_stride`` of those sharing hills with other walkers."""
+    """Steps whose multiples end a block because a bias may change there in Python: ``pace`` of the Paced
+    biases and ``read_stride`` of those sharing hills with other walkers."""
     periods = [b.pace for b in biases if isinstance(b, Paced)]
     return periods + [b.read_stride for b in biases if isinstance(b, SharedHills) and b.read_stride]
 
 
-def _step(system, biases, states, x, v, f, noise, half_dt, c1, noise_scale, inv_m):
-    """One BAOAB step (the arithmetic of :meth:`cvlearn.Langevin._step_once`): x, v, f, potential and bias
-    energy, and whether the step is finite and on every bias grid."""
+def _step(system, biases, states, key, step, x, v, f, half_dt, c1, noise_scale, inv_m):
+    """One BAOAB step from ``step`` (the arithmetic of :meth:`cvlearn.Langevin._step_once`): x, v, f and
+    whether the positions are finite and every CV on its bias grid (energies, forces and velocities are
+    checked once per deposit interval)."""
+    noise = gaussian_noise(key, step, x.shape, x.dtype, x.device)
     v = torch.addcmul(v, f, inv_m, value=half_dt)
     x = x + half_dt * v
     v = torch.addcmul(c1 * v, noise, noise_scale)
     x = x + half_dt * v
-    e, f = system.traced_energy_and_forces(x)
-    eb, ok = torch.zeros_like(e), torch.ones((), dtype=torch.bool, device=x.device)
+    _, f = system.traced_energy_and_forces(x)
+    inside = torch.isfinite(x).all()  # a blow-up stops the loop at once
     for b, state in zip(biases, states):
-        vb, fb, _, inside = b.fused_forces(x, state)
-        eb, f, ok = eb + vb, f + fb, ok & inside.all()
-    ok = ok & torch.isfinite(e.sum() + eb.sum() + f.sum() + x.sum())  # finite only if every term is
+        _, fb, _, on_grid = b.fused_forces(x, state)
+        f, inside = f + fb, inside & on_grid.all()
     v = torch.addcmul(v, f, inv_m, value=half_dt)
-    return x, v, f, e, eb, ok
+    return x, v, f, inside
 
 
-def _block(system, biases, states, x, v, f, noise, n, half_dt, c1, noise_scale, inv_m):
-    """``n`` BAOAB steps from positions ``x``, velocities ``v`` and forces ``f`` with the noise rows
-    ``noise[:n]``: (x, v, f, potential energy, bias energy, ok, [(CV values, bias) per bias]) of the last
-    step; ``ok`` is False (and the loop stops) once a step is non-finite or off a bias grid. The same
-    arithmetic as :meth:`cvlearn.Langevin._step_once`."""
-    zeros = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-
-    def running(i, x, v, f, e, eb, ok):
-        return (i < n) & ok
-
-    def step(i, x, v, f, e, eb, ok):
-        row = torch.index_select(noise, 0, i.reshape(1))[0]
-        x, v, f, e, eb, ok_step = _step(system, biases, states, x, v, f, row, half_dt, c1, noise_scale, inv_m)
-        return i + 1, x, v, f, e, eb, ok & ok_step
-
-    start = (torch.zeros((), dtype=torch.int64, device=x.device), x, v, f, zeros, zeros.clone(),
-             torch.ones((), dtype=torch.bool, device=x.device))
-    _, x, v, f, e, eb, ok = while_loop(running, step, start)
-    # What each bias records of the last configuration (the loop carries only the engine's state).
-    records = []
+def _observe(system, biases, states, x, v, f):
+    """What the last force call at ``x`` saw, packed into one (walkers, 2 + sum of (d + 1)) tensor: potential
+    energy, bias energy, then each bias's CV values (d columns) and bias; and whether the configuration is
+    finite. One tensor because a loop body must not return one tensor twice (inductor's C++ wrapper,
+    torch 2.13, crashes), and with one bias the bias energy IS that bias's value."""
+    e, _ = system.traced_energy_and_forces(x)
+    eb, columns = torch.zeros_like(e), []
     for b, state in zip(biases, states):
         vb, _, s, _ = b.fused_forces(x, state)
-        records.append((s, vb))
-    return x, v, f, e, eb, ok, records
+        eb, columns = eb + vb, columns + [s.to(e.dtype), vb[:, None].to(e.dtype)]
+    finite = torch.isfinite(e.sum() + eb.sum() + f.sum() + x.sum() + v.sum())  # finite only if every term is
+    return torch.cat([e[:, None], eb[:, None], *columns], 1), finite
+
+
+def _block(system, biases, depositing, slots, states, key, start, n, x, v, f, half_dt, c1, noise_scale, inv_m):
+    """``n`` BAOAB steps from step ``start`` (0-d tensors), positions ``x``, velocities ``v`` and forces
+    ``f``, with the bias states ``states`` (one pytree per bias): the biases listed in ``depositing``
+    deposit after every multiple of their pace, into ``slots`` record slots each.
+
+    Returns (x, v, f, what the last force call saw (:func:`_observe`), ok, the states of the depositing
+    biases, their record slots, their deposit counts); ``ok`` is False (and the loops stop) once a CV is
+    off its grid or a position is not finite, or at the next deposit or the end any value is not finite.
+    The same arithmetic as the eager steps.
+    """
+    end = start + n
+    flat_states, state_spec = pytree.tree_flatten([states[i] for i in depositing])
+    paces = [biases[i].pace for i in depositing]
+    # Record slots, shaped by a deposit traced here and discarded (the compiler drops its arithmetic).
+    slot_list = []
+    for i in depositing:
+        _, record = biases[i].fused_deposit(x, states[i], torch.zeros((), dtype=torch.bool, device=x.device))
+        slot_list.append(tuple(torch.zeros((slots, *r.shape), dtype=r.dtype, device=r.device) for r in record))
+    flat_slots, slot_spec = pytree.tree_flatten(slot_list)
+    seen, _ = _observe(system, biases, states, x, v, f)
+    counts = [torch.zeros((), dtype=torch.int64, device=x.device) for _ in depositing]
+    sizes = [len(flat_states), len(flat_slots)]
+
+    def unpack(rest):
+        parts, a = [], 0
+        for size in sizes:
+            parts.append(list(rest[a:a + size]))
+            a += size
+        return (*parts, list(rest[a:]))
+
+    def outer_running(step, x, v, f, seen, ok, *rest):
+        return (step < end) & ok
+
+    def outer_step(step, x, v, f, seen, ok, *rest):
+        flat_states, flat_slots, counts = unpack(rest)
+        all_states = list(states)
+        for i, state in zip(depositing, pytree.tree_unflatten(flat_states, state_spec)):
+            all_states[i] = state
+        stop = end
+        for pace in paces:  # the next deposit
+            stop = torch.minimum(stop, (step // pace + 1) * pace)
+
+        def running(step, x, v, f, ok):
+            return (step < stop) & ok
+
+        def one(step, x, v, f, ok):
+            x, v, f, inside = _step(system, biases, all_states, key, step, x, v, f, half_dt, c1, noise_scale, inv_m)
+            return step + 1, x, v, f, ok & inside
+
+        step, x, v, f, ok = while_loop(running, one, (step, x, v, f, ok))
+        seen, finite = _observe(system, biases, all_states, x, v, f)  # before this step's deposit
+        ok = ok & finite
+        new_states, slot_list = [], pytree.tree_unflatten(flat_slots, slot_spec)
+        for j, (i, pace) in enumerate(zip(depositing, paces)):
+            on = ok & (step % pace == 0)
+            state, record = biases[i].fused_deposit(x, all_states[i], on)
+            new_states.append(state)
+            at = counts[j].reshape(1)  # a slot is taken (the count moves on) only by a deposit
+            slot_list[j] = tuple(buf.index_copy(0, at, r[None].to(buf.dtype)) for buf, r in zip(slot_list[j], record))
+            counts[j] = counts[j] + on.long()
+        return (step, x, v, f, seen, ok, *pytree.tree_flatten(new_states)[0], *pytree.tree_flatten(slot_list)[0],
+                *counts)
+
+    ok = torch.ones((), dtype=torch.bool, device=x.device)
+    carried = (start.clone(), x, v, f, seen, ok, *flat_states, *flat_slots, *counts)
+    _, x, v, f, seen, ok, *rest = while_loop(outer_running, outer_step, carried)
+    flat_states, flat_slots, counts = unpack(rest)
+    return (x, v, f, seen, ok, pytree.tree_unflatten(flat_states, state_spec),
+            pytree.tree_unflatten(flat_slots, slot_spec), counts)
 
 
 def _compiled_block(device_type):
@@ -135,13 +228,19 @@ def _compiled_block(device_type):
     if fn is None:
         # The C++ wrapper runs the loop in C++ on the CPU; on a GPU the default (Python) wrapper
         # launches the loop's kernels.
-        options = {"cpp_wrapper": True} if device_type == "cpu" else None
+        options = {"cpp_wrapper": True} if device_type == "cpu" else {}
+        # Let inductor's on-disk FX graph cache keep graphs with a while_loop (torch 2.13 refuses by default):
+        # its key hashes the loop bodies' code and constants too (checked: runs differing only in a constant of
+        # the potential or of the deposit compile anew and equal the eager steps), so a later process skips
+        # inductor's lowering and C++ compilation (~6 s warm instead of ~10 s; dynamo's tracing remains).
+        options["unsafe_marked_cacheable_functions"] = {"torch.ops.higher_order.while_loop": torch.__version__}
         fn = _compiled[device_type] = torch.compile(_block, fullgraph=True, dynamic=False, options=options)
     return fn
 
 
 class FusedSteps:
-    """The fused path of one :class:`cvlearn.Langevin` engine: its noise buffer and compiled blocks.
+    """The fused path of one :class:`cvlearn.Langevin` engine: which biases deposit inside it, how long a
+    block may be, and the compiled blocks.
 
     ``compile_seconds`` accumulates the time of the calls that compiled (the first of a configuration in
     this process); ``failure`` is the reason compilation failed (None while it works).
@@ -149,49 +248,67 @@ class FusedSteps:
 
     def __init__(self, engine):
         self.engine = engine
-        shape, dtype, device = tuple(engine.positions.shape), engine.dtype, engine.device
-        row_bytes = engine.positions.numel() * engine.positions.element_size()
-        self.max_steps = int(min(MAX_BLOCK, max(1, NOISE_BYTES // row_bytes)))
-        self.noise = torch.empty((self.max_steps, *shape), dtype=dtype, device=device)
-        self.key = (type(engine.system), tuple(type(b) for b in engine.biases), shape, dtype, device.type)
+        biases = engine.biases
+        self.depositing = in_graph_deposits(biases, engine.n_walkers)
+        python = [b for i, b in enumerate(biases) if i not in self.depositing]
+        #: Steps whose multiples end a block (the updates left to Python), and those updates.
+        self.periods = event_periods(python)
+        self.updates = [b.update for b in python if isinstance(b, Adaptive)]
+        # Record slots: the deposits of a block, plus a spare that a step without a deposit writes to.
+        # The loop copies them at every deposit, so they are as few as a block needs.
+        record_bytes = sum(engine.n_walkers * (biases[i].grid.ndim + 2) * 8 + 8 for i in self.depositing)
+        pace = min((biases[i].pace for i in self.depositing), default=MAX_BLOCK)
+        self.slots = max(2, min(MAX_BLOCK // pace + 2, RECORD_BYTES // max(record_bytes, 1)))
+        # A block of n steps holds at most ceil(n / pace) deposits of the most frequent depositor.
+        self.max_steps = min(MAX_BLOCK, (self.slots - 1) * pace)
+        shape = tuple(engine.positions.shape)
+        self.key = (type(engine.system), tuple(type(b) for b in biases), self.depositing, shape, engine.dtype,
+                    engine.device.type)
+        self.noise_key = torch.tensor(engine.noise_key, dtype=torch.int64, device=engine.device)
+        # CV values per bias: the columns of the block's record of the last configuration.
+        self.widths = [b.fused_forces(engine.positions, b.fused_state(engine.dtype, engine.device))[2].shape[1]
+                       for b in biases]
         self.compile_seconds, self.failure = 0.0, None
 
     def advance(self, n):
         """Integrate ``n`` (<= ``max_steps``) steps as one block and return True; or return False with
-        the engine's state and random generator untouched, for the eager steps to replay the block."""
+        the engine's and the biases' state untouched, for the eager steps to replay the block."""
         eng = self.engine
-        rng = eng._gen.get_state()
         half_dt, c1, noise_scale, inv_m = eng._coefficients
+        first = eng.step
         try:
-            for k in range(n):  # the eager step's draws, in its order
-                self.noise[k].normal_(generator=eng._gen)
             fn = _compiled_block(eng.device.type)
             states = [b.fused_state(eng.dtype, eng.device) for b in eng.biases]
             new = self.key not in _seen
             t0 = time.perf_counter()
             with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS) if new else contextlib.nullcontext():
-                x, v, f, e, eb, ok, records = fn(eng.system, eng.biases, states, eng.positions, eng.velocities,
-                                                 eng._forces, self.noise, torch.tensor(n, device=eng.device),
-                                                 half_dt, c1, noise_scale, inv_m)
+                x, v, f, seen, ok, dep_states, slots, counts = fn(
+                    eng.system, eng.biases, self.depositing, self.slots, states, self.noise_key,
+                    torch.tensor(first, device=eng.device), torch.tensor(n, device=eng.device),
+                    eng.positions, eng.velocities, eng._forces, half_dt, c1, noise_scale, inv_m)
             ok = bool(ok)
         except Exception as exc:  # noqa: BLE001 - any failure to compile or run: the eager steps decide
-            eng._gen.set_state(rng)
             self._fail(exc)
             return False
-        except BaseException:  # an interrupt: the checkpoint must hold the state before the block
-            eng._gen.set_state(rng)
-            raise
         if new:
             _seen.add(self.key)
             self.compile_seconds += time.perf_counter() - t0
             log.info("Langevin: compiled the fused steps in %.1f s", time.perf_counter() - t0)
         if not ok:
-            eng._gen.set_state(rng)
             return False
-        eng.positions, eng.velocities, eng._forces, eng._energies = x, v, f, (e, eb)
+        eng.positions, eng.velocities, eng._forces, eng._energies = x, v, f, (seen[:, 0], seen[:, 1])
         eng.step += n
-        for b, (s, vb) in zip(eng.biases, records):
-            b.fused_record(s, vb)
+        column = 2
+        for b, d in zip(eng.biases, self.widths):
+            b.fused_record(seen[:, column:column + d], seen[:, column + d])
+            column += d + 1
+        for i, state, records, count in zip(self.depositing, dep_states, slots, counts):
+            pace = eng.biases[i].pace
+            steps = list(range((first // pace + 1) * pace, first + n + 1, pace))
+            if int(count) != len(steps):
+                raise RuntimeError(f"the fused steps made {int(count)} deposits where {len(steps)} were due")
+            eng.biases[i].fused_commit(state, [tuple(r[k] for r in records) for k in range(len(steps))], steps,
+                                       eng.step)
         return True
 
     def _fail(self, exc):

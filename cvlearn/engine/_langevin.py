@@ -6,13 +6,15 @@ import warnings
 
 import numpy as np
 import torch
+from torch.utils import _pytree as pytree
 
 from .._validation import check_positive
 from ..bias import Adaptive, CVBias
 from ..exceptions import GridError, SimulationError
 from ..units import BOLTZMANN, as_float
 from ._common import ColvarFiles, Engine, Frame, bias_list, bind_biases, open_hills, progress_bar
-from ._fused import FusedSteps, eager_step_seconds, event_periods, fusable_biases
+from ._fused import FusedSteps, eager_step_seconds, fusable_biases, own_deposits
+from ._noise import NoiseStream, gaussian_noise, noise_keys
 
 __all__ = ["Langevin"]
 
@@ -44,7 +46,9 @@ class Langevin(Engine):
     n_walkers : int
         Number of independent walkers integrated together.
     seed : int or None
-        Seed of the engine's own random generator (velocities and noise); same seed, same run.
+        Seed of the engine's random numbers (initial velocities and noise); same seed, same run. The noise
+        of each step is a pure function of the seed and the step (:mod:`cvlearn.engine._noise`), so runs
+        and restarts continue one stream; None draws a fresh seed.
     bias : object or list of objects, optional
         Each a :class:`cvlearn.bias.Bias` (``energy(positions) -> (walkers,)`` kJ/mol, differentiable
         in the positions), whose force is added; the engine makes the calls of the engine-bias contract
@@ -105,9 +109,7 @@ class Langevin(Engine):
         self.device, self.dtype = torch.device(device), dtype
         self.biases = bias_list(bias)
         self.seed = seed
-        self._gen = torch.Generator(device=self.device)
-        self._gen.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]) if seed is not None
-                              else torch.seed())
+        self.noise_key, velocity_key = noise_keys(seed)
         if self.device.type != "cpu":
             self.system.to(self.device)
             for b in self.biases:  # a bias's CV reads the walkers' positions: same device
@@ -117,12 +119,19 @@ class Langevin(Engine):
         self.kT = BOLTZMANN * self.temperature
         bind_biases(self.biases, self.temperature, self.timestep)
         self.positions = self._initial_positions(positions)
-        self.velocities = torch.randn(self.positions.shape, generator=self._gen, device=self.device,
-                                      dtype=dtype) * torch.sqrt(self.kT / self._masses)
+        self.velocities = gaussian_noise(velocity_key, 0, self.positions.shape, dtype, self.device) * torch.sqrt(
+            self.kT / self._masses)
+        self._noise = NoiseStream(self.noise_key, self.positions.shape, dtype, self.device)
         self.step = 0
         self._forces = None
         self._fused = None  # FusedSteps, made at the first run that uses them
         self._fused_refused = False  # compile=True but the biases cannot be fused: warned once
+
+    def _set_noise_key(self, key):
+        self.noise_key = key
+        self._noise = NoiseStream(key, self.positions.shape, self.dtype, self.device)
+        if self._fused is not None:
+            self._fused.noise_key = torch.tensor(key, dtype=torch.int64, device=self.device)
 
     @property
     def compile_seconds(self):
@@ -214,6 +223,7 @@ class Langevin(Engine):
         n_steps = check_positive(n_steps, "n_steps", "Langevin.run", integer=True)
         stride = check_positive(stride, "stride", "Langevin.run", integer=True)
         open_hills(self.biases, hills, restart)
+        self._adopt_bias_states()
         frames = []
         rows = ColvarFiles(colvar, self.biases, self.n_walkers, restart)
         bar = progress_bar(progress, n_steps, "Langevin")
@@ -222,15 +232,16 @@ class Langevin(Engine):
                 self._forces = self._guarded_forces(self.positions, frames, self.step)
             updates = [b.update for b in self.biases if isinstance(b, Adaptive)]
             fused = self._fused_steps(n_steps)
-            periods = [stride, *event_periods(self.biases)]
+            # Blocks end at frames and, fused, where a bias updates in Python (eager steps update every step).
+            periods = [stride] if fused is None else [stride, *fused.periods]
             end = self.step + n_steps
             while self.step < end:
-                # A block: the steps up to the next frame, deposition or the end of the run.
+                # A block: the steps up to the next frame, Python update or the end of the run.
                 n = min(end, *((self.step // p + 1) * p for p in periods)) - self.step
                 if fused is not None:
                     n = min(n, fused.max_steps)
                 if fused is not None and fused.failure is None and fused.advance(n):
-                    for update in updates:
+                    for update in fused.updates:
                         update(self.step, self.positions)
                 else:
                     for _ in range(n):
@@ -277,7 +288,7 @@ class Langevin(Engine):
         with torch.no_grad():
             v = torch.addcmul(self.velocities, self._forces, inv_m, value=half_dt)
             x = self.positions + half_dt * v
-            noise = torch.randn(v.shape, generator=self._gen, device=v.device, dtype=v.dtype)
+            noise = self._noise(self.step)
             v = torch.addcmul(c1 * v, noise, noise_scale)
             x = x.add_(v, alpha=half_dt)
         f = self._guarded_forces(x, frames, self.step + 1)
@@ -312,14 +323,19 @@ class Langevin(Engine):
 
     # -- checkpoints -------------------------------------------------------------------------------
     def state_dict(self):
-        """Everything needed to continue this run exactly: positions, velocities, forces, step, RNG state."""
+        """Everything needed to continue this run exactly: positions, velocities, forces, step, noise key."""
         state = {"positions": self.positions.cpu().double().numpy().copy(),
                  "velocities": self.velocities.cpu().double().numpy().copy(),
-                 "step": np.array(self.step), "rng_state": self._gen.get_state().numpy()}
+                 "step": np.array(self.step), "noise_key": np.array(self.noise_key, dtype=np.int64)}
         if self._forces is not None:
             # BAOAB's first half-kick uses the forces of the last step, computed before that step's
             # hills were deposited; recomputing them after a restart would change the trajectory.
             state["forces"] = self._forces.cpu().double().numpy().copy()
+        # The grids of metadynamics biases: a compiled deposit and a rebuild from the HILLS file agree only
+        # to round-off, so a restart adopts these (after checking the rebuild against them) to go on exactly.
+        for i in own_deposits(self.biases):
+            leaves = pytree.tree_leaves(self.biases[i].fused_state(torch.float64, self.device))
+            state.update({f"bias{i}_state{j}": t.cpu().numpy().copy() for j, t in enumerate(leaves)})
         return state
 
     def load_state_dict(self, state):
@@ -331,6 +347,34 @@ class Langevin(Engine):
         self.positions = torch.as_tensor(state["positions"]).to(self.device, self.dtype)
         self.velocities = torch.as_tensor(state["velocities"]).to(self.device, self.dtype)
         self.step = int(state["step"])
-        self._gen.set_state(torch.as_tensor(np.asarray(state["rng_state"], dtype=np.uint8)))
+        if "noise_key" in state:
+            self._set_noise_key(int(state["noise_key"]))
+        else:  # a checkpoint of an earlier cvlearn (torch's generator): the stream of this engine's seed goes on
+            warnings.warn("This checkpoint holds the random state of an older cvlearn version (torch's generator), "
+                          "whose stream this version no longer draws: the run continues exactly from its positions, "
+                          "velocities and forces, with this engine's noise (seed) from now on.", RuntimeWarning,
+                          stacklevel=2)
         forces = state.get("forces")
         self._forces = None if forces is None else torch.as_tensor(forces).to(self.device, self.dtype)
+        self._saved_bias_states = {i: [np.asarray(state[k]) for k in sorted(
+            (k for k in state if k.startswith(f"bias{i}_state")), key=lambda k: int(k.rsplit("state", 1)[1]))]
+            for i in own_deposits(self.biases)}
+
+    def _adopt_bias_states(self):
+        """After a checkpoint was loaded and the biases rebuilt from their files: adopt the checkpoint's
+        bias states, once each is checked against the rebuilt one (the HILLS file must hold the same hills)."""
+        saved, self._saved_bias_states = getattr(self, "_saved_bias_states", {}), {}
+        for i, arrays in saved.items():
+            if not arrays:  # a checkpoint of a run without this bias's state: the rebuilt bias stands
+                continue
+            bias = self.biases[i]
+            leaves, spec = pytree.tree_flatten(bias.fused_state(torch.float64, self.device))
+            for now, then in zip(leaves, arrays):
+                worst = float(np.max(np.abs(now.cpu().numpy() - then), initial=0.0))
+                if worst > 1e-8 * (1.0 + float(np.max(np.abs(then), initial=0.0))):
+                    raise ValueError(
+                        f"The checkpoint's {type(bias).__name__} bias differs from the one rebuilt from its files by "
+                        f"up to {worst:.3g} kJ/mol: restart with the HILLS file the checkpointed run wrote (and "
+                        "restart=True), or start a new run without load_checkpoint.")
+            state = pytree.tree_unflatten([torch.as_tensor(a).to(t) for a, t in zip(arrays, leaves)], spec)
+            bias.fused_commit(state, [], [], self.step)
