@@ -83,11 +83,11 @@ def tica_eigenvalues(z0, zt, w, epsilon):
     Outputs that move together are slow (eigenvalue 1), noise is fast (eigenvalue near 0):
 
     >>> import torch
-    >>> t = torch.linspace(0, 1, 201, dtype=torch.float64)
-    >>> z = torch.stack([t, torch.randn(201, generator=torch.Generator().manual_seed(0), dtype=torch.float64)], 1)
-    >>> ev = tica_eigenvalues(z[:-1], z[1:], torch.ones(200, dtype=torch.float64), 1e-6)
-    >>> [round(float(v), 1) for v in ev]
-    [0.0, 1.0]
+    >>> t = torch.linspace(0, 1, 2001, dtype=torch.float64)
+    >>> z = torch.stack([t, torch.randn(2001, generator=torch.Generator().manual_seed(0), dtype=torch.float64)], 1)
+    >>> ev = tica_eigenvalues(z[:-1], z[1:], torch.ones(2000, dtype=torch.float64), 1e-6)
+    >>> bool(abs(ev[0]) < 0.1), bool(ev[1] > 0.99)
+    (True, True)
     """
     return _TICAEigenvalues.apply(z0, zt, w, epsilon)
 
