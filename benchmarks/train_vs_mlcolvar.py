@@ -248,7 +248,7 @@ def run_mlcolvar(py, base_input, test, cfg, max_epochs, patience, batch_size, wo
 # ---------------------------------------------------------------------------------------------
 def profile_cvlearn_epoch(fit, cfg, repeats=10):
     """Median seconds of the parts of one full-batch cvlearn DeepTICA epoch (same code path as fit)."""
-    from cvlearn.learners._neural import NeuralCV, tica_eigenvalues
+    from cvlearn.learners._neural import NeuralCV, _stacked_tica_eigenvalues
 
     mean, std = np.concatenate(fit).mean(0), np.concatenate(fit).std(0)
     scaled = [(x - mean) / std for x in fit]
@@ -261,9 +261,9 @@ def profile_cvlearn_epoch(fit, cfg, repeats=10):
     for _ in range(repeats):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        z0, zt = train.pair_outputs(cv.net)
+        z = train.stacked_outputs(cv.net)
         t1 = time.perf_counter()
-        loss = -(tica_eigenvalues(z0, zt, train.w, 1e-6) ** 2).sum()
+        loss = -(_stacked_tica_eigenvalues(z, train.w, 1e-6) ** 2).sum()
         t2 = time.perf_counter()
         loss.backward()
         t3 = time.perf_counter()
@@ -271,7 +271,7 @@ def profile_cvlearn_epoch(fit, cfg, repeats=10):
         float(loss.detach())
         t4 = time.perf_counter()
         with torch.no_grad():
-            float(-(tica_eigenvalues(*valid.pair_outputs(cv.net), valid.w, 1e-6) ** 2).sum())
+            float(-(_stacked_tica_eigenvalues(valid.stacked_outputs(cv.net), valid.w, 1e-6) ** 2).sum())
         t5 = time.perf_counter()
         for k, a, b in zip(parts, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
             parts[k].append(b - a)

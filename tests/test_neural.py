@@ -218,9 +218,9 @@ def test_minibatches_are_one_permutation_per_epoch():
         torch.testing.assert_close(b.w, train.w[idx], rtol=0, atol=0)
         # Both ends through one call of the network: the outputs of each end on its own.
         net = torch.nn.Linear(4, 2).double()
-        z0, zt = b.pair_outputs(net)
-        torch.testing.assert_close(z0, net(b.x))
-        torch.testing.assert_close(zt, net(b.y))
+        torch.testing.assert_close(b.stacked_outputs(net), torch.cat([net(b.x), net(b.y)]))
+    # A batch that covers most frames runs the network once on all of them: the same outputs.
+    torch.testing.assert_close(train.stacked_outputs(net), torch.cat([net(train.x), net(train.y)]))
 
 
 def test_minibatch_fit_is_reproducible():

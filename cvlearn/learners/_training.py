@@ -43,7 +43,7 @@ class Batch:
     x_{t+lag} = frames[it]) with weights ``w``; ``it`` is None without a lag.
 
     Frames are stored once: within a block x_t and x_{t+lag} are mostly the same frames, so a
-    network evaluated on ``frames`` once serves both ends of every pair (:meth:`pair_outputs`).
+    network evaluated on ``frames`` once serves both ends of every pair (:meth:`stacked_outputs`).
     """
 
     frames: torch.Tensor
@@ -74,18 +74,14 @@ class Batch:
         return Batch(self.frames, self.i0[start:stop], None if self.it is None else self.it[start:stop],
                      self.w[start:stop])
 
-    def pair_outputs(self, fn):
-        """(fn(x_t), fn(x_{t+lag})) from one call of ``fn``: on all frames when the pairs cover most of
-        them (each frame once), else on the rows of both ends gathered into one tensor (one pass of
-        2 x pairs rows costs less than two passes of half as many)."""
-        if self.it is None:
-            return fn(self.x), None
+    def stacked_outputs(self, fn):
+        """fn(x_t) stacked on fn(x_{t+lag}) (2 x pairs rows) from one call of ``fn``: on all frames when
+        the pairs cover most of them (each frame once), else on the rows of both ends gathered into one
+        tensor (one pass of 2 x pairs rows costs less than two passes of half as many). Lagged batches only."""
+        both = torch.cat([self.i0, self.it])
         if 2 * len(self) >= self.frames.shape[0]:
-            z = fn(self.frames)
-            return z.index_select(0, self.i0), z.index_select(0, self.it)
-        n = len(self)
-        z = fn(self.frames.index_select(0, torch.cat([self.i0, self.it])))
-        return z[:n], z[n:]
+            return fn(self.frames).index_select(0, both)
+        return fn(self.frames.index_select(0, both))
 
 
 def plan_blocks(lengths, lagtime, valid_fraction, n_blocks, seed):
