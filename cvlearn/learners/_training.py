@@ -168,8 +168,8 @@ def train(modules, loss_fn, epoch_batches, valid_loss, *, max_epochs, lr, patien
     Returns the history {"train": [...], "valid": [...]} and the best epoch (0-based).
     """
     params = [p for m in modules for p in m.parameters()]
-    # The fused Adam updates all parameters in one kernel instead of ~10 per parameter tensor: per
-    # minibatch step that is half a millisecond less on the CPU (torch has it for CPU and CUDA).
+    # The fused Adam updates all parameters in one kernel instead of ~10 per parameter tensor: about
+    # 0.3 ms less per minibatch step on the CPU for a 3-layer network (torch has it for CPU and CUDA).
     fused = all(p.device.type in ("cpu", "cuda") for p in params)
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if lr_schedule is None:
