@@ -130,6 +130,7 @@ class _TICAEigenvalues(torch.autograd.Function):
         return evals
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the closed form is a first derivative only
     def backward(ctx, grad):
         aT, ww, W2, evals, vecs = ctx.saved_tensors
         n = ww.shape[0] // 2
