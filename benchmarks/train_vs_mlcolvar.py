@@ -33,12 +33,13 @@ Both libraries train the same network on the same pairs:
   library seeds its own).
 * Same ``torch.set_num_threads(--threads)`` in both processes (default 1: the machine is shared).
 
-Four runs, each library in turn (cvlearn, then mlcolvar), in one invocation (same machine, same load):
+These runs, each library in turn (cvlearn, then mlcolvar), in one invocation (same machine, same load):
 
-1. Fixed epochs: ``--epochs`` full-batch epochs (default 100), early stopping off (patience =
-   epochs): one Adam step per epoch, so this isolates the cost of an epoch.
-2. ``--small-epochs`` epochs (default 10) with batches of ``--small-batch`` pairs (default 512), no
-   early stopping: many optimizer steps per epoch, so per-step overheads show.
+1. Fixed epochs: ``--epochs`` full-batch epochs (default 100; 0 skips this run), early stopping off
+   (patience = epochs): one Adam step per epoch, so this isolates the cost of an epoch.
+2. ``--small-epochs`` epochs (default 10) with batches of ``--small-batch`` pairs (default 512; several
+   sizes give one run each, e.g. ``--small-batch 512 4096``), no early stopping: many optimizer steps
+   per epoch, so per-step overheads show.
 3. To convergence, full batch: early stopping on the validation loss with ``--patience`` (default
    30) and at most ``--max-epochs`` epochs.
 4. To convergence with minibatches of ``--minibatch`` pairs (default 4096), same early stopping.
@@ -64,6 +65,7 @@ Run from the repository root::
 
     python benchmarks/train_vs_mlcolvar.py              # full size (~4 min on 2 cores), appends to RESULTS.md
     python benchmarks/train_vs_mlcolvar.py --quick --no-append
+    python benchmarks/train_vs_mlcolvar.py --epochs 0 --small-batch 512 4096 --no-convergence --no-append
 
 The first run creates benchmarks/.venv-mlcolvar (torch==2.13.0 first, then mlcolvar==1.3.1 under
 a constraint that keeps torch at 2.13.0; network access to PyPI needed once).
@@ -246,22 +248,22 @@ def run_mlcolvar(py, base_input, test, cfg, max_epochs, patience, batch_size, wo
 # ---------------------------------------------------------------------------------------------
 def profile_cvlearn_epoch(fit, cfg, repeats=10):
     """Median seconds of the parts of one full-batch cvlearn DeepTICA epoch (same code path as fit)."""
-    from cvlearn.learners._neural import NeuralCV, tica_eigenvalues
+    from cvlearn.learners._neural import NeuralCV, _stacked_tica_eigenvalues
 
     mean, std = np.concatenate(fit).mean(0), np.concatenate(fit).std(0)
     scaled = [(x - mean) / std for x in fit]
     train, valid = split_blocks(scaled, [np.ones(len(x)) for x in fit], cfg.lag, 0.2, 10, 0, torch.float32, "cpu")
     torch.manual_seed(0)
     cv = NeuralCV(fit[0].shape[1], cfg.layers, cfg.components, "tanh", head=True)
-    opt = torch.optim.Adam(cv.net.parameters(), lr=cfg.lr)
-    parts = {k: [] for k in ("forward x_t and x_t+lag", "TICA eigenvalues + loss", "backward", "Adam step",
+    opt = torch.optim.Adam(cv.net.parameters(), lr=cfg.lr, fused=True)
+    parts = {k: [] for k in ("forward (each frame once)", "TICA eigenvalues + loss", "backward", "Adam step",
                              "validation loss (no grad)")}
     for _ in range(repeats):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        z0, zt = cv.net(train.x), cv.net(train.y)
+        z = train.stacked_outputs(cv.net)
         t1 = time.perf_counter()
-        loss = -(tica_eigenvalues(z0, zt, train.w, 1e-6) ** 2).sum()
+        loss = -(_stacked_tica_eigenvalues(z, train.w, 1e-6) ** 2).sum()
         t2 = time.perf_counter()
         loss.backward()
         t3 = time.perf_counter()
@@ -269,7 +271,7 @@ def profile_cvlearn_epoch(fit, cfg, repeats=10):
         float(loss.detach())
         t4 = time.perf_counter()
         with torch.no_grad():
-            float(-(tica_eigenvalues(cv.net(valid.x), cv.net(valid.y), valid.w, 1e-6) ** 2).sum())
+            float(-(_stacked_tica_eigenvalues(valid.stacked_outputs(cv.net), valid.w, 1e-6) ** 2).sum())
         t5 = time.perf_counter()
         for k, a, b in zip(parts, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
             parts[k].append(b - a)
@@ -287,13 +289,14 @@ def main():
     parser.add_argument("--components", type=int, default=2, help="network outputs (default 2)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=100,
-                        help="epochs of the fixed-epoch full-batch run (default 100)")
+                        help="epochs of the fixed-epoch full-batch run (default 100; 0 skips it)")
     parser.add_argument("--patience", type=int, default=30, help="early-stopping patience (default 30)")
     parser.add_argument("--max-epochs", type=int, default=1000, help="cap of the convergence runs (default 1000)")
     parser.add_argument("--minibatch", type=int, default=4096,
                         help="batch size of the minibatch convergence run (default 4096; 0 skips it)")
-    parser.add_argument("--small-batch", type=int, default=512,
-                        help="batch size of a short fixed-epoch run that exposes per-step costs (default 512; 0 skips)")
+    parser.add_argument("--small-batch", type=int, nargs="+", default=[512],
+                        help="batch size(s) of short fixed-epoch runs that expose per-step costs, one run each "
+                             "(default 512; 0 skips)")
     parser.add_argument("--small-epochs", type=int, default=10, help="epochs of that run (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads in both (default 1)")
     parser.add_argument("--test-fraction", type=float, default=0.2, help="tail of each walker held out")
@@ -304,7 +307,17 @@ def main():
     cfg = parser.parse_args()
     if cfg.quick:
         cfg.walkers, cfg.frames, cfg.epochs, cfg.max_epochs, cfg.patience, cfg.minibatch = 8, 1500, 20, 60, 10, 1024
-        cfg.small_batch, cfg.small_epochs = min(cfg.small_batch, 256), min(cfg.small_epochs, 3)
+        cfg.small_batch, cfg.small_epochs = [min(b, 256) for b in cfg.small_batch], min(cfg.small_epochs, 3)
+    runs = [(f"{cfg.epochs} epochs, full batch, no early stopping", cfg.epochs, cfg.epochs, 0)] if cfg.epochs else []
+    runs += [(f"{cfg.small_epochs} epochs, batch {b}, no early stopping", cfg.small_epochs, cfg.small_epochs, b)
+             for b in cfg.small_batch if b]
+    if not cfg.no_convergence:
+        runs.append((f"to convergence, full batch (patience {cfg.patience})", cfg.max_epochs, cfg.patience, 0))
+        if cfg.minibatch:
+            runs.append((f"to convergence, batch {cfg.minibatch} (patience {cfg.patience})", cfg.max_epochs,
+                         cfg.patience, cfg.minibatch))
+    if not runs:
+        parser.error("nothing to run: --epochs 0, --small-batch 0 and --no-convergence together skip every run")
     torch.set_num_threads(cfg.threads)
     py = ensure_venv()
     warm_up()
@@ -319,15 +332,6 @@ def main():
     tica = cl.TICA(lagtime=cfg.lag, n_components=cfg.components, scaling=None).fit(fit)
     tica_score, t_tica = vamp2(tica.transform(test), cfg.lag), time.perf_counter() - t_tica
 
-    runs = [(f"{cfg.epochs} epochs, full batch, no early stopping", cfg.epochs, cfg.epochs, 0)]
-    if cfg.small_batch:
-        runs.append((f"{cfg.small_epochs} epochs, batch {cfg.small_batch}, no early stopping", cfg.small_epochs,
-                     cfg.small_epochs, cfg.small_batch))
-    if not cfg.no_convergence:
-        runs.append((f"to convergence, full batch (patience {cfg.patience})", cfg.max_epochs, cfg.patience, 0))
-        if cfg.minibatch:
-            runs.append((f"to convergence, batch {cfg.minibatch} (patience {cfg.patience})", cfg.max_epochs,
-                         cfg.patience, cfg.minibatch))
     results = {}
     with tempfile.TemporaryDirectory(prefix="cvlearn_mlcolvar_") as work:
         base = Path(work) / "base.npz"

@@ -163,3 +163,71 @@ def test_neural_bad_input():
         cl.DeepTICA(score="vamp1").fit(X)
     with pytest.raises(cl.NotFittedError):
         cl.DeepTICA().transform(X)
+
+
+def _tica_eigenvalues_by_autograd(z0, zt, w, epsilon):
+    """The reversible TICA eigenvalues written as plain differentiable torch (autograd through the covariances,
+    the Cholesky whitening and eigvalsh): the reference for the closed-form gradient of tica_eigenvalues."""
+    W = w.sum()
+    mean = (w @ z0 + w @ zt) / (2 * W)
+    a, b = z0 - mean, zt - mean
+    wa, wb = a * w[:, None], b * w[:, None]
+    c0t = wa.T @ b
+    c00 = (wa.T @ a + wb.T @ b) / (2 * W) + epsilon * torch.eye(z0.shape[1], dtype=z0.dtype)
+    L = torch.linalg.cholesky(c00)
+    m = torch.linalg.solve_triangular(L, (c0t + c0t.T) / (2 * W), upper=False)
+    m = torch.linalg.solve_triangular(L, m.T, upper=False)
+    return torch.linalg.eigvalsh(0.5 * (m + m.T))
+
+
+@pytest.mark.parametrize("score", [lambda e: -(e**2).sum(), lambda e: -e.sum(), lambda e: 3 * e[-1] + e[0]],
+                         ids=["vamp2", "sum", "asymmetric"])
+def test_tica_eigenvalues_closed_form_gradient(score):
+    from cvlearn.learners._neural import tica_eigenvalues
+
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.randn(60, 3, dtype=torch.float64, generator=g)
+    zt = 0.8 * z0 + 0.3 * torch.randn(60, 3, dtype=torch.float64, generator=g)
+    w = torch.rand(60, dtype=torch.float64, generator=g)
+    z0.requires_grad_(), zt.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: score(tica_eigenvalues(a, b, w, 1e-6)), (z0, zt))
+    # The same values and gradients as autograd through the covariances, Cholesky and eigvalsh, in float32 too.
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        a, b, ww = (t.detach().to(dtype).requires_grad_(t.requires_grad) for t in (z0, zt, w))
+        ours = tica_eigenvalues(a, b, ww, 1e-6)
+        ref = _tica_eigenvalues_by_autograd(a, b, ww, 1e-6)
+        torch.testing.assert_close(ours, ref, rtol=tol, atol=tol)
+        for x, y in zip(torch.autograd.grad(score(ours), (a, b)), torch.autograd.grad(score(ref), (a, b))):
+            torch.testing.assert_close(x, y, rtol=tol, atol=tol)
+
+
+def test_minibatches_are_one_permutation_per_epoch():
+    from cvlearn.learners._training import minibatches, split_blocks
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(300, 4)), rng.normal(size=(250, 4))]
+    train, _ = split_blocks(X, [rng.random(300), rng.random(250)], 5, 0.2, 4, 0, torch.float64, "cpu")
+    n, size = len(train), 131
+    assert n % size == 1  # the last piece holds one pair: dropped
+    batches = minibatches(train, size)(torch.Generator().manual_seed(7))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(7))
+    assert [len(b) for b in batches] == [size] * (n // size)
+    for b, idx in zip(batches, perm.split(size)):
+        torch.testing.assert_close(b.x, train.frames[train.i0[idx]], rtol=0, atol=0)
+        torch.testing.assert_close(b.y, train.frames[train.it[idx]], rtol=0, atol=0)
+        torch.testing.assert_close(b.w, train.w[idx], rtol=0, atol=0)
+        # Both ends through one call of the network: the outputs of each end on its own.
+        net = torch.nn.Linear(4, 2).double()
+        torch.testing.assert_close(b.stacked_outputs(net), torch.cat([net(b.x), net(b.y)]))
+    # A batch that covers most frames runs the network once on all of them: the same outputs.
+    torch.testing.assert_close(train.stacked_outputs(net), torch.cat([net(train.x), net(train.y)]))
+
+
+def test_minibatch_fit_is_reproducible():
+    rng = np.random.default_rng(1)
+    X = [np.cumsum(rng.normal(size=(400, 4)), axis=0) for _ in range(2)]
+    with _quiet():
+        a, b, c = (cl.DeepTICA(lagtime=3, layers=[8], max_epochs=10, batch_size=64, seed=s).fit(X) for s in (3, 3, 4))
+    np.testing.assert_array_equal(a.transform(X[0]), b.transform(X[0]))
+    assert a.history_ == b.history_
+    assert np.abs(a.transform(X[0]) - c.transform(X[0])).max() > 1e-4

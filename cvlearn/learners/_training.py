@@ -43,7 +43,7 @@ class Batch:
     x_{t+lag} = frames[it]) with weights ``w``; ``it`` is None without a lag.
 
     Frames are stored once: within a block x_t and x_{t+lag} are mostly the same frames, so a
-    network evaluated on ``frames`` once serves both ends of every pair (:meth:`pair_outputs`).
+    network evaluated on ``frames`` once serves both ends of every pair (:meth:`stacked_outputs`).
     """
 
     frames: torch.Tensor
@@ -54,25 +54,34 @@ class Batch:
     def __len__(self):
         return self.i0.shape[0]
 
+    # Rows are gathered with index_select: on the CPU it is about 3x faster than advanced indexing
+    # (``frames[idx]``) for the same rows, and the gathers are a fifth of a minibatch step.
     @property
     def x(self):
-        return self.frames[self.i0]
+        return self.frames.index_select(0, self.i0)
 
     @property
     def y(self):
-        return None if self.it is None else self.frames[self.it]
+        return None if self.it is None else self.frames.index_select(0, self.it)
 
     def take(self, idx):
-        return Batch(self.frames, self.i0[idx], None if self.it is None else self.it[idx], self.w[idx])
+        """The pairs ``idx`` (a 1-D index tensor on the frames' device), on the same frames."""
+        return Batch(self.frames, self.i0.index_select(0, idx),
+                     None if self.it is None else self.it.index_select(0, idx), self.w.index_select(0, idx))
 
-    def pair_outputs(self, fn):
-        """(fn(x_t), fn(x_{t+lag})), evaluating ``fn`` once per frame when the pairs cover most frames."""
-        if self.it is None:
-            return fn(self.x), None
+    def slice(self, start, stop):
+        """Pairs ``start:stop`` as views (no copy), on the same frames."""
+        return Batch(self.frames, self.i0[start:stop], None if self.it is None else self.it[start:stop],
+                     self.w[start:stop])
+
+    def stacked_outputs(self, fn):
+        """fn(x_t) stacked on fn(x_{t+lag}) (2 x pairs rows) from one call of ``fn``: on all frames when
+        the pairs cover most of them (each frame once), else on the rows of both ends gathered into one
+        tensor (one pass of 2 x pairs rows costs less than two passes of half as many). Lagged batches only."""
+        both = torch.cat([self.i0, self.it])
         if 2 * len(self) >= self.frames.shape[0]:
-            z = fn(self.frames)
-            return z[self.i0], z[self.it]
-        return fn(self.x), fn(self.y)
+            return fn(self.frames).index_select(0, both)
+        return fn(self.frames.index_select(0, both))
 
 
 def plan_blocks(lengths, lagtime, valid_fraction, n_blocks, seed):
@@ -129,12 +138,22 @@ def split_blocks(arrays, weights, lagtime, valid_fraction, n_blocks, seed, dtype
 
 def minibatches(data, batch_size):
     """One epoch of in-memory training: ``epoch(gen)`` gives the whole :class:`Batch` ``data`` when
-    ``batch_size`` is None or not smaller, else shuffled minibatches drawn with the generator ``gen``."""
+    ``batch_size`` is None or not smaller, else shuffled minibatches drawn with the generator ``gen``.
+
+    The minibatches are consecutive ``batch_size`` pieces of one random permutation of the pairs per
+    epoch (``torch.randperm(len(data), generator=gen)``); a last piece of one pair is dropped (no
+    covariance from one pair).
+    """
     n = len(data)
     if batch_size is None or batch_size >= n:
         return lambda gen: [data]
-    return lambda gen: [data.take(idx.to(data.frames.device))
-                        for idx in torch.randperm(n, generator=gen).split(batch_size) if len(idx) > 1]
+
+    def epoch(gen):
+        # Permute the pair indices and weights once per epoch; each minibatch is then a view of them.
+        shuffled = data.take(torch.randperm(n, generator=gen).to(data.frames.device))
+        return [shuffled.slice(a, a + batch_size) for a in range(0, n, batch_size) if min(n - a, batch_size) > 1]
+
+    return epoch
 
 
 def train(modules, loss_fn, epoch_batches, valid_loss, *, max_epochs, lr, patience, lr_schedule, seed, progress,
@@ -149,7 +168,10 @@ def train(modules, loss_fn, epoch_batches, valid_loss, *, max_epochs, lr, patien
     Returns the history {"train": [...], "valid": [...]} and the best epoch (0-based).
     """
     params = [p for m in modules for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    # The fused Adam updates all parameters in one kernel instead of ~10 per parameter tensor: about
+    # 0.3 ms less per minibatch step on the CPU for a 3-layer network (torch has it for CPU and CUDA).
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     if lr_schedule is None:
         sched = None
     elif lr_schedule == "cosine":
@@ -174,14 +196,15 @@ def train(modules, loss_fn, epoch_batches, valid_loss, *, max_epochs, lr, patien
             for batch in epoch_batches(gen):
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(batch)
-                if not torch.isfinite(loss):
+                value = float(loss.detach())
+                if not math.isfinite(value):
                     raise TrainingError(
-                        f"{owner}: the training loss became {float(loss.detach())} at epoch {epoch}. Lower the "
+                        f"{owner}: the training loss became {value} at epoch {epoch}. Lower the "
                         f"learning rate (lr={lr}), check the features for huge values, or increase epsilon "
                         "(regularization).")
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(batch)
+                total += value * len(batch)
                 count += len(batch)
             if sched is not None:
                 sched.step()
