@@ -167,7 +167,7 @@ def test_fused_capacity_doubles():
 def test_fused_opes_three_cvs_and_float32():
     """Three CVs of (x, y) (two periodic) with merging, to 1e-10 in float64; and OPES on x in float32 (to
     float32 round-off)."""
-    cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0, 0.0], [[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]),
+    cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0], [[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]),
                                         cl.features.Positions(1, 2))
 
     def three():
