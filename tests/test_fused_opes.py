@@ -164,9 +164,17 @@ def test_fused_capacity_doubles():
 
 
 @pytest.mark.slow
-def test_fused_opes_three_cvs_and_float32():
-    """Three CVs of (x, y) (two periodic) with merging, to 1e-10 in float64; and OPES on x in float32 (to
-    float32 round-off)."""
+def test_fused_opes_three_cvs_float32_and_explore_compiled():
+    """Three CVs of (x, y) (two periodic) with merging, to 1e-10 in float64; OPES on x in float32 (to
+    float32 round-off); and OPES_METAD_EXPLORE's fused_forces compiled as the engine compiles it (whole graph)."""
+    explore = cl.OPES.from_plumed_state(DATA / "STATE_explore", cv=_XY(), temperature=300.0)
+    x = torch.tensor(np.random.default_rng(1).uniform(-4.0, 4.0, size=(50, 1, 2)))
+    v, force, _, _ = torch.compile(explore.fused_forces, fullgraph=True)(x, explore.fused_state(x.dtype, x.device))
+    xg = x.clone().requires_grad_(True)
+    e = explore.energy(xg)
+    (grad,) = torch.autograd.grad(e.sum(), xg)
+    assert _relative(v, e.detach()) < 1e-12 and _relative(force, -grad) < 1e-12
+
     cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0], [[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]),
                                         cl.features.Positions(1, 2))
 

@@ -33,7 +33,7 @@ def _fused_capacity(n):
     """Kernel slots of the fused steps for ``n`` kernels: the next power of two, at least FUSED_MIN_CAPACITY.
 
     The slot dimension is marked dynamic (``torch._dynamo.mark_dynamic``), so one compiled graph serves
-    every kernel count (measured on torch 2.13: no recompilation from 32 to 4096 slots). The doubling
+    every kernel count (measured on torch 2.13: no recompilation from 32 to 8192 slots). The doubling
     bounds the graphs to 1 + log2(n / FUSED_MIN_CAPACITY) where a torch would specialize the shape
     anyway; it costs at most twice the kernel arithmetic, and the minimum keeps the dimension off the
     sizes 0 and 1 that torch.compile always specializes (a run starts with no kernel).
@@ -87,7 +87,8 @@ class OPES:
     with exp(beta V(s_t, t)) and no c(t) (``cl.fes.reweight(..., bias=opes)`` does this). All
     walkers of a batched engine share one OPES and all deposit kernels (PLUMED's multiple walkers).
     Cost per step grows with the number of compressed kernels; evaluation is vectorized over them
-    (torch for batches of walkers, numpy for one molecule through :meth:`value_and_gradient`).
+    (torch for batches of walkers, numpy for one molecule through :meth:`value_and_gradient`, and
+    inside :class:`cvlearn.Langevin`'s compiled steps through :meth:`fused_forces`).
 
     Parameters
     ----------
@@ -120,8 +121,9 @@ class OPES:
         0 never merges. Must be below ``kernel_cutoff``.
     adaptive_sigma_stride : int, optional
         Steps over which the adaptive sigma is first measured (default 10 * pace). The engine hands
-        the CV to :meth:`update`: every step in :class:`cvlearn.Langevin`, every ``pace`` steps in
-        :class:`cvlearn.engine.OpenMM` (each sample then counts for the steps since the last one).
+        the CV to :meth:`update`: every step in :class:`cvlearn.Langevin`'s eager steps, every ``pace``
+        steps in its fused compiled steps and in :class:`cvlearn.engine.OpenMM` (each sample then
+        counts for the steps since the last one), so with adaptive sigma ``compile`` changes the run.
     sigma_min : float or sequence of float, optional
         Never shrink sigma below this.
     fixed_sigma : bool
