@@ -186,7 +186,8 @@ CLAIMS = {
     "GridBias": _CV_BIAS, "StaticBias": _CV_BIAS, "HarmonicRestraint": _CV_BIAS, "LowerWall": _CV_BIAS,
     "UpperWall": _CV_BIAS,
     "WellTemperedMetad": _CV_BIAS | {"Bindable", "Adaptive", "Paced", "HillsWriter", "SharedHills", "FusedDeposit"},
-    "OPES": {"Bias", "CVBias", "ColvarWriter", "Bindable", "Adaptive", "Paced", "HillsWriter"},  # no float path
+    "OPES": {"Bias", "CVBias", "ColvarWriter", "Bindable", "Adaptive", "Paced", "HillsWriter",  # no float path
+             "Fusable"},
 }
 PROTOCOLS = ["Bias", "CVBias", "PointEvaluable", "Bindable", "Adaptive", "Paced", "ColvarWriter", "HillsWriter",
              "SharedHills", "Fusable", "FusedDeposit"]

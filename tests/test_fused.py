@@ -138,8 +138,9 @@ def test_an_uncompilable_potential_warns_once_and_runs_the_eager_steps():
 
 
 def test_compile_choice():
-    opes = cl.OPES(cl.features.Positions(1, 2), barrier=20.0, pace=50, sigma=0.1)
-    with pytest.warns(RuntimeWarning, match="compile=True but OPES has no fused force path"):
+    unfused = type("Unfused", (cl.OPES,), {"fused_forces": None})  # a bias without fused force path
+    opes = unfused(cl.features.Positions(1, 2), barrier=20.0, pace=50, sigma=0.1)
+    with pytest.warns(RuntimeWarning, match="compile=True but Unfused has no fused force path"):
         engine = _engine(True, bias=opes)
         engine.run(100, stride=50)
     assert engine._fused is None

@@ -25,6 +25,52 @@ log = logging.getLogger("cvlearn")
 
 _NO_TEMPERATURE = "The OPES temperature is unknown: pass temperature= (K) or attach the bias to an engine first."
 
+#: Fewest kernel slots :meth:`OPES.fused_state` hands the compiled engine steps (see :func:`_fused_capacity`).
+FUSED_MIN_CAPACITY = 32
+
+
+def _fused_capacity(n):
+    """Kernel slots of the fused steps for ``n`` kernels: the next power of two, at least FUSED_MIN_CAPACITY.
+
+    The slot dimension is marked dynamic (``torch._dynamo.mark_dynamic``), so one compiled graph serves
+    every kernel count (measured on torch 2.13: no recompilation from 32 to 8192 slots). The doubling
+    bounds the graphs to 1 + log2(n / FUSED_MIN_CAPACITY) where a torch would specialize the shape
+    anyway; it costs at most twice the kernel arithmetic, and the minimum keeps the dimension off the
+    sizes 0 and 1 that torch.compile always specializes (a run starts with no kernel).
+    """
+    return max(FUSED_MIN_CAPACITY, 1 << max(n - 1, 0).bit_length())
+
+
+def _log_bias(total, dtotal, norm, epsilon, scale, log):
+    """V = scale log(total / norm + epsilon) (n,) kJ/mol and dV/ds (n, d) from the kernel sum ``total`` (n,)
+    and its gradient ``dtotal`` (n, d): the one formula of the eager and the fused paths (numpy or torch;
+    ``norm`` = KDE norm x Z, ``scale`` = prefactor x kT in kJ/mol, as numbers or 0-d tensors)."""
+    x = total / norm + epsilon
+    return scale * log(x), (scale / (norm * x))[:, None] * dtotal
+
+
+def _dense_kernel_sum(s, centers, sigmas, heights, periodic, period, inv_period, cutoff2, val_at_cutoff):
+    """:func:`cvlearn.bias._kernels.kernel_sum` with its gradient, in fixed shapes for ``torch.compile``:
+    every (point, kernel) pair is computed and those beyond the cutoff are replaced by exact zeros (the
+    eager sum gathers the pairs within it, a data-dependent shape). The same arithmetic per pair, so the
+    sums differ only in their order (~1e-16 relative: every term is positive). ``periodic``: a Python bool
+    per CV; ``period``, ``inv_period`` (d,) and the numbers as tensors. Padding kernels (height 0) add
+    exact zeros wherever they are: the exponential is of at most 0 and at least -cutoff2 / 2, finite."""
+    u, norm2 = [], 0.0
+    for i in range(s.shape[1]):
+        diff = s[:, i, None] - centers[:, i]
+        if periodic[i]:
+            diff = diff - period[i] * torch.round(diff * inv_period[i])
+        u.append(diff / sigmas[:, i])
+        norm2 = norm2 + u[-1] * u[-1]
+    near = norm2 < cutoff2
+    # Clamped: no subnormal exponentials for the far pairs, which are dropped anyway.
+    gauss = heights * torch.exp(-0.5 * torch.minimum(norm2, cutoff2))
+    zero = torch.zeros((), dtype=s.dtype, device=s.device)
+    total = torch.where(near, gauss - heights * val_at_cutoff, zero).sum(1)
+    grad = [torch.where(near, -gauss * ui / sigmas[:, i], zero).sum(1) for i, ui in enumerate(u)]
+    return total, torch.stack(grad, 1)
+
 
 class OPES:
     r"""OPES_METAD (Invernizzi & Parrinello, J. Phys. Chem. Lett. 11, 2731 (2020)), as in PLUMED.
@@ -41,7 +87,8 @@ class OPES:
     with exp(beta V(s_t, t)) and no c(t) (``cl.fes.reweight(..., bias=opes)`` does this). All
     walkers of a batched engine share one OPES and all deposit kernels (PLUMED's multiple walkers).
     Cost per step grows with the number of compressed kernels; evaluation is vectorized over them
-    (torch for batches of walkers, numpy for one molecule through :meth:`value_and_gradient`).
+    (torch for batches of walkers, numpy for one molecule through :meth:`value_and_gradient`, and
+    inside :class:`cvlearn.Langevin`'s compiled steps through :meth:`fused_forces`).
 
     Parameters
     ----------
@@ -74,8 +121,9 @@ class OPES:
         0 never merges. Must be below ``kernel_cutoff``.
     adaptive_sigma_stride : int, optional
         Steps over which the adaptive sigma is first measured (default 10 * pace). The engine hands
-        the CV to :meth:`update`: every step in :class:`cvlearn.Langevin`, every ``pace`` steps in
-        :class:`cvlearn.engine.OpenMM` (each sample then counts for the steps since the last one).
+        the CV to :meth:`update`: every step in :class:`cvlearn.Langevin`'s eager steps, every ``pace``
+        steps in its fused compiled steps and in :class:`cvlearn.engine.OpenMM` (each sample then
+        counts for the steps since the last one), so with adaptive sigma ``compile`` changes the run.
     sigma_min : float or sequence of float, optional
         Never shrink sigma below this.
     fixed_sigma : bool
@@ -166,6 +214,7 @@ class OPES:
             raise ValueError(f"adaptive_sigma_stride ({self.adaptive_sigma_stride}) must be >= pace ({self.pace}).")
         self.fixed_sigma, self.recursive_merge, self.no_zed = bool(fixed_sigma), bool(recursive_merge), bool(no_zed)
         self.domain = Domain(self._periods(periodic, d))
+        self._periodic_axes = tuple(b is not None for b in self.domain.bounds)  # Python bools: fused steps read it
         self.state_stride = self.pace if state_stride is None else check_positive(state_stride, "state_stride",
                                                                                   owner, integer=True)
         self.kernels_path = None if kernels is None else os.fspath(kernels)
@@ -177,6 +226,8 @@ class OPES:
         self._writer = None
         self._last_s = self._last_v = None
         self._last_step = None
+        self._block_end = False  # the last evaluation was a fused block's last configuration (see update)
+        self._fused_cache = None  # (key, state) of fused_state, rebuilt when the kernels or Z change
         self._runnable = None  # why this bias cannot run, for biases read from a file without pace/sigma
         self._kernels = None
         if self.temperature is not None or explicit:
@@ -308,13 +359,16 @@ class OPES:
 
     def cv_values(self, positions):
         """CV values (walkers, d) of ``positions``, periodic components wrapped."""
+        return self.domain.wrap(self._unwrapped_cv(positions))
+
+    def _unwrapped_cv(self, positions):
         s = self.cv(positions)
         if s.ndim == 1:
             s = s[:, None]
         if s.shape[1] != self.ndim:
             raise ValueError(f"The CV returns {s.shape[1]} values per walker; this OPES was set up for {self.ndim} "
                              f"({self.names}). Give sigma one value per CV, or a CV with `names`.")
-        return self.domain.wrap(s)
+        return s
 
     def energy(self, positions):
         """Bias energy (walkers,) in kJ/mol, differentiable in ``positions`` (torch)."""
@@ -322,7 +376,55 @@ class OPES:
         s = self.cv_values(positions)
         v = ValueWithGradient.apply(s, self._value_and_gradient)
         self._last_s, self._last_v = s.detach(), v.detach()
+        self._block_end = False
         return v
+
+    # -- fused engine steps (cvlearn.bias.Fusable) --------------------------------------------------
+    def fused_state(self, dtype, device):
+        """What :meth:`fused_forces` reads, as tensors of ``dtype`` on ``device``: the kernels padded to
+        :func:`_fused_capacity` slots (center 0, sigma 1, height 0: exact zeros), the numbers (KDE norm x Z,
+        epsilon, prefactor x kT in kJ/mol, cutoff^2, kernel value at the cutoff) and the periods. Numbers
+        that change at a deposition are tensors, not Python floats that the compiled graph would be
+        specialized on; rebuilt only when the kernels or Z changed."""
+        self._require_configured()
+        k = self._kernels
+        norm = self._kde_norm * self.zed
+        key = (dtype, torch.device(device), k, k._next_id, len(k), norm)
+        if self._fused_cache is None or self._fused_cache[0] != key:
+            n, slots = len(k), _fused_capacity(len(k))
+            centers, sigmas, heights = np.zeros((slots, self.ndim)), np.ones((slots, self.ndim)), np.zeros(slots)
+            centers[:n], sigmas[:n], heights[:n] = k.centers, k.sigmas, k.heights
+            numbers = np.array([norm, self.epsilon, self.kT * self.prefactor, k.cutoff2, k.val_at_cutoff])
+            d = self.domain
+            state = tuple(torch.as_tensor(a, dtype=dtype, device=device)
+                          for a in (centers, sigmas, heights, numbers, d.period, d.inv_period, d.lo))
+            for kernel_array in state[:3]:  # a deposition changes the slot count, not the graph
+                torch._dynamo.mark_dynamic(kernel_array, 0)
+            self._fused_cache = (key, state)
+        return self._fused_cache[1]
+
+    def fused_forces(self, positions, state):
+        """Bias (walkers,) kJ/mol, its force (walkers, particles, dims) kJ/mol/nm, the wrapped CV values
+        (walkers, d) and all-True flags at torch ``positions``: :meth:`energy` and its autograd force in
+        pure torch (the CV's pullback by ``torch.func.vjp``), with ``state`` from :meth:`fused_state`."""
+        centers, sigmas, heights, numbers, period, inv_period, lo = state
+        norm, epsilon, scale, cutoff2, val_at_cutoff = numbers.unbind()
+
+        def cv_values(x):  # as cv_values(): Domain.wrap with the state's tensors
+            s = self._unwrapped_cv(x)
+            return s - period * torch.floor((s - lo) * inv_period) if self.domain.any_periodic else s
+
+        s, pullback = torch.func.vjp(cv_values, positions)
+        total, dtotal = _dense_kernel_sum(s, centers, sigmas, heights, self._periodic_axes, period, inv_period,
+                                          cutoff2, val_at_cutoff)
+        v, grad = _log_bias(total, dtotal, norm, epsilon, scale, torch.log)
+        (force,) = pullback(-grad)
+        return v, force, s, torch.ones_like(v, dtype=torch.bool)
+
+    def fused_record(self, cv_values, bias):
+        """Record the last configuration of a fused block, as :meth:`energy` would have."""
+        self._last_s, self._last_v = cv_values, bias
+        self._block_end = True
 
     def _value_and_gradient(self, s):
         """V (n,) kJ/mol and dV/ds (n, d) at wrapped CV values ``s`` (n, d), numpy or torch (no autograd).
@@ -330,11 +432,8 @@ class OPES:
         The exact gradient of V (PLUMED's force uses the shifted kernel value: off by ~epsilon).
         """
         total, dtotal = self._kernels.sum_and_gradient(s)
-        norm = self._kde_norm * self.zed
-        x = total / norm + self.epsilon
-        scale = self.kT * self.prefactor
-        log = np.log if isinstance(x, np.ndarray) else torch.log
-        return scale * log(x), (scale / (norm * x))[:, None] * dtotal
+        log = np.log if isinstance(total, np.ndarray) else torch.log
+        return _log_bias(total, dtotal, self._kde_norm * self.zed, self.epsilon, self.kT * self.prefactor, log)
 
     def _bias(self, s):
         """V at CV values ``s`` (n, d), numpy or torch (differentiable by autograd)."""
@@ -351,6 +450,7 @@ class OPES:
         s = self.domain.wrap(np.asarray(s, dtype=np.float64).reshape(-1, self.ndim))
         v, grad = self._value_and_gradient(s)
         self._last_s, self._last_v = torch.from_numpy(s), torch.from_numpy(v)
+        self._block_end = False
         return v, grad
 
     def evaluate(self, points):
@@ -371,7 +471,14 @@ class OPES:
         return float(self._counter) if self._explore else self._sum_w
 
     def update(self, step, positions):
-        """Measure the CV (adaptive sigma) and, every ``pace`` steps, add one kernel per walker."""
+        """Measure the CV (adaptive sigma) and, every ``pace`` steps, add one kernel per walker.
+
+        After a fused block of :class:`cvlearn.Langevin` the adaptive sigma samples the CV only at the
+        multiples of ``pace`` (each sample standing for the steps since the last), as on a molecular
+        engine: blocks also end at recorded frames, and the COLVAR stride must not change the run.
+        """
+        if self.adaptive and self._block_end and step % self.pace:
+            return
         s = (self._last_s if self._last_s is not None else self.cv_values(positions).detach()).cpu().double().numpy()
         if self._last_step is None:  # an engine calls every step, or (molecular engines) every pace steps
             dstep = self.pace if step % self.pace == 0 else 1

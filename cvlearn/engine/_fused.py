@@ -40,7 +40,6 @@ impossible (no C++ compiler, a potential torch cannot trace) the engine warns on
 eager steps.
 """
 
-import contextlib
 import logging
 import time
 import warnings
@@ -281,7 +280,8 @@ class FusedSteps:
             states = [b.fused_state(eng.dtype, eng.device) for b in eng.biases]
             new = self.key not in _seen
             t0 = time.perf_counter()
-            with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS) if new else contextlib.nullcontext():
+            # Every call: a bias state that grows (OPES's kernel slots) may recompile at any block.
+            with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS):
                 x, v, f, seen, ok, dep_states, slots, counts = fn(
                     eng.system, eng.biases, self.depositing, self.slots, states, self.noise_key,
                     torch.tensor(first, device=eng.device), torch.tensor(n, device=eng.device),

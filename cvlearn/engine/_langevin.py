@@ -62,19 +62,20 @@ class Langevin(Engine):
     dtype : torch.dtype
         float64 (default) or float32.
     compile : {"auto", True, False}
-        Integrate the steps between two events (recorded frames, bias depositions, the end of a run) as
-        one ``torch.compile`` d block (:mod:`cvlearn.engine._fused`): the system's and the biases' forces
-        and the BAOAB update without returning to Python, tens of times faster for a few walkers. It
-        needs every bias to be a :class:`cvlearn.bias.Fusable` (metadynamics, static grid biases, walls
-        and restraints are; OPES is not yet), and compiling costs 10-30 s once per process and
-        configuration (``compile_seconds``). False: always the eager steps. True: fused whenever
-        possible. "auto": fused for a ``run`` whose eager steps would take at least
-        ``AUTO_COMPILE_SECONDS`` by a fixed cost model, so that the choice, like the trajectory, depends
-        only on the arguments (e.g. ``run(20000)`` of 8 walkers with one bias compiles, ``run(5000)``
-        does not). The random stream is the same either way and fused steps equal eager ones up to
-        round-off, which chaotic dynamics amplifies over long runs: a seed reproduces a run exactly
-        with the same ``compile`` choice. When compilation is unavailable the engine warns once and
-        runs the eager steps.
+        Integrate the steps between two events (recorded frames, Python-side bias updates, the end of a
+        run) as one ``torch.compile`` d block (:mod:`cvlearn.engine._fused`): the system's and the biases'
+        forces, the noise, the BAOAB update and metadynamics deposits without returning to Python, tens
+        of times faster for a few walkers. It needs every bias to be a :class:`cvlearn.bias.Fusable`
+        (metadynamics, OPES, static grid biases, walls and restraints are; OPES with adaptive sigma then
+        samples the CV every ``pace`` steps, as on OpenMM, instead of every step), and compiling costs
+        10-30 s once per process and configuration, ~6 s in a later process with inductor's cache warm
+        (``compile_seconds``). False: always the eager steps. True: fused whenever possible. "auto": fused
+        for a ``run`` whose eager steps would take at least ``AUTO_COMPILE_SECONDS`` by a fixed cost model,
+        so that the choice, like the trajectory, depends only on the arguments (e.g. ``run(20000)`` of 8
+        walkers with one bias compiles, ``run(5000)`` does not). The noise is the same either way and fused
+        steps equal eager ones up to round-off, which chaotic dynamics amplifies over long runs: a seed
+        reproduces a run exactly with the same ``compile`` choice, restarts included. When compilation is
+        unavailable the engine warns once and runs the eager steps.
 
     Attributes
     ----------
