@@ -13,7 +13,8 @@ frame is recorded per run: this measures integration, not trajectory storage). C
 synchronized before and after. ``--metad`` adds rows with a well-tempered metadynamics bias on the
 Muller-Brown x coordinate (height 1.5 kJ/mol x min(1, 100 / walkers), sigma 0.1 nm, bias factor 10, deposition every 100
 steps by every walker, 300-bin grid), so the bias's cost (evaluation every step, deposition of
-N hills at once) is measured on each device too.
+N hills at once) is measured on each device too; ``--opes`` adds rows with OPES on the same CV (barrier
+20 kJ/mol, fixed sigma 0.1 nm, a kernel per walker every 100 steps).
 
 ``--compile off|on|both`` times the eager steps, the fused compiled blocks (``cl.Langevin(compile=True)``,
 :mod:`cvlearn.engine._fused`), or both (rows ``eager`` and ``fused``). The seconds the first fused run
@@ -83,12 +84,21 @@ def _timed_run(engine, n_steps, device):
     return time.perf_counter() - t0
 
 
-def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=5, metad=False, compile=False):
+def _opes(system, n_walkers):
+    # OPES on the same CV (barrier 20 kJ/mol, fixed sigma 0.1 nm, a kernel per walker every 100 steps).
+    cv = cl.learners.CollectiveVariable(cl.learners.LinearCV([0.0, 0.0], [[1.0], [0.0]]), cl.features.Positions(1, 2))
+    return cl.OPES(cv, barrier=20.0, pace=100, sigma=0.1)
+
+
+BIASES = {"none": lambda system, n: None, "metad": _metad, "opes": _opes}
+
+
+def measure(system_name, device, dtype, n_walkers, warmup, target, repeats=5, bias="none", compile=False):
     """(steps per repeat, best and median seconds per repeat, seconds spent compiling, why compiling failed
     or None) for a freshly built, warmed-up engine."""
     system = SYSTEMS[system_name]()
     engine = cl.Langevin(system, timestep=0.005, friction=5.0, n_walkers=n_walkers, seed=0, device=device,
-                         dtype=dtype, bias=_metad(system, n_walkers) if metad else None, compile=compile)
+                         dtype=dtype, bias=BIASES[bias](system, n_walkers), compile=compile)
     _timed_run(engine, warmup, device)
     calib_steps = 5  # double until the calibration run takes long enough to time reliably
     while (secs := _timed_run(engine, calib_steps, device)) < 0.05 and calib_steps < 100_000:
@@ -154,6 +164,7 @@ def main():
     parser.add_argument("--metad", action="store_true",
                         help="also time Muller-Brown with a well-tempered metadynamics bias on x")
     parser.add_argument("--metad-only", action="store_true", help="only the metadynamics rows (implies --metad)")
+    parser.add_argument("--opes", action="store_true", help="add rows with OPES on Muller-Brown's x (fixed sigma)")
     parser.add_argument("--dtypes", nargs="+", choices=["float64", "float32"], default=["float64", "float32"],
                         help="dtypes to time (default both)")
     parser.add_argument("--compile", choices=["off", "on", "both"], default="off",
@@ -168,8 +179,9 @@ def main():
     dtypes = {name: getattr(torch, name) for name in args.dtypes}
     print(f"torch {torch.__version__}, intra-op threads: {torch.get_num_threads()}, devices: {devices}")
 
-    cases = ([] if args.metad_only else [(name, False) for name in SYSTEMS])
-    cases += [("Muller-Brown", True)] if args.metad or args.metad_only else []
+    cases = ([] if args.metad_only else [(name, "none") for name in SYSTEMS])
+    cases += [("Muller-Brown", "metad")] if args.metad or args.metad_only else []
+    cases += [("Muller-Brown", "opes")] if args.opes else []
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
     anchors = {n: numpy_anchor(n, args.target, args.repeats) for n in sizes}
     print("numpy loop (Muller-Brown, float64, no bias), walker-steps / s:",
@@ -177,16 +189,16 @@ def main():
     header = ["system", "bias", "steps", "device", "dtype", "walkers", "steps / run", "ms / step (best)",
               "ms / step (median)", "walker-steps / s (best)", "numpy loop", "ratio", "compile s"]
     rows = []
-    for system_name, metad in cases:
+    for system_name, bias in cases:
         for device in devices:
             for dtype_name, dtype in dtypes.items():
                 for n in sizes:
                     for compile in modes:
                         steps, best, median, compile_s, failure = measure(system_name, device, dtype, n, args.warmup,
-                                                                          args.target, args.repeats, metad, compile)
+                                                                          args.target, args.repeats, bias, compile)
                         rate = n * steps / best
                         label = ("eager (compiling failed)" if failure else "fused") if compile else "eager"
-                        row = [system_name, "metad" if metad else "none", label, device,
+                        row = [system_name, bias, label, device,
                                dtype_name, n, steps, f"{1e3 * best / steps:.3f}", f"{1e3 * median / steps:.3f}",
                                f"{rate:.3g}", f"{anchors[n]:.3g}", f"{rate / anchors[n]:.2f}",
                                f"{compile_s:.1f}" if compile else ""]

@@ -150,6 +150,10 @@ def test_compile_choice():
         short.run(100, stride=50)  # auto: 100 steps are not worth a compilation
         _engine("auto", bias=opes).run(100, stride=50)  # auto: no warning for a bias without fused path
     assert short._fused is None
+    planned = _engine("auto")
+    planned.planned_steps = 100_000  # a chunk of a long run: auto weighs the whole
+    planned.run(100, stride=50)
+    assert planned._fused is not None and planned.compile_failure is None
     with pytest.raises(ValueError, match="compile must be 'auto', True or False"):
         _engine("yes")
 
@@ -202,7 +206,8 @@ def test_fused_hidden_double_well_and_float32():
                                   cl.Grid([-1.0, 0.0, -0.5], [1.0, 1.0, 0.5], [12, 9, 10])])
 def test_traced_interpolation_and_deposit_equal_the_eager_ones(grid):
     """The torch interpolation the compiled steps trace (Python-number constants) against the numpy one, and
-    the deposit of hills in torch against the eager add_gaussians (which calls it chunk by chunk)."""
+    the deposits of hills in torch (windows, or every grid point) against the eager add_gaussians (windows,
+    chunk by chunk)."""
     rng = np.random.default_rng(0)
     field = HermiteField(grid)
     d = grid.ndim
@@ -219,6 +224,9 @@ def test_traced_interpolation_and_deposit_equal_the_eager_ones(grid):
     once = HermiteField(grid)
     once.data = once.traced_add_gaussians(once.data, torch.as_tensor(centers), (sigmas,) * d, torch.full((7,), 1.5))
     np.testing.assert_allclose(once.data, chunked.data, rtol=1e-12, atol=1e-12)
+    dense = once.dense_add_gaussians(torch.zeros_like(once.data), torch.as_tensor(centers), (sigmas,) * d,
+                                     torch.full((7,), 1.5))  # every grid point, zero beyond the cutoff
+    np.testing.assert_allclose(dense, chunked.data, rtol=1e-12, atol=1e-12)
 
 
 def test_a_checkpoint_holds_the_bias_grid_and_checks_the_rebuilt_one(tmp_path):

@@ -177,6 +177,7 @@ def _metadynamics(out, mb, cv, s, seed, steps, walkers, chunks, resume, progress
     engine = Langevin(mb, timestep=TIMESTEP, friction=FRICTION, n_walkers=walkers, seed=seed + 1, bias=metad)
     if resume:
         engine.load_checkpoint(path("checkpoint.npz"))
+    engine.planned_steps = steps - engine.step  # compile="auto" weighs the whole stage, not one chunk
 
     def save_frames(piece):
         pieces.append(piece)

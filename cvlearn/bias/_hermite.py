@@ -66,6 +66,11 @@ class HermiteField:
             return torch.arange(-(n // 2), n - n // 2)
         return torch.arange(-half, half + 1)
 
+    @property
+    def points(self):
+        """Grid points (the product of the grid's shape)."""
+        return math.prod(self._shape)
+
     def window_points(self, sigmas):
         """Grid points within CUTOFF of one hill of widths ``sigmas`` (d floats), as deposits visit them."""
         return math.prod(len(self._window(float(sig), i)) for i, sig in enumerate(sigmas))
@@ -115,6 +120,33 @@ class HermiteField:
             weights.append(w.expand(shape).reshape(-1))
         out = data.reshape(len(self._kinds), -1).index_add(1, flat, torch.stack(weights).to(data.dtype))
         return out.reshape(data.shape)
+
+    def dense_add_gaussians(self, data, centers, sigmas, heights):
+        """:meth:`traced_add_gaussians` for hills of widths ``sigmas`` (d floats) computed at every grid point:
+        per axis an (n, points) matrix of the Gaussian factors (zero beyond CUTOFF sigmas, as outside a
+        window), then one contraction over the hills per value and derivative (matrix products). For many
+        hills on a small grid this avoids the scatter of the windows, whose accumulation dominated the
+        compiled engine steps (10^4 hills: ~50 ms per deposit instead of a few)."""
+        d = len(self._shape)
+        factors = []
+        for i in range(d):
+            lo, h, _, n = self._axis_floats[i]
+            dx = (lo + h * torch.arange(n, dtype=centers.dtype, device=centers.device))[None, :] - centers[:, i, None]
+            if self._periodic[i]:
+                period = n * h
+                dx = torch.remainder(dx + 0.5 * period, period) - 0.5 * period
+            u = dx / sigmas[i]
+            val = torch.where(u.abs() <= CUTOFF, torch.exp(-0.5 * u * u), torch.zeros_like(u))
+            factors.append((val, -dx / sigmas[i] ** 2 * val))
+        h = heights.to(data.dtype)
+        if d == 1:  # a sum the compiler fuses with the exponentials (no (n, points) matrix in memory)
+            added = torch.stack([(h[:, None] * factors[0][bits[0]].to(data.dtype)).sum(0) for bits in self._kinds])
+        else:
+            letters = "abc"[:d]
+            formula = "n," + ",".join(f"n{a}" for a in letters) + "->" + letters
+            added = torch.stack([torch.einsum(formula, h, *[factors[i][bit].to(data.dtype)
+                                                            for i, bit in enumerate(bits)]) for bits in self._kinds])
+        return data + added
 
     def add_gaussians(self, centers, sigmas, heights, chunk_points=4_000_000):
         """Add hills h exp(-sum_i (s_i - c_i)^2 / (2 sigma_i^2)) with centers (n, d), sigmas (n, d) or (d,).

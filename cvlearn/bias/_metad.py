@@ -18,6 +18,10 @@ __all__ = ["WellTemperedMetad"]
 
 log = logging.getLogger("cvlearn")
 
+#: Hills times grid points up to which the compiled deposit evaluates every hill at every grid point
+#: (:meth:`HermiteField.dense_add_gaussians`, matrix products) instead of scattering windows.
+DENSE_DEPOSIT_POINTS = 2**23
+
 
 class WellTemperedMetad(GridBias):
     """Well-tempered metadynamics (Barducci, Bussi & Parrinello, PRL 100, 020603 (2008)).
@@ -287,7 +291,10 @@ class WellTemperedMetad(GridBias):
             v = torch.where(held.any(1), torch.zeros_like(v), v)  # a hill off the grid: the full height
             heights = heights * torch.exp(v * (-1.0 / (self.kT * (self.bias_factor - 1.0))))
         heights = heights * on.to(heights.dtype)
-        state = self.field.traced_add_gaussians(state, c, self._sigmas, heights)
+        if len(c) * self.field.points <= DENSE_DEPOSIT_POINTS:
+            state = self.field.dense_add_gaussians(state, c, self._sigmas, heights)
+        else:
+            state = self.field.traced_add_gaussians(state, c, self._sigmas, heights)
         return state, (c, heights, self._rct_of(state))
 
     def fused_commit(self, state, records, steps, last_step):

@@ -83,6 +83,10 @@ class Langevin(Engine):
         Seconds this engine spent compiling fused steps (0 when it found them compiled in the process).
     compile_failure : str or None
         Why compiling failed (the engine then runs the eager steps), or None.
+    planned_steps : int
+        Steps the coming ``run`` calls will take together (0 by default): ``compile="auto"`` decides on the
+        larger of this and a call's own ``n_steps``, so a run made of short chunks (checkpointed pieces of
+        one simulation) is compiled when the whole is worth it.
 
     Examples
     --------
@@ -125,6 +129,7 @@ class Langevin(Engine):
         self._noise = NoiseStream(self.noise_key, self.positions.shape, dtype, self.device)
         self.step = 0
         self._forces = None
+        self.planned_steps = 0
         self._fused = None  # FusedSteps, made at the first run that uses them
         self._fused_refused = False  # compile=True but the biases cannot be fused: warned once
 
@@ -272,7 +277,7 @@ class Langevin(Engine):
                               RuntimeWarning, stacklevel=3)
             return None
         if self.compile == "auto":
-            seconds = n_steps * eager_step_seconds(self.n_walkers, len(self.biases))
+            seconds = max(n_steps, self.planned_steps) * eager_step_seconds(self.n_walkers, len(self.biases))
             if seconds < AUTO_COMPILE_SECONDS:
                 return None
         if self._fused is None:
