@@ -253,9 +253,13 @@ class FusedSteps:
         #: Steps whose multiples end a block (the updates left to Python), and those updates.
         self.periods = event_periods(python)
         self.updates = [b.update for b in python if isinstance(b, Adaptive)]
+        # CV values per bias: the columns of the block's record of the last configuration.
+        self.widths = [b.fused_forces(engine.positions, b.fused_state(engine.dtype, engine.device))[2].shape[1]
+                       for b in biases]
         # Record slots: the deposits of a block, plus a spare that a step without a deposit writes to.
-        # The loop copies them at every deposit, so they are as few as a block needs.
-        record_bytes = sum(engine.n_walkers * (biases[i].grid.ndim + 2) * 8 + 8 for i in self.depositing)
+        # The loop copies them at every deposit, so they are as few as a block needs (a deposit's record is
+        # about a walker's CV values and hill height, and c(t)).
+        record_bytes = sum(engine.n_walkers * (self.widths[i] + 2) * 8 + 8 for i in self.depositing)
         pace = min((biases[i].pace for i in self.depositing), default=MAX_BLOCK)
         self.slots = max(2, min(MAX_BLOCK // pace + 2, RECORD_BYTES // max(record_bytes, 1)))
         # A block of n steps holds at most ceil(n / pace) deposits of the most frequent depositor.
@@ -263,10 +267,6 @@ class FusedSteps:
         shape = tuple(engine.positions.shape)
         self.key = (type(engine.system), tuple(type(b) for b in biases), self.depositing, shape, engine.dtype,
                     engine.device.type)
-        self.noise_key = torch.tensor(engine.noise_key, dtype=torch.int64, device=engine.device)
-        # CV values per bias: the columns of the block's record of the last configuration.
-        self.widths = [b.fused_forces(engine.positions, b.fused_state(engine.dtype, engine.device))[2].shape[1]
-                       for b in biases]
         self.compile_seconds, self.failure = 0.0, None
 
     def advance(self, n):
@@ -283,7 +283,8 @@ class FusedSteps:
             # Every call: a bias state that grows (OPES's kernel slots) may recompile at any block.
             with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS):
                 x, v, f, seen, ok, dep_states, slots, counts = fn(
-                    eng.system, eng.biases, self.depositing, self.slots, states, self.noise_key,
+                    eng.system, eng.biases, self.depositing, self.slots, states,
+                    torch.tensor(eng.noise_key, dtype=torch.int64, device=eng.device),
                     torch.tensor(first, device=eng.device), torch.tensor(n, device=eng.device),
                     eng.positions, eng.velocities, eng._forces, half_dt, c1, noise_scale, inv_m)
             ok = bool(ok)

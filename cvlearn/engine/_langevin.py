@@ -130,14 +130,13 @@ class Langevin(Engine):
         self.step = 0
         self._forces = None
         self.planned_steps = 0
+        self._saved_bias_states = {}  # bias states of a loaded checkpoint, adopted at the next run
         self._fused = None  # FusedSteps, made at the first run that uses them
         self._fused_refused = False  # compile=True but the biases cannot be fused: warned once
 
     def _set_noise_key(self, key):
         self.noise_key = key
         self._noise = NoiseStream(key, self.positions.shape, self.dtype, self.device)
-        if self._fused is not None:
-            self._fused.noise_key = torch.tensor(key, dtype=torch.int64, device=self.device)
 
     @property
     def compile_seconds(self):
@@ -369,7 +368,7 @@ class Langevin(Engine):
     def _adopt_bias_states(self):
         """After a checkpoint was loaded and the biases rebuilt from their files: adopt the checkpoint's
         bias states, once each is checked against the rebuilt one (the HILLS file must hold the same hills)."""
-        saved, self._saved_bias_states = getattr(self, "_saved_bias_states", {}), {}
+        saved, self._saved_bias_states = self._saved_bias_states, {}
         for i, arrays in saved.items():
             if not arrays:  # a checkpoint of a run without this bias's state: the rebuilt bias stands
                 continue
