@@ -29,9 +29,10 @@ The design was chosen by measurement (``benchmarks/RESULTS.md``, "Fused Langevin
   sharing hills with other walkers (files read every ``read_stride``), a deposit too large for one
   graph (``DEPOSIT_POINTS``) and an OPES bias still update in Python, at block ends;
 - the compiled function is shared by every engine of the process (dynamo caches one graph per system
-  class, bias configuration, shape and dtype). Inductor cannot keep the graph of a ``while_loop`` in its
-  on-disk FX graph cache (torch 2.13: "Can't cache HigherOrderOperator"), only the compiled C++: a later
-  process compiles in ~10 s instead of ~30 s cold on 2 busy cores.
+  class, bias configuration, shape and dtype). A later process finds the compiled code in inductor's
+  on-disk cache (the ``while_loop`` is marked cacheable, below) and skips inductor's vector-instruction
+  probe (:mod:`cvlearn.engine._vec_isa`), but dynamo still traces the block: ~2-3 s per configuration
+  on 2 cores, against ~30 s cold.
 
 A block that fails (a non-finite energy, a CV off an ``outside="error"`` grid) leaves the engine's and the
 biases' state as they were before it (deposits are committed only after a good block), and the engine
@@ -48,6 +49,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ..bias import Adaptive, Fusable, FusedDeposit, Paced, SharedHills
+from . import _vec_isa
 from ._noise import gaussian_noise
 
 try:
@@ -281,7 +283,7 @@ class FusedSteps:
             new = self.key not in _seen
             t0 = time.perf_counter()
             # Every call: a bias state that grows (OPES's kernel slots) may recompile at any block.
-            with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS):
+            with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS), _vec_isa.compile_context():
                 x, v, f, seen, ok, dep_states, slots, counts = fn(
                     eng.system, eng.biases, self.depositing, self.slots, states,
                     torch.tensor(eng.noise_key, dtype=torch.int64, device=eng.device),
