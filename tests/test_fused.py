@@ -158,6 +158,20 @@ def test_compile_choice():
         _engine("yes")
 
 
+def test_small_engines_compile_single_threaded():
+    """Below PARALLEL_ELEMENTS position values the blocks compile for one thread (no parallel region to wait
+    on a busy machine); above, inductor's default (all of torch's threads)."""
+    from torch._inductor import config
+
+    default = config.cpp.threads
+    with _fused.FusedSteps(_engine(True))._inductor_options():
+        assert config.cpp.threads == 1
+    assert config.cpp.threads == default
+    many = cl.Langevin(cl.systems.MullerBrown(), n_walkers=_fused.PARALLEL_ELEMENTS // 2, bias=_metad(), compile=True)
+    with _fused.FusedSteps(many)._inductor_options():
+        assert config.cpp.threads == default
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("periodic", [False, True])
 def test_fused_two_dimensional_grid_walls_and_from_function(periodic):

@@ -41,6 +41,7 @@ impossible (no C++ compiler, a potential torch cannot trace) the engine warns on
 eager steps.
 """
 
+import contextlib
 import logging
 import time
 import warnings
@@ -73,6 +74,12 @@ DEPOSIT_POINTS = 2**22
 #: Configurations (system class, biases, shape, dtype) one process may compile: dynamo's default limit
 #: of graphs per function (8) would refuse the ninth engine configuration of a benchmark or a notebook.
 MAX_CONFIGURATIONS = 64
+#: Position values (walkers x atoms x dimensions) below which the compiled code runs on one thread: its
+#: loops are then shorter than a parallel region's fork and join, and on a busy machine every barrier of
+#: a parallel region waits for a thread the kernel has descheduled (measured: the quickstart's 8 walkers
+#: took 24 s instead of 8 s with another process on one of the 2 cores). Above it the loops over walkers
+#: run on all of torch's threads (10^4 walkers of Muller-Brown: 1.6x faster on 2 threads than on 1).
+PARALLEL_ELEMENTS = 4096
 
 _compiled = {}  # device type -> the compiled block function, shared by every engine of the process
 _seen = set()  # configurations compiled in this process: the first call of any other one is compile time
@@ -292,7 +299,8 @@ class FusedSteps:
             new = self.key not in _seen
             t0 = time.perf_counter()
             # Every call: a bias state that grows (OPES's kernel slots) may recompile at any block.
-            with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS), _vec_isa.compile_context():
+            with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS), self._inductor_options(), \
+                    _vec_isa.compile_context():
                 x, v, f, seen, ok, dep_states, slots, counts = fn(
                     eng.system, eng.biases, self.depositing, self._slot_shapes, self._seen_like, states,
                     torch.tensor(eng.noise_key, dtype=torch.int64, device=eng.device),
@@ -322,6 +330,16 @@ class FusedSteps:
             eng.biases[i].fused_commit(state, [tuple(r[k] for r in records) for k in range(len(steps))], steps,
                                        eng.step)
         return True
+
+    def _inductor_options(self):
+        """Inductor's options for compiling this engine's blocks: one thread below ``PARALLEL_ELEMENTS``.
+        A function of the positions' shape, on which the compiled code is guarded, so a graph found
+        compiled in the process was compiled with the same options."""
+        if self.engine.positions.numel() >= PARALLEL_ELEMENTS:
+            return contextlib.nullcontext()
+        from torch._inductor import config
+
+        return config.patch({"cpp.threads": 1})
 
     def _fail(self, exc):
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

@@ -68,8 +68,9 @@ class Langevin(Engine):
         of times faster for a few walkers. It needs every bias to be a :class:`cvlearn.bias.Fusable`
         (metadynamics, OPES, static grid biases, walls and restraints are; OPES with adaptive sigma then
         samples the CV every ``pace`` steps, as on OpenMM, instead of every step), and compiling costs
-        10-30 s once per process and configuration, ~6 s in a later process with inductor's cache warm
-        (``compile_seconds``). False: always the eager steps. True: fused whenever possible. "auto": fused
+        20-30 s once per configuration, ~4-5 s in a later process that finds it in inductor's disk cache
+        (``TORCHINDUCTOR_CACHE_DIR``), nothing in the same process (``compile_seconds``). A few walkers
+        run on one thread (``_fused.PARALLEL_ELEMENTS``), so a busy machine does not stall them. False: always the eager steps. True: fused whenever possible. "auto": fused
         for a ``run`` whose eager steps would take at least ``AUTO_COMPILE_SECONDS`` by a fixed cost model,
         so that the choice, like the trajectory, depends only on the arguments (e.g. ``run(20000)`` of 8
         walkers with one bias compiles, ``run(5000)`` does not). The noise is the same either way and fused
