@@ -46,20 +46,56 @@ def test_metad_free_energy_matches_exact(dw_run):
 
 
 def test_ct_reweighting_matches_exact(dw_run):
+    """The first half of this short run is discarded: its 32 walkers lag the bias they fill together, and the
+    basin populations swing about their weights (benchmarks/ct_reweighting_bias.py, seeds 0-7, exact 7.83
+    kJ/mol: Delta F from each fifth of the run alone 12.4, 5.4, 8.7, 7.2, 7.9; 6.93 +- 0.22 with 20 % of the
+    frames discarded, whether by c(t) or by the exact offset, 7.64 +- 0.26 with 50 %; runs 4 and 16 times
+    longer: 7.62 +- 0.10 and 7.76 +- 0.05 with 20 %). With half discarded the eight seeds fell within 2.4
+    block errors of the exact value (3 allowed)."""
     dw, metad, traj = dw_run
-    fes = cl.fes.reweight(traj, dw.slow_coordinates, bias=metad, bins=40, ranges=[(-1.8, 1.8)], skip=0.2)
+    fes = cl.fes.reweight(traj, dw.slow_coordinates, bias=metad, bins=40, ranges=[(-1.8, 1.8)], skip=0.5)
     d = fes.delta_f(dw.basins["left"], dw.basins["right"])
     exact_df = dw.exact_delta_f("left", "right")
-    # The block error of this short run varies with the seed: seeds 0-7 gave 0.46-1.27 kJ/mol (this one 1.27).
+    # The block error of this short run varies with the seed: seeds 0-7 gave 0.33-1.14 kJ/mol (this one 1.14).
     assert np.isfinite(d.error) and d.error < 1.5
-    assert abs(d.value - exact_df) < max(4 * d.error, 0.3 * dw.kT())
+    assert abs(d.value - exact_df) < max(3 * d.error, 0.3 * dw.kT())
     # A torch CV module works as the reweighting variable too (here the biased CV itself).
-    along_cv = cl.fes.reweight(traj, metad.cv, bias=metad, bins=40, ranges=[(-1.8, 1.8)], skip=0.2)
+    along_cv = cl.fes.reweight(traj, metad.cv, bias=metad, bins=40, ranges=[(-1.8, 1.8)], skip=0.5)
     np.testing.assert_allclose(along_cv.F, fes.F, atol=1e-9)
     ts = cl.fes.delta_f_timeseries(traj, dw.slow_coordinates, dw.basins["left"], dw.basins["right"], bias=metad,
-                                   n_points=6)
+                                   n_points=6, skip=0.5)
     assert len(ts["time"]) == 6 and ts["time"][-1] == pytest.approx(traj.time[-1])
-    assert abs(ts["delta_f"][-1] - exact_df) < max(4 * ts["error"][-1], 0.3 * dw.kT())
+    assert abs(ts["delta_f"][-1] - exact_df) < max(3 * ts["error"][-1], 0.3 * dw.kT())
+
+
+def test_ct_tracks_the_exact_normalization(dw_run):
+    """c(t) stands for kT log <exp(beta V_t)>_0, the normalisation of the bias in force at t; the double
+    well's exact F gives that one directly (summed over the recorded hills on a fine x axis). The two may
+    differ by a constant only (which cancels between frames). Seeds 0-7 of this fixture
+    (benchmarks/ct_reweighting_bias.py): c(t) - c*(t) varied by 0.17-0.54 kJ/mol over the last 80 % of the
+    depositions, and Delta F by the two offsets differed by 0.01-0.13 kJ/mol. A c(t) summed over only the
+    upper three quarters of the grid drifted by 1.3 kJ/mol here and fails; a wrong bias factor or temperature
+    in c(t) hardly moves these numbers (0.59 and 0.78 kJ/mol for 1/gamma or 1.2 kT in place of the right
+    ones), which tests/test_reweight.py's exact values catch instead."""
+    dw, metad, traj = dw_run
+    kT = dw.kT()
+    x = np.linspace(-2.5, 2.5, 2001)
+    logp0 = -dw.exact_free_energy(x[:, None]) / kT
+    hills, v, c_exact = metad.hills, np.zeros_like(x), [0.0]
+    for step in metad.rct_steps[1:]:
+        at = hills["step"] == step
+        v = v + np.exp(-0.5 * ((x[:, None] - hills["center"][at, 0]) / metad.sigma[0]) ** 2) @ hills["height"][at]
+        c_exact.append(kT * (np.logaddexp.reduce(logp0 + v / kT) - np.logaddexp.reduce(logp0)))
+    late = np.asarray(metad.rct_steps) >= 0.2 * traj.step[-1]
+    drift = (np.asarray(metad.rct) - np.asarray(c_exact))[late]
+    assert drift.max() - drift.min() < 1.0
+    # The same Delta F from frames weighted with either offset.
+    exact_logw = (traj.bias_energy - np.asarray(c_exact)[np.searchsorted(metad.rct_steps, traj.step) - 1][:, None]) / kT
+    basins = dw.basins["left"], dw.basins["right"]
+    by_ct, by_exact = (cl.fes.reweight(traj, dw.slow_coordinates, bias=metad, logweights=logw, bins=40,
+                                       ranges=[(-1.8, 1.8)], skip=0.2).delta_f(*basins).value
+                       for logw in (None, exact_logw))
+    assert by_ct == pytest.approx(by_exact, abs=0.3)
 
 
 def test_reweighting_onto_an_unbiased_variable():
