@@ -77,8 +77,9 @@ MAX_CONFIGURATIONS = 64
 #: Position values (walkers x atoms x dimensions) below which the compiled code runs on one thread: its
 #: loops are then shorter than a parallel region's fork and join, and on a busy machine every barrier of
 #: a parallel region waits for a thread the kernel has descheduled (measured: the quickstart's 8 walkers
-#: took 24 s instead of 8 s with another process on one of the 2 cores). Above it the loops over walkers
-#: run on all of torch's threads (10^4 walkers of Muller-Brown: 1.6x faster on 2 threads than on 1).
+#: took 29 s instead of 7-9 s with another process running 2 torch threads on the 2 cores). 1000 walkers of
+#: Muller-Brown run as fast on one thread as on two; above the limit the loops over walkers run on all of
+#: torch's threads (10^4 walkers: 1.2-1.6x faster on 2 threads than on 1; benchmarks/RESULTS.md).
 PARALLEL_ELEMENTS = 4096
 
 _compiled = {}  # device type -> the compiled block function, shared by every engine of the process

@@ -69,8 +69,9 @@ class Langevin(Engine):
         (metadynamics, OPES, static grid biases, walls and restraints are; OPES with adaptive sigma then
         samples the CV every ``pace`` steps, as on OpenMM, instead of every step), and compiling costs
         20-30 s once per configuration, ~4-5 s in a later process that finds it in inductor's disk cache
-        (``TORCHINDUCTOR_CACHE_DIR``), nothing in the same process (``compile_seconds``). A few walkers
-        run on one thread (``_fused.PARALLEL_ELEMENTS``), so a busy machine does not stall them. False: always the eager steps. True: fused whenever possible. "auto": fused
+        (``TORCHINDUCTOR_CACHE_DIR``), nothing in the same process (``compile_seconds``). Engines with
+        fewer than 4096 position values run the blocks on one thread, so a busy machine does not stall
+        them. False: always the eager steps. True: fused whenever possible. "auto": fused
         for a ``run`` whose eager steps would take at least ``AUTO_COMPILE_SECONDS`` by a fixed cost model,
         so that the choice, like the trajectory, depends only on the arguments (e.g. ``run(20000)`` of 8
         walkers with one bias compiles, ``run(5000)`` does not). The noise is the same either way and fused
