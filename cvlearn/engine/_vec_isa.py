@@ -81,6 +81,8 @@ def compile_context():
 
 
 def _decide():
+    """True if this process may skip the probe: the remembered verdict matches what the CPU claims, or the
+    probe, run now, accepted all of it (and is remembered for the next process)."""
     inputs = _probe_inputs()
     if inputs is None:
         return False
