@@ -312,15 +312,16 @@ def main(argv=None):
 
 
 class _Notices:
-    """What a run says as it goes (resumed from where, what it kept aside): the INFO lines of the
-    workflows (the ``cvlearn.app`` logger), on stderr. ``cvlearn iterate`` prints its own progress."""
+    """What a run says as it goes (resumed from where, what it kept aside, that it compiles): the INFO lines
+    of the workflows and of the engine's compilation (the ``cvlearn.app`` and ``cvlearn.engine`` loggers), on
+    stderr. ``cvlearn iterate`` prints its own progress."""
 
     def __init__(self, command):
         self.handler = None
         if command != "iterate":
             self.handler = logging.StreamHandler(sys.stderr)
             self.handler.setFormatter(logging.Formatter(f"cvlearn {command}: %(message)s"))
-            self.handler.addFilter(lambda record: record.name == "cvlearn.app")
+            self.handler.addFilter(lambda record: record.name in ("cvlearn.app", "cvlearn.engine"))
         self.logger = logging.getLogger("cvlearn")
 
     def __enter__(self):

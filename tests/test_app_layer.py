@@ -2,6 +2,7 @@
 one method list, ``import cvlearn`` stays light, and one truncation of PLUMED files on resume."""
 
 import ast
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,15 @@ def test_truncate_after_keeps_headers_and_restarts(tmp_path, time):
     path.write_text("#! FIELDS time s\n#! SET min_s -pi\n0 1\n\n#! FIELDS time s\n0.5 2\n")
     truncate_after(path, time, 0.1)
     assert path.read_text() == "#! FIELDS time s\n#! SET min_s -pi\n0 1\n\n#! FIELDS time s\n"
+
+
+def test_the_command_line_shows_workflow_and_compilation_notices(capsys):
+    from cvlearn.cli import _Notices
+
+    with _Notices("quickstart"):
+        logging.getLogger("cvlearn.app").info("resumed at step 500")
+        logging.getLogger("cvlearn.engine").info("compiling the fused steps")
+        logging.getLogger("cvlearn").info("a library detail")
+    err = capsys.readouterr().err
+    assert "cvlearn quickstart: resumed at step 500" in err and "cvlearn quickstart: compiling the fused steps" in err
+    assert "a library detail" not in err

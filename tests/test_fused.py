@@ -4,6 +4,7 @@ Every fast test but one shares one configuration (Muller-Brown, 2 walkers, float
 with outside="error"), so the process compiles it once (~8 s on 2 busy cores).
 """
 
+import logging
 import warnings
 
 import numpy as np
@@ -170,6 +171,17 @@ def test_compile_choice():
     assert planned._fused is not None and planned.compile_failure is None
     with pytest.raises(ValueError, match="compile must be 'auto', True or False"):
         _engine("yes")
+
+
+def test_compiling_is_announced(caplog, monkeypatch):
+    """The pause of a compilation is said before it and timed after it (the command line shows both)."""
+    monkeypatch.setattr(_fused, "_seen", set())  # as in a process that has not run this configuration yet
+    with caplog.at_level(logging.INFO, logger="cvlearn.engine"):
+        _engine(True).run(100, stride=50)
+        _engine(True).run(100, stride=50)  # the same configuration again: nothing to say
+    said = [r.getMessage() for r in caplog.records if r.name == "cvlearn.engine"]
+    assert len(said) == 2 and said[0].startswith("Langevin: compiling the fused steps"), said
+    assert said[1].startswith("Langevin: compiled the fused steps in")
 
 
 def test_small_engines_compile_single_threaded():

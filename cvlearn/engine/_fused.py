@@ -60,7 +60,7 @@ except ImportError:  # a torch without the while_loop construct: the engine then
 
 __all__ = ["FusedSteps", "eager_step_seconds", "event_periods", "fusable_biases", "own_deposits"]
 
-log = logging.getLogger("cvlearn")
+log = logging.getLogger("cvlearn.engine")  # shown by the command line (a pause of seconds is explained)
 
 #: Steps of one block at most (a block also ends at every event): long enough that the ~0.2 ms of Python
 #: per block is ~2 % of one walker's steps, short enough that an interrupt loses little.
@@ -305,6 +305,9 @@ class FusedSteps:
             fn = _compiled_block(eng.device.type)
             states = [b.fused_state(eng.dtype, eng.device) for b in eng.biases]
             new = self.key not in _seen
+            if new:
+                log.info("Langevin: compiling the fused steps of this configuration (20-30 s the first time, "
+                         "a few seconds once torch has them in its disk cache)")
             t0 = time.perf_counter()
             # Every call: a bias state that grows (OPES's kernel slots) may recompile at any block.
             with torch._dynamo.config.patch(recompile_limit=MAX_CONFIGURATIONS), self._inductor_options(), \
