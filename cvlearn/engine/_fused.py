@@ -243,7 +243,7 @@ def _compiled_block(device_type):
         # Let inductor's on-disk FX graph cache keep graphs with a while_loop (torch 2.13 refuses by default):
         # its key hashes the loop bodies' code and constants too (checked: runs differing only in a constant of
         # the potential or of the deposit compile anew and equal the eager steps), so a later process skips
-        # inductor's lowering and C++ compilation (~6 s warm instead of ~10 s; dynamo's tracing remains).
+        # inductor's lowering and C++ compilation (dynamo's tracing remains; see the module's docstring).
         options["unsafe_marked_cacheable_functions"] = {"torch.ops.higher_order.while_loop": torch.__version__}
         fn = _compiled[device_type] = torch.compile(_block, fullgraph=True, dynamic=False, options=options)
     return fn
